@@ -1,0 +1,161 @@
+//! The `switchboard` command line: argument parsing and dispatch to each command.
+
+mod lines;
+mod translate;
+
+pub use lines::{Line, LineReader};
+
+use crate::dialect::{Direction, Registry, report};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// switchboard: a stateless realtime protocol gateway for chat systems.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    /// Directory of mapping files; the set embedded in the binary when absent.
+    #[arg(long, global = true, env = "SWITCHBOARD_MAPPINGS", value_name = "DIR")]
+    pub mappings: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A direction on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DirArg {
+    /// Sent by a client.
+    Up,
+    /// Sent by a server.
+    Down,
+}
+
+impl From<DirArg> for Direction {
+    fn from(d: DirArg) -> Direction {
+        match d {
+            DirArg::Up => Direction::Up,
+            DirArg::Down => Direction::Down,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate one wire-JSON event per stdin line from dialect A to dialect B.
+    Translate {
+        /// Source dialect, or `canonical`.
+        #[arg(long)]
+        from: String,
+        /// Target dialect, or `canonical`.
+        #[arg(long)]
+        to: String,
+        /// Who sent the events (default: inferred per event, `up` first).
+        #[arg(long, value_enum)]
+        direction: Option<DirArg>,
+        /// Lines longer than this are refused with an error (memory stays bounded).
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        max_line_bytes: usize,
+        /// Worker threads (default: one per core). Output order is input order.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Validate mapping files; exit status 1 with every error listed.
+    Check {
+        /// Directory to check (default: --mappings, or the embedded set).
+        dir: Option<PathBuf>,
+    },
+    /// List dialects: framing, transport, events per direction.
+    Dialects {
+        /// Markdown table instead of text.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// For every pair of dialects: which canonical events translate, which fields are lost.
+    Matrix {
+        /// Markdown instead of text.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+fn registry(mappings: Option<&PathBuf>) -> Result<Registry> {
+    let reg = match mappings {
+        Some(dir) => Registry::load_dir(dir),
+        None => Registry::embedded(),
+    };
+    reg.map_err(|e| anyhow::anyhow!("{e}"))
+        .context("loading the mapping files")
+}
+
+/// Runs the command line; the exit code is the command's.
+///
+/// # Errors
+/// Start-up failures (bad mapping files, I/O on stdin/stdout).
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Translate {
+            from,
+            to,
+            direction,
+            max_line_bytes,
+            threads,
+        } => {
+            let reg = registry(cli.mappings.as_ref())?;
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let opts = translate::Options {
+                from: &from,
+                to: &to,
+                dir: direction.map(Direction::from),
+                max_line_bytes,
+                threads: threads.max(1),
+            };
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            let stderr = std::io::stderr().lock();
+            let failed = translate::run(&reg, &opts, stdin, stdout, stderr)?;
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Check { dir } => {
+            let dir = dir.or(cli.mappings);
+            let reg = match &dir {
+                Some(d) => Registry::load_dir(d),
+                None => Registry::embedded(),
+            };
+            match reg {
+                Ok(reg) => {
+                    let rules: usize = reg.dialects().iter().map(|d| d.rules.len()).sum();
+                    println!(
+                        "ok: {} dialects, {} rules, {} canonical events, {} canonical fields",
+                        reg.dialects().len(),
+                        rules,
+                        reg.vocab.events.len(),
+                        reg.vocab.fields.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s)", errors.0.len());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Dialects { markdown } => {
+            let reg = registry(cli.mappings.as_ref())?;
+            print!("{}", report::dialects(&reg, markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Matrix { markdown } => {
+            let reg = registry(cli.mappings.as_ref())?;
+            print!("{}", report::matrix(&reg, markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

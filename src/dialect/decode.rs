@@ -1,0 +1,330 @@
+//! Decoding: a dialect's wire event → canonical events, by the compiled plan. The payload
+//! is consumed: mapped fields are moved (not copied) into the body, and what no rule maps
+//! is carried in the event's metadata.
+
+use super::error::{TranslateError, json_type_name};
+use super::plan::{DefaultValue, Dialect, Direction, FieldOp, MetaRef, Rule, WireName};
+use super::vocabulary::Route;
+use super::framing::WireEvent;
+use crate::event::{Carried, Event, Meta, Origin, Target, UserRef, format_iso_millis, now_millis};
+use serde_json::{Map, Value};
+use smallvec::SmallVec;
+
+/// Who and where an event is decoded for: filled by listeners, empty in the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeContext {
+    /// The authenticated user, when known.
+    pub user: Option<UserRef>,
+    /// This instance's id.
+    pub instance: String,
+    /// The connection the event arrived on.
+    pub connection: String,
+}
+
+/// Decoded events: almost always one.
+pub type Decoded = SmallVec<[Event; 1]>;
+
+impl Dialect {
+    /// Decodes a wire event sent in `dir` (or, when `None`, in the first direction that
+    /// knows its name, `up` first).
+    ///
+    /// # Errors
+    /// Unknown name, unmatched selectors, a non-object payload, missing or mistyped fields,
+    /// values outside a value map.
+    pub fn decode(
+        &self,
+        wire: WireEvent,
+        dir: Option<Direction>,
+        ctx: &DecodeContext,
+    ) -> Result<Decoded, TranslateError> {
+        let no_payload = wire.payload.is_none();
+        let mut payload = match wire.payload {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(TranslateError::PayloadNotObject {
+                    name: wire.name,
+                    found: json_type_name(&other),
+                });
+            }
+        };
+        let dirs: &[Direction] = match dir {
+            Some(Direction::Up) => &[Direction::Up],
+            Some(Direction::Down) => &[Direction::Down],
+            None => &Direction::ALL,
+        };
+        for &d in dirs {
+            let (found, rule) = self.select_decoder(&wire.name, d, &mut payload);
+            if let Some(rule) = rule {
+                let meta = Meta {
+                    id: wire.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    trace_id: wire.trace_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    at: wire.at.unwrap_or_else(now_millis),
+                    origin: Some(Origin {
+                        dialect: self.name.clone(),
+                        instance: ctx.instance.clone(),
+                        connection: ctx.connection.clone(),
+                    }),
+                    user: ctx.user.clone(),
+                    target: None,
+                    carried: None,
+                };
+                return self.apply(rule, &wire.name, payload, no_payload, meta);
+            }
+            if found {
+                return Err(TranslateError::NoVariant {
+                    dialect: self.name.to_string(),
+                    reason: self.selector_hint(&wire.name, d),
+                    name: wire.name,
+                });
+            }
+        }
+        Err(TranslateError::UnknownEvent {
+
+            dialect: self.name.to_string(),
+            name: wire.name,
+            dir: dir.map_or("up or down", Direction::as_str),
+        })
+    }
+
+    /// Finds the rule for `name` in `dir`: `(name known in dir, matching rule)`. Template
+    /// parameters of the chosen rule are inserted into `payload`.
+    fn select_decoder(
+        &self,
+        name: &str,
+        dir: Direction,
+        payload: &mut Map<String, Value>,
+    ) -> (bool, Option<&Rule>) {
+        let mut known = false;
+        if let Some(idx) = self.decode_exact[dir.index()].get(name) {
+            known = true;
+            for &i in idx {
+                let r = &self.rules[i];
+                if selectors_match(r, payload) {
+                    return (true, Some(r));
+                }
+            }
+        }
+        for &i in &self.decode_templates[dir.index()] {
+            let r = &self.rules[i];
+            let WireName::Template(t) = &r.wire else { continue };
+            let Some(values) = t.matches(name) else { continue };
+            known = true;
+            if selectors_match(r, payload) {
+                for (p, v) in t.params.iter().zip(values) {
+                    payload.insert(p.to_string(), Value::String(v.to_string()));
+                }
+                return (true, Some(r));
+            }
+        }
+        (known, None)
+    }
+
+    fn selector_hint(&self, name: &str, dir: Direction) -> String {
+        let mut hints = Vec::new();
+        for r in self.rules.iter().filter(|r| r.decodes && r.dir == dir) {
+            let named = match &r.wire {
+                WireName::Exact(n) => &**n == name,
+                WireName::Template(t) => t.matches(name).is_some(),
+            };
+            if named && !r.when.is_empty() {
+                let w: Vec<String> = r.when.iter().map(|(p, v)| format!("{p}: {v}")).collect();
+                hints.push(format!("{{{}}}", w.join(", ")));
+            }
+        }
+        format!("expected fields matching one of {}", hints.join(" | "))
+    }
+
+    fn apply(
+        &self,
+        rule: &Rule,
+        wire_name: &str,
+        mut payload: Map<String, Value>,
+        no_payload: bool,
+        mut meta: Meta,
+    ) -> Result<Decoded, TranslateError> {
+        for (p, _) in &rule.when {
+            p.take(&mut payload);
+        }
+        let mut omitted = Vec::new();
+        for (p, v) in &rule.consts {
+            match p.get(&payload) {
+                Some(x) if x == v => {
+                    p.take(&mut payload);
+                }
+                Some(_) => {}
+                None => omitted.push(p.to_string()),
+            }
+        }
+        let mut body = Map::new();
+        let mut split: Option<(&FieldOp, Vec<Value>)> = None;
+        for op in &rule.fields {
+            let Some(v) = op.wire.take(&mut payload) else {
+                if op.required {
+                    return Err(missing(wire_name, &op.wire.to_string()));
+                }
+                continue;
+            };
+            if op.split {
+                match v {
+                    Value::Array(items) => split = Some((op, items)),
+                    other => return Err(field_type(wire_name, op, "an array", &other)),
+                }
+                continue;
+            }
+            let v = map_value(wire_name, op, v)?;
+            op.canon.insert(&mut body, v);
+        }
+        if rule.passthrough {
+            for (k, v) in std::mem::take(&mut payload) {
+                body.entry(k).or_insert(v);
+            }
+        }
+        for (p, v) in &rule.sets {
+            p.insert(&mut body, v.clone());
+        }
+        for (p, dv) in &rule.defaults {
+            if p.get(&body).is_none()
+                && let Some(v) = resolve_default(dv, &meta)
+            {
+                p.insert(&mut body, v);
+            }
+        }
+        if !payload.is_empty() || no_payload || !omitted.is_empty() {
+            meta.carried = Some(Box::new(Carried {
+                dialect: self.name.clone(),
+                wire: match &rule.wire {
+                    WireName::Exact(n) => n.clone(),
+                    WireName::Template(t) => t.source.clone(),
+                },
+                fields: payload,
+                omitted,
+                no_payload,
+            }));
+        }
+        let mut out = Decoded::new();
+        match split {
+            None => {
+                check_required(rule, wire_name, &body)?;
+                out.push(finish(rule, body, meta));
+            }
+            Some((op, items)) => {
+                let n = items.len();
+                for (i, item) in items.into_iter().enumerate() {
+                    let v = map_value(wire_name, op, item)?;
+                    let mut b = if i + 1 == n { std::mem::take(&mut body) } else { body.clone() };
+                    op.canon.insert(&mut b, v);
+                    check_required(rule, wire_name, &b)?;
+                    let mut m = meta.clone();
+                    if i > 0 {
+                        m.id = uuid::Uuid::new_v4().to_string();
+                    }
+                    out.push(finish(rule, b, m));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn selectors_match(rule: &Rule, payload: &Map<String, Value>) -> bool {
+    rule.when.iter().all(|(p, v)| p.get(payload) == Some(v))
+}
+
+fn map_value(event: &str, op: &FieldOp, v: Value) -> Result<Value, TranslateError> {
+    if let Some(map) = &op.values {
+        return match map.to_canon(&v) {
+            Some(c) => Ok(c.clone()),
+            None => Err(TranslateError::BadValue {
+                event: event.to_string(),
+                field: op.wire.to_string(),
+                value: short(&v),
+                expected: map.wire_values(),
+            }),
+        };
+    }
+    if op.ty.accepts(&v) {
+        Ok(v)
+    } else {
+        Err(field_type(event, op, &op.ty.to_string(), &v))
+    }
+}
+
+fn field_type(event: &str, op: &FieldOp, expected: &str, found: &Value) -> TranslateError {
+    TranslateError::FieldType {
+        event: event.to_string(),
+        field: op.wire.to_string(),
+        expected: expected.to_string(),
+        found: json_type_name(found),
+    }
+}
+
+fn missing(event: &str, field: &str) -> TranslateError {
+    TranslateError::MissingField {
+        event: event.to_string(),
+        field: field.to_string(),
+    }
+}
+
+fn check_required(rule: &Rule, wire_name: &str, body: &Map<String, Value>) -> Result<(), TranslateError> {
+    for (p, wire_field) in &rule.required {
+        match p.get(body) {
+            None | Some(Value::Null) => return Err(missing(wire_name, wire_field)),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn finish(rule: &Rule, body: Map<String, Value>, mut meta: Meta) -> Event {
+    meta.target = match &rule.route {
+        Some(Route::Room(f)) => body.get(&**f).and_then(id_string).map(Target::Room),
+        Some(Route::User(f)) => body.get(&**f).and_then(id_string).map(Target::User),
+        None => None,
+    };
+    Event {
+        name: rule.canonical.clone(),
+        body,
+        meta,
+    }
+}
+
+fn id_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The value of a default, given the event's metadata (`None` when it names absent metadata).
+pub(crate) fn resolve_default(dv: &DefaultValue, meta: &Meta) -> Option<Value> {
+    match dv {
+        DefaultValue::Const(v) => Some(v.clone()),
+        DefaultValue::Meta(m) => match m {
+            MetaRef::Id => Some(Value::String(meta.id.clone())),
+            MetaRef::TraceId => Some(Value::String(meta.trace_id.clone())),
+            MetaRef::At => Some(Value::String(format_iso_millis(meta.at))),
+            MetaRef::AtMillis => Some(Value::from(meta.at)),
+            MetaRef::UserId => meta.user.as_ref().map(|u| Value::String(u.id.clone())),
+            MetaRef::UserName => meta
+                .user
+                .as_ref()
+                .and_then(|u| u.name.clone())
+                .map(Value::String),
+        },
+    }
+}
+
+/// A value as JSON text, cut to 40 characters, for error messages.
+pub(crate) fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() <= 40 {
+        return s;
+    }
+    let mut end = 40;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,244 @@
+//! Framings: how one event is laid out as JSON on the wire. Parsing a frame yields a
+//! `WireEvent` (name, payload, and what the framing itself carries); writing does the
+//! reverse in a fixed key order.
+
+use super::error::TranslateError;
+use super::plan::Framing;
+use crate::event::{format_iso_millis, parse_iso_millis};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One event as a dialect has it, before mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireEvent {
+    /// Wire event name (`SEND_MSG`, `message:send`, `message.created`).
+    pub name: String,
+    /// The payload; `None` when the frame had none (`["presence:heartbeat"]`).
+    pub payload: Option<Value>,
+    /// The envelope's `traceId`.
+    pub trace_id: Option<String>,
+    /// The webhook body's `id`.
+    pub id: Option<String>,
+    /// The webhook body's `timestamp`, Unix milliseconds.
+    pub at: Option<i64>,
+}
+
+impl WireEvent {
+    /// A wire event with a name and payload only.
+    pub fn new(name: impl Into<String>, payload: Option<Value>) -> Self {
+        WireEvent {
+            name: name.into(),
+            payload,
+            trace_id: None,
+            id: None,
+            at: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeIn {
+    event: String,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeOut<'a> {
+    event: &'a str,
+    trace_id: &'a str,
+    data: &'a Value,
+}
+
+#[derive(Deserialize)]
+struct WebhookIn {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct WebhookOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    ty: &'a str,
+    timestamp: &'a str,
+    data: &'a Value,
+}
+
+fn framing_err(framing: Framing, reason: impl Into<String>) -> TranslateError {
+    TranslateError::Framing {
+        framing: framing.as_str(),
+        reason: reason.into(),
+    }
+}
+
+fn json_err(e: &serde_json::Error) -> TranslateError {
+    TranslateError::NotJson(e.to_string())
+}
+
+/// Parses one frame of `framing` from JSON text.
+///
+/// # Errors
+/// Not JSON, or JSON that is not the framing's shape.
+pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, TranslateError> {
+    match framing {
+        Framing::Envelope => {
+            let env: EnvelopeIn = serde_json::from_slice(text).map_err(|e| {
+                if e.is_data() {
+                    framing_err(framing, format!("expected {{\"event\", \"traceId\", \"data\"}}: {e}"))
+                } else {
+                    json_err(&e)
+                }
+            })?;
+            Ok(WireEvent {
+                name: env.event,
+                payload: env.data,
+                trace_id: env.trace_id,
+                id: None,
+                at: None,
+            })
+        }
+        Framing::SocketIo => {
+            let v: Value = serde_json::from_slice(text).map_err(|e| json_err(&e))?;
+            let Value::Array(mut items) = v else {
+                return Err(framing_err(framing, "expected an array [\"event\", payload]"));
+            };
+            if items.is_empty() {
+                return Err(framing_err(framing, "empty array: the event name is missing"));
+            }
+            if items.len() > 2 {
+                return Err(framing_err(
+                    framing,
+                    format!("expected [\"event\"] or [\"event\", payload], found {} items", items.len()),
+                ));
+            }
+            let payload = if items.len() == 2 { items.pop() } else { None };
+            let Some(Value::String(name)) = items.pop() else {
+                return Err(framing_err(framing, "the first item must be the event name, a string"));
+            };
+            Ok(WireEvent::new(name, payload))
+        }
+        Framing::Webhook => {
+            let w: WebhookIn = serde_json::from_slice(text).map_err(|e| {
+                if e.is_data() {
+                    framing_err(
+                        framing,
+                        format!("expected {{\"id\", \"type\", \"timestamp\", \"data\"}}: {e}"),
+                    )
+                } else {
+                    json_err(&e)
+                }
+            })?;
+            let at = match &w.timestamp {
+                Some(t) => Some(
+                    parse_iso_millis(t)
+                        .ok_or_else(|| framing_err(framing, format!("timestamp `{t}` is not ISO-8601")))?,
+                ),
+                None => None,
+            };
+            Ok(WireEvent {
+                name: w.ty,
+                payload: w.data,
+                trace_id: None,
+                id: w.id,
+                at,
+            })
+        }
+    }
+}
+
+/// Writes one frame of `framing` as JSON text to `out`. `trace_id`, `id` and `at` come
+/// from the canonical event's metadata.
+pub fn write_frame(
+    framing: Framing,
+    name: &str,
+    payload: Option<&Value>,
+    meta: &crate::event::Meta,
+    out: &mut Vec<u8>,
+) {
+    let empty_obj = Value::Object(serde_json::Map::new());
+    let data = payload.unwrap_or(&empty_obj);
+    // Serialising these shapes into a Vec cannot fail: every key is a string.
+    let _ = match framing {
+        Framing::Envelope => serde_json::to_writer(
+            &mut *out,
+            &EnvelopeOut {
+                event: name,
+                trace_id: &meta.trace_id,
+                data,
+            },
+        ),
+        Framing::SocketIo => match payload {
+            Some(p) => serde_json::to_writer(&mut *out, &(name, p)),
+            None => serde_json::to_writer(&mut *out, &[name]),
+        },
+        Framing::Webhook => {
+            let id_owned;
+            let id = if meta.id.starts_with("evt_") {
+                meta.id.as_str()
+            } else {
+                id_owned = format!("evt_{}", meta.id);
+                id_owned.as_str()
+            };
+            serde_json::to_writer(
+                &mut *out,
+                &WebhookOut {
+                    id,
+                    ty: name,
+                    timestamp: &format_iso_millis(meta.at),
+                    data,
+                },
+            )
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn socketio_shapes() {
+        let w = parse_frame(Framing::SocketIo, br#"["typing",{"conversationId":"c"}]"#).unwrap();
+        assert_eq!(w.name, "typing");
+        assert_eq!(w.payload, Some(json!({"conversationId": "c"})));
+        let w = parse_frame(Framing::SocketIo, br#"["presence:heartbeat"]"#).unwrap();
+        assert_eq!(w.payload, None);
+        for bad in [&b"{}"[..], b"[]", b"[1]", b"[\"a\",1,2]"] {
+            assert!(matches!(
+                parse_frame(Framing::SocketIo, bad),
+                Err(TranslateError::Framing { .. })
+            ));
+        }
+        assert!(matches!(
+            parse_frame(Framing::SocketIo, b"nope"),
+            Err(TranslateError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn envelope_and_webhook_shapes() {
+        let w = parse_frame(Framing::Envelope, br#"{"event":"ACK","traceId":"t","data":{"messageId":"m"}}"#)
+            .unwrap();
+        assert_eq!((w.name.as_str(), w.trace_id.as_deref()), ("ACK", Some("t")));
+        assert!(parse_frame(Framing::Envelope, br#"{"data":{}}"#).is_err());
+        let w = parse_frame(
+            Framing::Webhook,
+            br#"{"id":"evt_1","type":"user.online","timestamp":"2024-01-15T10:30:00.000Z","data":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(w.at, Some(1_705_314_600_000));
+        assert!(parse_frame(Framing::Webhook, br#"{"type":"x","timestamp":"soon"}"#).is_err());
+    }
+}

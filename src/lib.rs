@@ -1,0 +1,11 @@
+//! switchboard: a stateless realtime protocol gateway for chat systems.
+//!
+//! The architecture follows the data path: a dialect's wire event is decoded
+//! ([`dialect`]) into a canonical [`event::Event`], routed, and encoded into every
+//! recipient's dialect. Dialects are data (`mappings/*.toml`), compiled once at start-up.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod dialect;
+pub mod event;

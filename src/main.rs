@@ -1,0 +1,15 @@
+//! The `switchboard` binary: parses the command line and runs it.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = switchboard::cli::Cli::parse();
+    match switchboard::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
