@@ -7,7 +7,7 @@ use super::error::TranslateError;
 use super::framing::WireEvent;
 use super::plan::{Dialect, Direction, Rule, WireName};
 use crate::event::Event;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 impl Dialect {
     /// Encodes `ev` for sending in `dir` (`down` to a client, `up` to a backend).

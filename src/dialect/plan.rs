@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Who sends an event: a client (`up`) or a server (`down`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     /// Client → server: intents.
     Up,
