@@ -34,7 +34,7 @@ fn golden_cases() {
         let dir = case["dir"].as_str().and_then(Direction::parse);
         let from = case["from"].as_str().expect("from");
         let to = case["to"].as_str().expect("to");
-        let got = common::translate(&reg, from, to, dir, &case["in"]);
+        let got = common::translate(reg, from, to, dir, &case["in"]);
         match (&got, case.get("error")) {
             (Err(e), Some(want)) if e.contains(want.as_str().unwrap_or("")) => {}
             (Ok(out), None) if matches(&case["out"], &Value::Array(out.clone())) => {}
@@ -42,5 +42,10 @@ fn golden_cases() {
         }
     }
     assert!(count >= 40, "at least 40 golden cases, found {count}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

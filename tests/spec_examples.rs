@@ -7,7 +7,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use switchboard::dialect::plan::WireName;
 
-const DIALECTS: [&str; 6] = ["nexus", "clerk", "phase10", "salala", "chat-service", "webhook"];
+const DIALECTS: [&str; 6] = [
+    "nexus",
+    "clerk",
+    "phase10",
+    "salala",
+    "chat-service",
+    "webhook",
+];
 
 fn wire_name(frame: &Value) -> String {
     match frame {
@@ -28,14 +35,19 @@ fn examples_round_trip_to_themselves() {
     let mut failures = Vec::new();
     for d in DIALECTS {
         for (dir, frame) in common::examples(d) {
-            match common::translate(&reg, d, d, Some(dir), &frame) {
+            match common::translate(reg, d, d, Some(dir), &frame) {
                 Ok(out) if out.len() == 1 && out[0] == frame => {}
                 Ok(out) => failures.push(format!("{d} {dir}: {frame}\n   became {out:?}")),
                 Err(e) => failures.push(format!("{d} {dir}: {frame}\n   failed: {e}")),
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -46,7 +58,7 @@ fn examples_cover_every_decoding_rule() {
         let dialect = reg.dialect(d).expect("dialect loads");
         let mut used = BTreeSet::new();
         for (dir, frame) in common::examples(d) {
-            let out = common::translate(&reg, d, "canonical", Some(dir), &frame)
+            let out = common::translate(reg, d, "canonical", Some(dir), &frame)
                 .unwrap_or_else(|e| panic!("{d}: {frame}: {e}"));
             for ev in out {
                 let name = ev["name"].as_str().unwrap_or_default().to_string();
@@ -63,18 +75,27 @@ fn examples_cover_every_decoding_rule() {
                     }
             });
             if !covered {
-                missing.push(format!("{d}:{} {} → {}", r.line, r.wire.pattern(), r.canonical));
+                missing.push(format!(
+                    "{d}:{} {} → {}",
+                    r.line,
+                    r.wire.pattern(),
+                    r.canonical
+                ));
             }
         }
     }
-    assert!(missing.is_empty(), "rules without an example:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "rules without an example:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
 fn decoded_examples_are_canonical() {
     let reg = common::registry();
     let out = common::translate(
-        &reg,
+        reg,
         "nexus",
         "canonical",
         None,
@@ -83,7 +104,10 @@ fn decoded_examples_are_canonical() {
     .expect("decodes");
     let ev = &out[0];
     assert_eq!(ev["name"], "message.send");
-    assert_eq!(ev["body"], json!({"conversationId":"r","content":"hi","kind":"TEXT"}));
+    assert_eq!(
+        ev["body"],
+        json!({"conversationId":"r","content":"hi","kind":"TEXT"})
+    );
     assert_eq!(ev["meta"]["traceId"], "t-1");
     assert_eq!(ev["meta"]["target"], json!({"room":"r"}));
     assert_eq!(ev["meta"]["origin"]["dialect"], "nexus");

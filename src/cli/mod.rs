@@ -118,7 +118,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let stdout = std::io::stdout().lock();
             let stderr = std::io::stderr().lock();
             let failed = translate::run(&reg, &opts, stdin, stdout, stderr)?;
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Check { dir } => {
             let dir = dir.or(cli.mappings);

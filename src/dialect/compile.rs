@@ -4,8 +4,7 @@
 use super::jsontype::JsonType;
 use super::path::Path;
 use super::plan::{
-    DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, Template, ValueMap,
-    WireName,
+    DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, Template, ValueMap, WireName,
 };
 use super::source::Source;
 use super::spec::{DialectFile, RawFieldFull, RawRule, SpannedTable};
@@ -56,9 +55,7 @@ pub fn compile_dialect(src: &mut Source<'_>, vocab: &Vocabulary) -> Option<Diale
             None => vocab.event(event).is_some(),
         };
         if !known {
-            let msg = format!(
-                "`{key}` names no canonical event (write `event` or `event:field`)"
-            );
+            let msg = format!("`{key}` names no canonical event (write `event` or `event:field`)");
             src.error(k.span(), "unknown-canonical-event", msg);
         }
         lacks.push((key.clone(), reason.clone()));
@@ -97,7 +94,11 @@ pub fn compile_dialect(src: &mut Source<'_>, vocab: &Vocabulary) -> Option<Diale
                 let msg = format!(
                     "`{}` is {} {}: intents travel up, facts down (dir is `{}`)",
                     ev.name,
-                    if ev.kind == EventKind::Intent { "an" } else { "a" },
+                    if ev.kind == EventKind::Intent {
+                        "an"
+                    } else {
+                        "a"
+                    },
                     ev.kind.as_str(),
                     raw.dir.get_ref()
                 );
@@ -151,7 +152,10 @@ fn index_rule(src: &mut Source<'_>, d: &mut Dialect, rule: Rule, raw: &RawRule) 
             .rules
             .iter()
             .find(|o| {
-                o.encodes && o.dir == rule.dir && o.canonical == rule.canonical && o.sets == rule.sets
+                o.encodes
+                    && o.dir == rule.dir
+                    && o.canonical == rule.canonical
+                    && o.sets == rule.sets
             })
             .map(|o| o.line);
         if let Some(line) = clash {
@@ -227,7 +231,10 @@ fn compile_rule(
         fields.push(op);
     }
     if let Some(split) = &raw.split {
-        match fields.iter_mut().find(|f| f.wire.to_string() == *split.get_ref()) {
+        match fields
+            .iter_mut()
+            .find(|f| f.wire.to_string() == *split.get_ref())
+        {
             Some(f) => f.split = true,
             None => {
                 let msg = format!(
@@ -240,7 +247,10 @@ fn compile_rule(
     }
     if let WireName::Template(t) = &wire {
         for p in &t.params {
-            if !fields.iter().any(|f| f.wire.depth() == 1 && f.wire.head() == &**p) {
+            if !fields
+                .iter()
+                .any(|f| f.wire.depth() == 1 && f.wire.head() == &**p)
+            {
                 let msg = format!(
                     "name parameter `{{{p}}}` must be mapped in [fields] (e.g. `{p} = \"userId\"`)"
                 );
@@ -321,7 +331,11 @@ fn compile_wire_name(src: &mut Source<'_>, wire: &Spanned<String>) -> WireName {
         match rest.find('{') {
             None => {
                 if rest.contains('}') {
-                    src.error(wire.span(), "wire-template", format!("unbalanced `}}` in `{s}`"));
+                    src.error(
+                        wire.span(),
+                        "wire-template",
+                        format!("unbalanced `}}` in `{s}`"),
+                    );
                 }
                 lits.push(Box::from(rest));
                 break;
@@ -329,7 +343,11 @@ fn compile_wire_name(src: &mut Source<'_>, wire: &Spanned<String>) -> WireName {
             Some(open) => {
                 let lit = &rest[..open];
                 if lit.contains('}') {
-                    src.error(wire.span(), "wire-template", format!("unbalanced `}}` in `{s}`"));
+                    src.error(
+                        wire.span(),
+                        "wire-template",
+                        format!("unbalanced `}}` in `{s}`"),
+                    );
                 }
                 if !params.is_empty() && lit.is_empty() {
                     let msg = format!("parameters in `{s}` must be separated by literal text");
@@ -338,7 +356,11 @@ fn compile_wire_name(src: &mut Source<'_>, wire: &Spanned<String>) -> WireName {
                 lits.push(Box::from(lit));
                 let after = &rest[open + 1..];
                 let Some(close) = after.find('}') else {
-                    src.error(wire.span(), "wire-template", format!("unclosed `{{` in `{s}`"));
+                    src.error(
+                        wire.span(),
+                        "wire-template",
+                        format!("unclosed `{{` in `{s}`"),
+                    );
                     lits.push(Box::from(""));
                     break;
                 };
@@ -375,7 +397,10 @@ fn parse_path(src: &mut Source<'_>, key: &Spanned<String>) -> Option<Path> {
 
 fn check_canon_head(src: &mut Source<'_>, vocab: &Vocabulary, p: &Path, span: Range<usize>) {
     if !vocab.fields.contains_key(p.head()) {
-        let msg = format!("canonical field `{}` is not declared in canonical.toml", p.head());
+        let msg = format!(
+            "canonical field `{}` is not declared in canonical.toml",
+            p.head()
+        );
         src.error(span, "unknown-canonical-field", msg);
     }
 }
@@ -387,7 +412,9 @@ fn const_table(
 ) -> Vec<(Path, Value)> {
     let mut out = Vec::new();
     for (k, v) in t {
-        let Some(p) = parse_path(src, k) else { continue };
+        let Some(p) = parse_path(src, k) else {
+            continue;
+        };
         if let Some(vocab) = canon {
             check_canon_head(src, vocab, &p, k.span());
         }
@@ -403,7 +430,9 @@ fn default_table(
 ) -> Vec<(Path, DefaultValue)> {
     let mut out = Vec::new();
     for (k, v) in t {
-        let Some(p) = parse_path(src, k) else { continue };
+        let Some(p) = parse_path(src, k) else {
+            continue;
+        };
         check_canon_head(src, vocab, &p, k.span());
         let dv = match v.as_str() {
             Some(s) if s.starts_with("@@") => DefaultValue::Const(Value::String(s[1..].into())),
@@ -477,16 +506,22 @@ fn compile_field(
         None => JsonType::ANY,
     };
     let values = full.values.map(|pairs| {
-        let pairs: Vec<(Value, Value)> = pairs.iter().map(|(w, c)| (to_json(w), to_json(c))).collect();
+        let pairs: Vec<(Value, Value)> = pairs
+            .iter()
+            .map(|(w, c)| (to_json(w), to_json(c)))
+            .collect();
         let mut seen_w: HashMap<String, ()> = HashMap::new();
         let mut seen_c: HashMap<String, ()> = HashMap::new();
         for (w, c) in &pairs {
-            if seen_w.insert(w.to_string(), ()).is_some() || seen_c.insert(c.to_string(), ()).is_some()
+            if seen_w.insert(w.to_string(), ()).is_some()
+                || seen_c.insert(c.to_string(), ()).is_some()
             {
                 src.error(
                     value.span(),
                     "value-map",
-                    format!("value map pair [{w}, {c}] repeats a value: the map must be one-to-one"),
+                    format!(
+                        "value map pair [{w}, {c}] repeats a value: the map must be one-to-one"
+                    ),
                 );
             }
         }

@@ -3,9 +3,9 @@
 //! is carried in the event's metadata.
 
 use super::error::{TranslateError, json_type_name};
+use super::framing::WireEvent;
 use super::plan::{DefaultValue, Dialect, Direction, FieldOp, MetaRef, Rule, WireName};
 use super::vocabulary::Route;
-use super::framing::WireEvent;
 use crate::event::{Carried, Event, Meta, Origin, Target, UserRef, format_iso_millis, now_millis};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
@@ -58,7 +58,9 @@ impl Dialect {
             if let Some(rule) = rule {
                 let meta = Meta {
                     id: wire.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                    trace_id: wire.trace_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    trace_id: wire
+                        .trace_id
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                     at: wire.at.unwrap_or_else(now_millis),
                     origin: Some(Origin {
                         dialect: self.name.clone(),
@@ -80,7 +82,6 @@ impl Dialect {
             }
         }
         Err(TranslateError::UnknownEvent {
-
             dialect: self.name.to_string(),
             name: wire.name,
             dir: dir.map_or("up or down", Direction::as_str),
@@ -107,8 +108,12 @@ impl Dialect {
         }
         for &i in &self.decode_templates[dir.index()] {
             let r = &self.rules[i];
-            let WireName::Template(t) = &r.wire else { continue };
-            let Some(values) = t.matches(name) else { continue };
+            let WireName::Template(t) = &r.wire else {
+                continue;
+            };
+            let Some(values) = t.matches(name) else {
+                continue;
+            };
             known = true;
             if selectors_match(r, payload) {
                 for (p, v) in t.params.iter().zip(values) {
@@ -212,7 +217,11 @@ impl Dialect {
                 let n = items.len();
                 for (i, item) in items.into_iter().enumerate() {
                     let v = map_value(wire_name, op, item)?;
-                    let mut b = if i + 1 == n { std::mem::take(&mut body) } else { body.clone() };
+                    let mut b = if i + 1 == n {
+                        std::mem::take(&mut body)
+                    } else {
+                        body.clone()
+                    };
                     op.canon.insert(&mut b, v);
                     check_required(rule, wire_name, &b)?;
                     let mut m = meta.clone();
@@ -266,7 +275,11 @@ fn missing(event: &str, field: &str) -> TranslateError {
     }
 }
 
-fn check_required(rule: &Rule, wire_name: &str, body: &Map<String, Value>) -> Result<(), TranslateError> {
+fn check_required(
+    rule: &Rule,
+    wire_name: &str,
+    body: &Map<String, Value>,
+) -> Result<(), TranslateError> {
     for (p, wire_field) in &rule.required {
         match p.get(body) {
             None | Some(Value::Null) => return Err(missing(wire_name, wire_field)),

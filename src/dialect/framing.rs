@@ -95,7 +95,10 @@ pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, Translate
         Framing::Envelope => {
             let env: EnvelopeIn = serde_json::from_slice(text).map_err(|e| {
                 if e.is_data() {
-                    framing_err(framing, format!("expected {{\"event\", \"traceId\", \"data\"}}: {e}"))
+                    framing_err(
+                        framing,
+                        format!("expected {{\"event\", \"traceId\", \"data\"}}: {e}"),
+                    )
                 } else {
                     json_err(&e)
                 }
@@ -111,20 +114,32 @@ pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, Translate
         Framing::SocketIo => {
             let v: Value = serde_json::from_slice(text).map_err(|e| json_err(&e))?;
             let Value::Array(mut items) = v else {
-                return Err(framing_err(framing, "expected an array [\"event\", payload]"));
+                return Err(framing_err(
+                    framing,
+                    "expected an array [\"event\", payload]",
+                ));
             };
             if items.is_empty() {
-                return Err(framing_err(framing, "empty array: the event name is missing"));
+                return Err(framing_err(
+                    framing,
+                    "empty array: the event name is missing",
+                ));
             }
             if items.len() > 2 {
                 return Err(framing_err(
                     framing,
-                    format!("expected [\"event\"] or [\"event\", payload], found {} items", items.len()),
+                    format!(
+                        "expected [\"event\"] or [\"event\", payload], found {} items",
+                        items.len()
+                    ),
                 ));
             }
             let payload = if items.len() == 2 { items.pop() } else { None };
             let Some(Value::String(name)) = items.pop() else {
-                return Err(framing_err(framing, "the first item must be the event name, a string"));
+                return Err(framing_err(
+                    framing,
+                    "the first item must be the event name, a string",
+                ));
             };
             Ok(WireEvent::new(name, payload))
         }
@@ -140,10 +155,9 @@ pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, Translate
                 }
             })?;
             let at = match &w.timestamp {
-                Some(t) => Some(
-                    parse_iso_millis(t)
-                        .ok_or_else(|| framing_err(framing, format!("timestamp `{t}` is not ISO-8601")))?,
-                ),
+                Some(t) => Some(parse_iso_millis(t).ok_or_else(|| {
+                    framing_err(framing, format!("timestamp `{t}` is not ISO-8601"))
+                })?),
                 None => None,
             };
             Ok(WireEvent {
@@ -229,8 +243,11 @@ mod tests {
 
     #[test]
     fn envelope_and_webhook_shapes() {
-        let w = parse_frame(Framing::Envelope, br#"{"event":"ACK","traceId":"t","data":{"messageId":"m"}}"#)
-            .unwrap();
+        let w = parse_frame(
+            Framing::Envelope,
+            br#"{"event":"ACK","traceId":"t","data":{"messageId":"m"}}"#,
+        )
+        .unwrap();
         assert_eq!((w.name.as_str(), w.trace_id.as_deref()), ("ACK", Some("t")));
         assert!(parse_frame(Framing::Envelope, br#"{"data":{}}"#).is_err());
         let w = parse_frame(

@@ -53,6 +53,26 @@ impl JsonType {
         Some(JsonType { kind, nullable })
     }
 
+    /// The type's name as written in the vocabulary, without `?`.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Any => "any",
+            Kind::String => "string",
+            Kind::Number => "number",
+            Kind::Integer => "integer",
+            Kind::Bool => "bool",
+            Kind::Object => "object",
+            Kind::Array => "array",
+            Kind::StringArray => "string[]",
+            Kind::Id => "id",
+        }
+    }
+
+    /// Whether null is allowed.
+    pub fn nullable(&self) -> bool {
+        self.nullable
+    }
+
     /// Whether `v` has this type.
     pub fn accepts(&self, v: &Value) -> bool {
         match (self.kind, v) {
@@ -68,22 +88,6 @@ impl JsonType {
             (Kind::Id, Value::String(_) | Value::Number(_)) => true,
             _ => false,
         }
-    }
-
-    /// The type of one element when this is an array type (for `split`).
-    pub fn element(&self) -> JsonType {
-        match self.kind {
-            Kind::StringArray => JsonType {
-                kind: Kind::String,
-                nullable: false,
-            },
-            _ => JsonType::ANY,
-        }
-    }
-
-    /// Whether this is an array type.
-    pub fn is_array(&self) -> bool {
-        matches!(self.kind, Kind::Array | Kind::StringArray | Kind::Any)
     }
 }
 

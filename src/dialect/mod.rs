@@ -7,7 +7,7 @@ mod decode;
 mod encode;
 pub mod error;
 mod framing;
-mod jsontype;
+pub mod jsontype;
 pub mod path;
 pub mod plan;
 pub mod report;
@@ -104,7 +104,9 @@ impl Registry {
                     line: 0,
                     column: 0,
                     rule: "vocabulary",
-                    message: format!("the mappings need a {VOCABULARY_FILE} declaring the canonical vocabulary"),
+                    message: format!(
+                        "the mappings need a {VOCABULARY_FILE} declaring the canonical vocabulary"
+                    ),
                 });
                 Vocabulary::default()
             }
@@ -114,7 +116,10 @@ impl Registry {
             let mut src = Source::new(path, text);
             if let Some(d) = compile::compile_dialect(&mut src, &vocab) {
                 if d.name.as_ref() == "canonical" {
-                    src.file_error("dialect-name", "`canonical` is reserved for the canonical form");
+                    src.file_error(
+                        "dialect-name",
+                        "`canonical` is reserved for the canonical form",
+                    );
                 }
                 dialects.push(d);
             }

@@ -144,7 +144,10 @@ mod tests {
         let mut m = obj(json!({"message": {"id": 1, "user": {"id": 2}}, "keep": {}}));
         let p = Path::parse("message.user.id").unwrap();
         assert_eq!(p.take(&mut m), Some(json!(2)));
-        assert_eq!(Value::Object(m.clone()), json!({"message": {"id": 1}, "keep": {}}));
+        assert_eq!(
+            Value::Object(m.clone()),
+            json!({"message": {"id": 1}, "keep": {}})
+        );
         let p = Path::parse("message.id").unwrap();
         assert_eq!(p.take(&mut m), Some(json!(1)));
         assert_eq!(Value::Object(m), json!({"keep": {}}));

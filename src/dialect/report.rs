@@ -59,7 +59,10 @@ pub fn dialects(reg: &Registry, markdown: bool) -> String {
             d.system,
             d.framing.as_str(),
             transport,
-            d.spec.as_deref().map(|s| format!(", spec {s}")).unwrap_or_default()
+            d.spec
+                .as_deref()
+                .map(|s| format!(", spec {s}"))
+                .unwrap_or_default()
         );
         for dir in Direction::ALL {
             let _ = writeln!(out, "  {dir}:");
@@ -131,7 +134,9 @@ pub fn pair(from: &Dialect, to: &Dialect) -> PairReport {
             } else {
                 produced(from, &r.canonical, dir)
                     .into_iter()
-                    .filter(|f| !takes.contains(f) && !takes.iter().any(|t| f.starts_with(&format!("{t}."))))
+                    .filter(|f| {
+                        !takes.contains(f) && !takes.iter().any(|t| f.starts_with(&format!("{t}.")))
+                    })
                     .collect()
             };
             ok.push((dir, r.canonical.to_string(), lost));

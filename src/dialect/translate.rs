@@ -95,7 +95,9 @@ impl<'a> Translator<'a> {
                     .vocab
                     .intern(&ev.name)
                     .ok_or_else(|| TranslateError::UnknownCanonical(ev.name.to_string()))?;
-                let dir = self.dir.unwrap_or_else(|| self.reg.default_direction(&ev.name));
+                let dir = self
+                    .dir
+                    .unwrap_or_else(|| self.reg.default_direction(&ev.name));
                 Ok((Decoded::from_elem(ev, 1), dir))
             }
             Side::Dialect(d) => {
@@ -115,7 +117,12 @@ impl<'a> Translator<'a> {
     ///
     /// # Errors
     /// The target cannot express the event.
-    pub fn encode(&self, ev: &Event, dir: Direction, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+    pub fn encode(
+        &self,
+        ev: &Event,
+        dir: Direction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
         match self.to {
             Side::Canonical => {
                 // Serialising an Event into a Vec cannot fail: every map key is a string.

@@ -97,7 +97,8 @@ impl Vocabulary {
         for (name, f) in file.fields {
             match JsonType::parse(f.ty.get_ref()) {
                 Some(ty) => {
-                    v.fields.insert(name.into_inner(), VocabField { ty, doc: f.doc });
+                    v.fields
+                        .insert(name.into_inner(), VocabField { ty, doc: f.doc });
                 }
                 None => src.error(
                     f.ty.span(),

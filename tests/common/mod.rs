@@ -5,13 +5,16 @@ use serde_json::Value;
 use switchboard::dialect::translate::{Side, Translator};
 use switchboard::dialect::{Direction, Registry};
 
-/// The shipped mappings, read from the repository's `mappings/` directory.
-pub fn registry() -> Registry {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
-    match Registry::load_dir(&dir) {
-        Ok(r) => r,
-        Err(e) => panic!("shipped mappings do not load:\n{e}"),
-    }
+/// The shipped mappings, read once from the repository's `mappings/` directory.
+pub fn registry() -> &'static Registry {
+    static REG: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REG.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        match Registry::load_dir(&dir) {
+            Ok(r) => r,
+            Err(e) => panic!("shipped mappings do not load:\n{e}"),
+        }
+    })
 }
 
 /// Parses a JSONL fixture of `{"dir", "frame"}` lines.

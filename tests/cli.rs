@@ -1,0 +1,192 @@
+//! The `switchboard` binary as a user runs it: translate with good and bad lines, check,
+//! dialects and matrix.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn switchboard(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("SWITCHBOARD_MAPPINGS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("binary runs");
+    let _ = writer.join();
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn translate_reports_bad_lines_and_goes_on() {
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let huge = format!(
+        "[\"typing\",{{\"conversationId\":\"{}\"}}]",
+        "x".repeat(10 << 20)
+    );
+    let lines = [
+        r#"["typing",{"conversationId":"c1"}]"#.to_string(),
+        "this is not json".to_string(),
+        r#"{"event":"TYPING"}"#.to_string(),
+        r#"["noSuchEvent",{}]"#.to_string(),
+        r#"["sendMessage",{"conversationId":["not","an","id"],"content":"x"}]"#.to_string(),
+        deep,
+        huge,
+        String::new(),
+        r#"["markMessagesAsRead",{"messageIds":["a","b"]}]"#.to_string(),
+    ];
+    let input = lines.join("\n");
+    let out = switchboard(
+        &["translate", "--from", "salala", "--to", "nexus"],
+        input.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let events: Vec<&str> = stdout.lines().collect();
+    assert_eq!(events.len(), 3, "{stdout}");
+    assert!(events[0].contains("\"event\":\"TYPING\"") && events[0].contains("\"isTyping\":true"));
+    assert!(events[1].contains("\"ACK\"") && events[1].contains("\"a\""));
+    assert!(events[2].contains("\"ACK\"") && events[2].contains("\"b\""));
+    let stderr = text(&out.stderr);
+    let errs: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errs.len(), 6, "{stderr}");
+    assert!(errs[0].starts_with("line 2: not valid JSON"), "{stderr}");
+    assert!(
+        errs[1].starts_with("line 3: wrong framing for socketio"),
+        "{stderr}"
+    );
+    assert!(
+        errs[2].starts_with("line 4: unknown event `noSuchEvent`"),
+        "{stderr}"
+    );
+    assert!(
+        errs[3].starts_with("line 5: field `conversationId` of `sendMessage` must be"),
+        "{stderr}"
+    );
+    assert!(
+        errs[4].starts_with("line 6: not valid JSON: recursion limit"),
+        "{stderr}"
+    );
+    assert!(
+        errs[5].starts_with("line 7: line of 10485")
+            && errs[5].contains("over the 1048576-byte limit"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn translate_preserves_order_across_threads() {
+    let mut input = String::new();
+    for i in 0..20_000 {
+        input.push_str(&format!("[\"typing\",{{\"conversationId\":\"c{i}\"}}]\n"));
+    }
+    let out = switchboard(
+        &[
+            "translate",
+            "--from",
+            "salala",
+            "--to",
+            "chat-service",
+            "--threads",
+            "4",
+        ],
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for (i, line) in stdout.lines().enumerate() {
+        assert_eq!(
+            line,
+            format!("[\"typing:start\",{{\"conversationId\":\"c{i}\"}}]")
+        );
+    }
+    assert_eq!(stdout.lines().count(), 20_000);
+}
+
+#[test]
+fn translate_from_canonical_and_back() {
+    let out = switchboard(
+        &["translate", "--from", "chat-service", "--to", "canonical"],
+        br#"["message:edit",{"messageId":"m1","content":"new"}]"#,
+    );
+    assert!(out.status.success());
+    let canonical = out.stdout;
+    let back = switchboard(
+        &["translate", "--from", "canonical", "--to", "chat-service"],
+        &canonical,
+    );
+    assert!(back.status.success(), "{}", text(&back.stderr));
+    assert_eq!(
+        text(&back.stdout).trim(),
+        r#"["message:edit",{"content":"new","messageId":"m1"}]"#
+    );
+}
+
+#[test]
+fn unknown_dialect_is_a_startup_error() {
+    let out = switchboard(&["translate", "--from", "klingon", "--to", "nexus"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown dialect `klingon`"));
+}
+
+#[test]
+fn check_ships_valid_mappings_and_refuses_bad_ones() {
+    let ok = switchboard(&["check"], b"");
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).starts_with("ok: 6 dialects"));
+
+    let dir = std::env::temp_dir().join(format!("sb-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/canonical.toml");
+    std::fs::copy(src, dir.join("canonical.toml")).expect("copy vocabulary");
+    std::fs::write(
+        dir.join("broken.toml"),
+        "[dialect]\nname = \"broken\"\nsystem = \"x\"\nframing = \"socketio\"\n\n[[event]]\nwire = \"a\"\ndir = \"up\"\ncanonical = \"message.sned\"\n\n[[event]]\nwire = \"b\"\ndir = \"up\"\ncanonical = \"room.join\"\n",
+    )
+    .expect("write");
+    let bad = switchboard(&["check", dir.to_str().expect("utf-8 path")], b"");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = text(&bad.stderr);
+    assert!(
+        stderr.contains("broken.toml:9:13: [unknown-canonical-event]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("broken.toml:14:13: [unmapped-required]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn dialects_and_matrix() {
+    let d = switchboard(&["dialects", "--markdown"], b"");
+    assert!(d.status.success());
+    let md = text(&d.stdout);
+    assert_eq!(md.lines().count(), 2 + 6, "{md}");
+    assert!(md.contains("| `nexus` | NexusChat Engine | envelope | websocket |"));
+
+    let m = switchboard(&["matrix"], b"");
+    assert!(m.status.success());
+    let t = text(&m.stdout);
+    assert!(t.contains("nexus → clerk"));
+    assert!(t.contains("up   message.send (lost: kind, meta)"), "{t}");
+    assert!(
+        t.contains("typing.start ✗ Clerk chat has no typing indicator"),
+        "{t}"
+    );
+
+    let mm = switchboard(&["matrix", "--markdown"], b"");
+    assert!(text(&mm.stdout).contains("| from \\ to |"));
+}
