@@ -3,6 +3,10 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc: the gateway allocates many small, short-lived JSON nodes per event.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = switchboard::cli::Cli::parse();
     match switchboard::cli::run(cli) {

@@ -230,6 +230,10 @@ fn compile_rule(
         wire_spans.push((op.wire.clone(), key.span()));
         fields.push(op);
     }
+    for i in 0..fields.len() {
+        let later = fields[i + 1..].iter().any(|f| f.canon == fields[i].canon);
+        fields[i].last_use = !later;
+    }
     if let Some(split) = &raw.split {
         match fields
             .iter_mut()
@@ -534,5 +538,6 @@ fn compile_field(
         required: full.required,
         values,
         split: false,
+        last_use: true,
     })
 }

@@ -6,7 +6,9 @@ use super::error::{TranslateError, json_type_name};
 use super::framing::WireEvent;
 use super::plan::{DefaultValue, Dialect, Direction, FieldOp, MetaRef, Rule, WireName};
 use super::vocabulary::Route;
-use crate::event::{Carried, Event, Meta, Origin, Target, UserRef, format_iso_millis, now_millis};
+use crate::event::{
+    Carried, Event, EventId, Meta, Origin, Target, UserRef, format_iso_millis, now_millis,
+};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
@@ -57,10 +59,8 @@ impl Dialect {
             let (found, rule) = self.select_decoder(&wire.name, d, &mut payload);
             if let Some(rule) = rule {
                 let meta = Meta {
-                    id: wire.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                    trace_id: wire
-                        .trace_id
-                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    id: wire.id.map_or_else(EventId::random, EventId::from),
+                    trace_id: wire.trace_id.map_or_else(EventId::random, EventId::from),
                     at: wire.at.unwrap_or_else(now_millis),
                     origin: Some(Origin {
                         dialect: self.name.clone(),
@@ -226,7 +226,7 @@ impl Dialect {
                     check_required(rule, wire_name, &b)?;
                     let mut m = meta.clone();
                     if i > 0 {
-                        m.id = uuid::Uuid::new_v4().to_string();
+                        m.id = EventId::random();
                     }
                     out.push(finish(rule, b, m));
                 }
@@ -315,8 +315,8 @@ pub(crate) fn resolve_default(dv: &DefaultValue, meta: &Meta) -> Option<Value> {
     match dv {
         DefaultValue::Const(v) => Some(v.clone()),
         DefaultValue::Meta(m) => match m {
-            MetaRef::Id => Some(Value::String(meta.id.clone())),
-            MetaRef::TraceId => Some(Value::String(meta.trace_id.clone())),
+            MetaRef::Id => Some(Value::String(meta.id.to_string())),
+            MetaRef::TraceId => Some(Value::String(meta.trace_id.to_string())),
             MetaRef::At => Some(Value::String(format_iso_millis(meta.at))),
             MetaRef::AtMillis => Some(Value::from(meta.at)),
             MetaRef::UserId => meta.user.as_ref().map(|u| Value::String(u.id.clone())),

@@ -4,7 +4,7 @@
 
 use super::error::TranslateError;
 use super::plan::Framing;
-use crate::event::{format_iso_millis, parse_iso_millis};
+use crate::event::{EventId, format_iso_millis, parse_iso_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ struct EnvelopeIn {
 #[serde(rename_all = "camelCase")]
 struct EnvelopeOut<'a> {
     event: &'a str,
-    trace_id: &'a str,
+    trace_id: &'a EventId,
     data: &'a Value,
 }
 
@@ -68,11 +68,24 @@ struct WebhookIn {
 
 #[derive(Serialize)]
 struct WebhookOut<'a> {
-    id: &'a str,
+    id: WebhookId<'a>,
     #[serde(rename = "type")]
     ty: &'a str,
     timestamp: &'a str,
     data: &'a Value,
+}
+
+/// A webhook id: the event id, prefixed `evt_` unless it already is.
+struct WebhookId<'a>(&'a EventId);
+
+impl Serialize for WebhookId<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.starts_with("evt_") {
+            self.0.serialize(s)
+        } else {
+            s.collect_str(&format_args!("evt_{}", self.0))
+        }
+    }
 }
 
 fn framing_err(framing: Framing, reason: impl Into<String>) -> TranslateError {
@@ -196,24 +209,15 @@ pub fn write_frame(
             Some(p) => serde_json::to_writer(&mut *out, &(name, p)),
             None => serde_json::to_writer(&mut *out, &[name]),
         },
-        Framing::Webhook => {
-            let id_owned;
-            let id = if meta.id.starts_with("evt_") {
-                meta.id.as_str()
-            } else {
-                id_owned = format!("evt_{}", meta.id);
-                id_owned.as_str()
-            };
-            serde_json::to_writer(
-                &mut *out,
-                &WebhookOut {
-                    id,
-                    ty: name,
-                    timestamp: &format_iso_millis(meta.at),
-                    data,
-                },
-            )
-        }
+        Framing::Webhook => serde_json::to_writer(
+            &mut *out,
+            &WebhookOut {
+                id: WebhookId(&meta.id),
+                ty: name,
+                timestamp: &format_iso_millis(meta.at),
+                data,
+            },
+        ),
     };
 }
 

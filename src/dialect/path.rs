@@ -64,29 +64,36 @@ impl Path {
     /// Inserts `value` at this path, creating parent objects; a non-object parent is
     /// replaced by an object.
     pub fn insert(&self, obj: &mut Map<String, Value>, value: Value) {
-        let Some((last, parents)) = self.0.split_last() else {
-            return;
-        };
-        let mut cur = obj;
-        for seg in parents {
-            let slot = cur
-                .entry(String::from(&**seg))
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            let Value::Object(next) = slot else {
-                return;
-            };
-            cur = next;
-        }
-        cur.insert(String::from(&**last), value);
+        insert_in(obj, &self.0, value);
     }
 
     /// Inserts only when nothing is at the path yet.
     pub fn insert_if_absent(&self, obj: &mut Map<String, Value>, value: impl FnOnce() -> Value) {
         if self.get(obj).is_none() {
             self.insert(obj, value());
+        }
+    }
+}
+
+fn insert_in(obj: &mut Map<String, Value>, segs: &[Box<str>], value: Value) {
+    match segs {
+        [] => {}
+        [leaf] => {
+            // Replace in place when present: no new key is allocated.
+            match obj.get_mut(&**leaf) {
+                Some(slot) => *slot = value,
+                None => {
+                    obj.insert(String::from(&**leaf), value);
+                }
+            }
+        }
+        [head, rest @ ..] => {
+            if !obj.get(&**head).is_some_and(Value::is_object) {
+                obj.insert(String::from(&**head), Value::Object(Map::new()));
+            }
+            if let Some(Value::Object(child)) = obj.get_mut(&**head) {
+                insert_in(child, rest, value);
+            }
         }
     }
 }

@@ -6,9 +6,12 @@ use super::jsontype::JsonType;
 use super::path::Path;
 use super::vocabulary::Route;
 use serde_json::Value;
-use std::collections::HashMap;
+
 use std::fmt;
 use std::sync::Arc;
+
+/// A hash map with a fast hasher: the per-event lookups are on short names.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Who sends an event: a client (`up`) or a server (`down`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,6 +173,9 @@ pub struct FieldOp {
     pub values: Option<ValueMap>,
     /// The wire value is an array, one canonical event per element (`split`).
     pub split: bool,
+    /// No later field rule of the same rule reads this canonical path: an owning encoder
+    /// may move the value instead of cloning it.
+    pub last_use: bool,
 }
 
 /// A bijective enum value map.
@@ -299,11 +305,11 @@ pub struct Dialect {
     /// Rules in file order.
     pub rules: Vec<Rule>,
     /// Per direction: exact wire name → decoding rules (in file order).
-    pub(crate) decode_exact: [HashMap<Arc<str>, Vec<usize>>; 2],
+    pub(crate) decode_exact: [FastMap<Arc<str>, Vec<usize>>; 2],
     /// Per direction: templated decoding rules.
     pub(crate) decode_templates: [Vec<usize>; 2],
     /// Per direction: canonical name → encoding rules (in file order).
-    pub(crate) encode_by_canon: [HashMap<Arc<str>, Vec<usize>>; 2],
+    pub(crate) encode_by_canon: [FastMap<Arc<str>, Vec<usize>>; 2],
 }
 
 impl Dialect {

@@ -136,6 +136,26 @@ impl<'a> Translator<'a> {
         Ok(())
     }
 
+    /// Like [`Translator::encode`], moving values out of `ev` instead of cloning them.
+    ///
+    /// # Errors
+    /// The target cannot express the event.
+    pub fn encode_consuming(
+        &self,
+        ev: &mut Event,
+        dir: Direction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
+        match self.to {
+            Side::Canonical => self.encode(ev, dir, out),
+            Side::Dialect(d) => {
+                let w = d.encode_consuming(ev, dir)?;
+                write_frame(d.framing, &w.name, w.payload.as_ref(), &ev.meta, out);
+                Ok(())
+            }
+        }
+    }
+
     /// Translates one frame, appending each result and a newline to `out`. On error `out`
     /// is left as it was.
     ///
@@ -144,13 +164,14 @@ impl<'a> Translator<'a> {
     pub fn translate(&self, frame: &[u8], out: &mut Vec<u8>) -> Result<usize, TranslateError> {
         let start = out.len();
         let (events, dir) = self.decode(frame)?;
-        for ev in &events {
-            if let Err(e) = self.encode(ev, dir, out) {
+        let n = events.len();
+        for mut ev in events {
+            if let Err(e) = self.encode_consuming(&mut ev, dir, out) {
                 out.truncate(start);
                 return Err(e);
             }
             out.push(b'\n');
         }
-        Ok(events.len())
+        Ok(n)
     }
 }

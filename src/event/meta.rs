@@ -1,5 +1,6 @@
 //! Event metadata: identity, trace, time, origin, sender, route and carried fields.
 
+use super::id::EventId;
 use super::time::{format_iso_millis, now_millis, parse_iso_millis};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -11,9 +12,9 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// Unique id of this event (a webhook's `evt_…` id when it came from one).
-    pub id: String,
+    pub id: EventId,
     /// Follows the event across dialects, buses and webhooks (the envelope's `traceId`).
-    pub trace_id: String,
+    pub trace_id: EventId,
     /// When the event happened, Unix milliseconds; ISO-8601 in JSON.
     #[serde(with = "iso_millis")]
     pub at: i64,
@@ -41,8 +42,8 @@ impl Meta {
     /// Fresh id and trace id (UUID v4), current time, nothing else.
     pub fn fresh() -> Self {
         Meta {
-            id: uuid::Uuid::new_v4().to_string(),
-            trace_id: uuid::Uuid::new_v4().to_string(),
+            id: EventId::random(),
+            trace_id: EventId::random(),
             at: now_millis(),
             origin: None,
             user: None,

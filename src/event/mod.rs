@@ -6,9 +6,11 @@
 //! route) and, when a dialect had fields the vocabulary lacks, the carried remainder that
 //! makes `A → canonical → A` the identity.
 
+mod id;
 mod meta;
 mod time;
 
+pub use id::EventId;
 pub use meta::{Carried, Meta, Origin, Target, UserRef};
 pub use time::{format_iso_millis, now_millis, parse_iso_millis};
 
