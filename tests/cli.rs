@@ -29,7 +29,11 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn translate_reports_bad_lines_and_goes_on() {
-    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let deep = format!(
+        "[\"typing\",{{\"conversationId\":{}{}}}]",
+        "[".repeat(1000),
+        "]".repeat(1000)
+    );
     let huge = format!(
         "[\"typing\",{{\"conversationId\":\"{}\"}}]",
         "x".repeat(10 << 20)

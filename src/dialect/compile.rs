@@ -300,6 +300,12 @@ fn compile_rule(
         return None;
     }
     let route = vocab.event(&canonical).and_then(|e| e.route.clone());
+    let mut top_index = super::plan::FastMap::default();
+    for (i, f) in fields.iter().enumerate().take(64) {
+        if f.wire.depth() == 1 && !f.split {
+            top_index.insert(Box::from(f.wire.head()), i as u8);
+        }
+    }
     Some(Rule {
         wire,
         dir,
@@ -311,6 +317,7 @@ fn compile_rule(
         fields,
         required,
         route,
+        top_index,
         passthrough: raw.passthrough,
         canon_heads,
         decodes,
@@ -531,7 +538,9 @@ fn compile_field(
         }
         ValueMap { pairs }
     });
+    let same_key = wire.depth() == 1 && wire == canon;
     Some(FieldOp {
+        same_key,
         wire,
         canon,
         ty: if values.is_some() { JsonType::ANY } else { ty },

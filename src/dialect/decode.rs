@@ -58,20 +58,8 @@ impl Dialect {
         for &d in dirs {
             let (found, rule) = self.select_decoder(&wire.name, d, &mut payload);
             if let Some(rule) = rule {
-                let meta = Meta {
-                    id: wire.id.map_or_else(EventId::random, EventId::from),
-                    trace_id: wire.trace_id.map_or_else(EventId::random, EventId::from),
-                    at: wire.at.unwrap_or_else(now_millis),
-                    origin: Some(Origin {
-                        dialect: self.name.clone(),
-                        instance: ctx.instance.clone(),
-                        connection: ctx.connection.clone(),
-                    }),
-                    user: ctx.user.clone(),
-                    target: None,
-                    carried: None,
-                };
-                return self.apply(rule, &wire.name, payload, no_payload, meta);
+                let meta = self.meta_for(wire.trace_id, wire.id, wire.at, ctx);
+                return self.apply(rule, &wire.name, payload, Map::new(), 0, no_payload, meta);
             }
             if found {
                 return Err(TranslateError::NoVariant {
@@ -140,11 +128,39 @@ impl Dialect {
         format!("expected fields matching one of {}", hints.join(" | "))
     }
 
-    fn apply(
+    /// The metadata of an event decoded here now.
+    pub(crate) fn meta_for(
+        &self,
+        trace_id: Option<String>,
+        id: Option<String>,
+        at: Option<i64>,
+        ctx: &DecodeContext,
+    ) -> Meta {
+        Meta {
+            id: id.map_or_else(EventId::random, EventId::from),
+            trace_id: trace_id.map_or_else(EventId::random, EventId::from),
+            at: at.unwrap_or_else(now_millis),
+            origin: Some(Origin {
+                dialect: self.name.clone(),
+                instance: ctx.instance.clone(),
+                connection: ctx.connection.clone(),
+            }),
+            user: ctx.user.clone(),
+            target: None,
+            carried: None,
+        }
+    }
+
+    /// Runs `rule` on `payload`. `body` already holds the fields of the rule whose bits are
+    /// set in `done` (the fast path's top-level fields).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply(
         &self,
         rule: &Rule,
         wire_name: &str,
         mut payload: Map<String, Value>,
+        mut body: Map<String, Value>,
+        done: u64,
         no_payload: bool,
         mut meta: Meta,
     ) -> Result<Decoded, TranslateError> {
@@ -161,9 +177,23 @@ impl Dialect {
                 None => omitted.push(p.to_string()),
             }
         }
-        let mut body = Map::new();
         let mut split: Option<(&FieldOp, Vec<Value>)> = None;
-        for op in &rule.fields {
+        for (i, op) in rule.fields.iter().enumerate() {
+            if i < 64 && done & (1 << i) != 0 {
+                continue;
+            }
+            // Same top-level name on both sides: move the key too, no new allocation.
+            if op.same_key && !op.split {
+                if let Some((k, v)) = payload.remove_entry(op.wire.head()) {
+                    let v = map_value(wire_name, op, v)?;
+                    body.insert(k, v);
+                    continue;
+                }
+                if op.required {
+                    return Err(missing(wire_name, op.wire.head()));
+                }
+                continue;
+            }
             let Some(v) = op.wire.take(&mut payload) else {
                 if op.required {
                     return Err(missing(wire_name, &op.wire.to_string()));
@@ -240,7 +270,7 @@ fn selectors_match(rule: &Rule, payload: &Map<String, Value>) -> bool {
     rule.when.iter().all(|(p, v)| p.get(payload) == Some(v))
 }
 
-fn map_value(event: &str, op: &FieldOp, v: Value) -> Result<Value, TranslateError> {
+pub(crate) fn map_value(event: &str, op: &FieldOp, v: Value) -> Result<Value, TranslateError> {
     if let Some(map) = &op.values {
         return match map.to_canon(&v) {
             Some(c) => Ok(c.clone()),

@@ -7,6 +7,8 @@ use super::plan::Framing;
 use crate::event::{EventId, format_iso_millis, parse_iso_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// One event as a dialect has it, before mapping.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,14 +38,31 @@ impl WireEvent {
     }
 }
 
+/// A frame with its payload still unparsed JSON text.
+#[derive(Debug)]
+pub struct RawFrame<'a> {
+    /// Wire event name (borrowed from the input when it has no escapes).
+    pub name: Cow<'a, str>,
+    /// The payload's JSON text; `None` when the frame has none (or it is `null` in an
+    /// envelope or webhook body).
+    pub payload: Option<&'a RawValue>,
+    /// The envelope's `traceId`.
+    pub trace_id: Option<String>,
+    /// The webhook body's `id`.
+    pub id: Option<String>,
+    /// The webhook body's `timestamp`, Unix milliseconds.
+    pub at: Option<i64>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EnvelopeIn {
-    event: String,
+struct EnvelopeIn<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
     #[serde(default)]
     trace_id: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -54,16 +73,59 @@ struct EnvelopeOut<'a> {
     data: &'a Value,
 }
 
+/// `["name"]` or `["name", payload]`, read without building an array.
+struct SocketIoIn<'a> {
+    name: Cow<'a, str>,
+    payload: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for SocketIoIn<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SocketIoIn<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array [\"event\", payload]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SocketIoIn<'de>, A::Error> {
+                use serde::de::Error;
+                let first: &'de RawValue = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::custom("empty array: the event name is missing"))?;
+                let name: Cow<'de, str> = match first.get().as_bytes().first() {
+                    Some(b'"') => serde_json::from_str(first.get()).map_err(A::Error::custom)?,
+                    _ => {
+                        return Err(A::Error::custom(
+                            "the first item must be the event name, a string",
+                        ));
+                    }
+                };
+                let payload: Option<&'de RawValue> = seq.next_element()?;
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "expected [\"event\"] or [\"event\", payload]: found more items",
+                    ));
+                }
+                Ok(SocketIoIn { name, payload })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 #[derive(Deserialize)]
-struct WebhookIn {
+struct WebhookIn<'a> {
     #[serde(default)]
     id: Option<String>,
-    #[serde(rename = "type")]
-    ty: String,
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
     #[serde(default)]
     timestamp: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -99,73 +161,51 @@ fn json_err(e: &serde_json::Error) -> TranslateError {
     TranslateError::NotJson(e.to_string())
 }
 
-/// Parses one frame of `framing` from JSON text.
+fn data_err(framing: Framing, shape: &str, e: &serde_json::Error) -> TranslateError {
+    if e.is_data() {
+        framing_err(framing, format!("expected {shape}: {e}"))
+    } else {
+        json_err(e)
+    }
+}
+
+/// Reads one frame of `framing` from JSON text, leaving the payload unparsed.
 ///
 /// # Errors
-/// Not JSON, or JSON that is not the framing's shape.
-pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, TranslateError> {
+/// Not JSON (or nested too deep), or JSON that is not the framing's shape.
+pub fn parse_raw_frame(framing: Framing, text: &[u8]) -> Result<RawFrame<'_>, TranslateError> {
+    let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
     match framing {
         Framing::Envelope => {
-            let env: EnvelopeIn = serde_json::from_slice(text).map_err(|e| {
-                if e.is_data() {
-                    framing_err(
-                        framing,
-                        format!("expected {{\"event\", \"traceId\", \"data\"}}: {e}"),
-                    )
-                } else {
-                    json_err(&e)
-                }
-            })?;
-            Ok(WireEvent {
+            let env: EnvelopeIn<'_> = serde_json::from_str(text)
+                .map_err(|e| data_err(framing, "{\"event\", \"traceId\", \"data\"}", &e))?;
+            Ok(RawFrame {
                 name: env.event,
-                payload: env.data,
+                payload: env.data.filter(|d| d.get() != "null"),
                 trace_id: env.trace_id,
                 id: None,
                 at: None,
             })
         }
         Framing::SocketIo => {
-            let v: Value = serde_json::from_slice(text).map_err(|e| json_err(&e))?;
-            let Value::Array(mut items) = v else {
-                return Err(framing_err(
-                    framing,
-                    "expected an array [\"event\", payload]",
-                ));
-            };
-            if items.is_empty() {
-                return Err(framing_err(
-                    framing,
-                    "empty array: the event name is missing",
-                ));
-            }
-            if items.len() > 2 {
-                return Err(framing_err(
-                    framing,
-                    format!(
-                        "expected [\"event\"] or [\"event\", payload], found {} items",
-                        items.len()
-                    ),
-                ));
-            }
-            let payload = if items.len() == 2 { items.pop() } else { None };
-            let Some(Value::String(name)) = items.pop() else {
-                return Err(framing_err(
-                    framing,
-                    "the first item must be the event name, a string",
-                ));
-            };
-            Ok(WireEvent::new(name, payload))
-        }
-        Framing::Webhook => {
-            let w: WebhookIn = serde_json::from_slice(text).map_err(|e| {
+            let f: SocketIoIn<'_> = serde_json::from_str(text).map_err(|e| {
                 if e.is_data() {
-                    framing_err(
-                        framing,
-                        format!("expected {{\"id\", \"type\", \"timestamp\", \"data\"}}: {e}"),
-                    )
+                    framing_err(framing, e.to_string())
                 } else {
                     json_err(&e)
                 }
+            })?;
+            Ok(RawFrame {
+                name: f.name,
+                payload: f.payload,
+                trace_id: None,
+                id: None,
+                at: None,
+            })
+        }
+        Framing::Webhook => {
+            let w: WebhookIn<'_> = serde_json::from_str(text).map_err(|e| {
+                data_err(framing, "{\"id\", \"type\", \"timestamp\", \"data\"}", &e)
             })?;
             let at = match &w.timestamp {
                 Some(t) => Some(parse_iso_millis(t).ok_or_else(|| {
@@ -173,15 +213,34 @@ pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, Translate
                 })?),
                 None => None,
             };
-            Ok(WireEvent {
+            Ok(RawFrame {
                 name: w.ty,
-                payload: w.data,
+                payload: w.data.filter(|d| d.get() != "null"),
                 trace_id: None,
                 id: w.id,
                 at,
             })
         }
     }
+}
+
+/// Parses one frame of `framing` from JSON text, payload included.
+///
+/// # Errors
+/// Not JSON, or JSON that is not the framing's shape.
+pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, TranslateError> {
+    let raw = parse_raw_frame(framing, text)?;
+    let payload = match raw.payload {
+        None => None,
+        Some(p) => Some(serde_json::from_str(p.get()).map_err(|e| json_err(&e))?),
+    };
+    Ok(WireEvent {
+        name: raw.name.into_owned(),
+        payload,
+        trace_id: raw.trace_id,
+        id: raw.id,
+        at: raw.at,
+    })
 }
 
 /// Writes one frame of `framing` as JSON text to `out`. `trace_id`, `id` and `at` come

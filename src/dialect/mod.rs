@@ -5,6 +5,7 @@
 mod compile;
 mod decode;
 mod encode;
+mod fastpath;
 pub mod error;
 mod framing;
 pub mod jsontype;
@@ -18,7 +19,8 @@ pub mod vocabulary;
 
 pub use decode::{DecodeContext, Decoded};
 pub use error::{LoadError, LoadErrors, TranslateError};
-pub use framing::{WireEvent, parse_frame, write_frame};
+pub use encode::Encoded;
+pub use framing::{RawFrame, WireEvent, parse_frame, parse_raw_frame, write_frame};
 pub use plan::{Dialect, Direction, Framing};
 pub use vocabulary::{EventKind, Route, Vocabulary};
 

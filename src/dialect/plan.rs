@@ -176,6 +176,8 @@ pub struct FieldOp {
     /// No later field rule of the same rule reads this canonical path: an owning encoder
     /// may move the value instead of cloning it.
     pub last_use: bool,
+    /// Wire and canonical paths are the same single key (`conversationId`).
+    pub same_key: bool,
 }
 
 /// A bijective enum value map.
@@ -275,6 +277,9 @@ pub struct Rule {
     pub route: Option<Route>,
     /// Unmapped fields pass through under their own names.
     pub passthrough: bool,
+    /// Top-level wire key → index of its field rule, for the fast decoding path (rules
+    /// 0..64 that map a top-level wire key and are not `split`).
+    pub top_index: FastMap<Box<str>, u8>,
     /// Top-level canonical keys this rule maps (for passthrough on encode).
     pub canon_heads: Vec<Box<str>>,
     /// Usable for decoding.

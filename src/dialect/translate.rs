@@ -3,7 +3,7 @@
 
 use super::decode::DecodeContext;
 use super::error::TranslateError;
-use super::framing::{parse_frame, write_frame};
+use super::framing::write_frame;
 use super::plan::{Dialect, Direction};
 use super::{Decoded, Registry};
 use crate::event::Event;
@@ -101,8 +101,7 @@ impl<'a> Translator<'a> {
                 Ok((Decoded::from_elem(ev, 1), dir))
             }
             Side::Dialect(d) => {
-                let wire = parse_frame(d.framing, frame)?;
-                let events = d.decode(wire, self.dir, &self.ctx)?;
+                let events = d.decode_frame(frame, self.dir, &self.ctx)?;
                 let dir = self.dir.unwrap_or_else(|| {
                     events
                         .first()

@@ -15,9 +15,12 @@ pub enum EventId {
 }
 
 impl EventId {
-    /// A fresh random id.
+    /// A fresh random id: a version-4 UUID from a fast per-thread generator (wyrand,
+    /// seeded from the OS). Ids must be unique, not unguessable: nothing is authorised
+    /// by knowing one.
     pub fn random() -> Self {
-        EventId::Uuid(Uuid::new_v4())
+        let bytes = fastrand::u128(..).to_le_bytes();
+        EventId::Uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
     }
 
     /// Runs `f` on the id's text, formatting a UUID on the stack (no allocation).
