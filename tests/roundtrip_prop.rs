@@ -6,10 +6,10 @@ mod common;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use switchboard::dialect::Registry;
 use switchboard::dialect::path::Path;
 use switchboard::dialect::plan::{Dialect, Framing, Rule, WireName};
 use switchboard::dialect::translate::{Side, Translator};
+use switchboard::dialect::{DecodeContext, Registry, parse_frame};
 
 /// Random material the frame builder draws from.
 #[derive(Debug, Clone)]

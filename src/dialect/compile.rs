@@ -300,10 +300,10 @@ fn compile_rule(
         return None;
     }
     let route = vocab.event(&canonical).and_then(|e| e.route.clone());
-    let mut top_index = super::plan::FastMap::default();
+    let mut trie = super::plan::KeyTrie::default();
     for (i, f) in fields.iter().enumerate().take(64) {
-        if f.wire.depth() == 1 && !f.split {
-            top_index.insert(Box::from(f.wire.head()), i as u8);
+        if !f.split {
+            trie.add(&f.wire, i as u8);
         }
     }
     Some(Rule {
@@ -317,7 +317,7 @@ fn compile_rule(
         fields,
         required,
         route,
-        top_index,
+        trie,
         passthrough: raw.passthrough,
         canon_heads,
         decodes,

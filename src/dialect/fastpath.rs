@@ -1,14 +1,16 @@
 //! The decoding fast path: when a frame's name selects exactly one rule without selector
-//! fields, its payload is parsed straight into the canonical body, top-level mapped fields
-//! landing at their canonical place without passing through an intermediate payload map.
-//! Everything else (nested paths, constants, unmapped fields) goes to the remainder that
-//! the general decoder finishes. Frames it does not fit take the general path unchanged.
+//! fields, its payload is parsed straight into the canonical body, following the rule's
+//! key trie, so mapped fields land at their canonical place without an intermediate
+//! payload map. Everything else (constants, unmapped fields) goes to the remainder that the
+//! general decoder finishes. Socket.IO frames are read in one pass (the name comes first);
+//! envelopes and webhook bodies keep their payload as raw text until the name is known.
+//! Frames the fast path does not fit take the general path unchanged.
 
 use super::decode::{DecodeContext, Decoded, map_value};
-use super::error::TranslateError;
-use super::framing::{WireEvent, parse_raw_frame};
-use super::plan::{Dialect, Direction, Rule, WireName};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use super::error::{TranslateError, json_type_name};
+use super::framing::{WireEvent, parse_raw_frame, socketio_err};
+use super::plan::{Dialect, Direction, Framing, KeyTrie, Rule, WireName};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -24,42 +26,29 @@ impl Dialect {
         dir: Option<Direction>,
         ctx: &DecodeContext,
     ) -> Result<Decoded, TranslateError> {
+        if self.framing == Framing::SocketIo {
+            return self.decode_socketio(text, dir, ctx);
+        }
         let raw = parse_raw_frame(self.framing, text)?;
         if let Some(rule) = self.fast_rule(&raw.name, dir) {
-            let mut body = Map::new();
-            let mut rest = Map::new();
-            let mut done = 0u64;
-            let mut failed = None;
+            let mut fields = Fields::new(rule, &raw.name);
             let parsed = match raw.payload {
-                None => Ok(()),
+                None => None,
                 Some(p) => {
-                    let seed = PayloadSeed {
-                        rule,
-                        wire_name: &raw.name,
-                        body: &mut body,
-                        rest: &mut rest,
-                        done: &mut done,
-                        failed: &mut failed,
-                    };
-                    seed.deserialize(&mut serde_json::Deserializer::from_str(p.get()))
+                    let mut de = serde_json::Deserializer::from_str(p.get());
+                    let seed = fields.seed();
+                    match seed.deserialize(&mut de) {
+                        Ok(p) => Some(p),
+                        Err(e) => return Err(fields.failed.unwrap_or_else(|| json_err(&e))),
+                    }
                 }
             };
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            if parsed.is_ok() {
-                let no_payload = raw.payload.is_none();
-                let meta = self.meta_for(raw.trace_id, raw.id, raw.at, ctx);
-                return self.apply(rule, &raw.name, rest, body, done, no_payload, meta);
-            }
-            // Not an object: the general path reports it in the usual words.
+            let meta = self.meta_for(raw.trace_id, raw.id, raw.at, ctx);
+            return fields.finish(self, parsed, meta);
         }
         let payload = match raw.payload {
             None => None,
-            Some(p) => Some(
-                serde_json::from_str::<Value>(p.get())
-                    .map_err(|e| TranslateError::NotJson(e.to_string()))?,
-            ),
+            Some(p) => Some(serde_json::from_str::<Value>(p.get()).map_err(|e| json_err(&e))?),
         };
         let wire = WireEvent {
             name: raw.name.into_owned(),
@@ -69,6 +58,38 @@ impl Dialect {
             at: raw.at,
         };
         self.decode(wire, dir, ctx)
+    }
+
+    fn decode_socketio(
+        &self,
+        text: &[u8],
+        dir: Option<Direction>,
+        ctx: &DecodeContext,
+    ) -> Result<Decoded, TranslateError> {
+        let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut failed = None;
+        let seed = SocketIoFrame {
+            dialect: self,
+            dir,
+            failed: &mut failed,
+        };
+        let out = seed.deserialize(&mut de).and_then(|o| de.end().map(|()| o));
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(failed.unwrap_or_else(|| socketio_err(&e)));
+            }
+        };
+        match out {
+            SocketIoOut::Fast { fields, parsed } => {
+                let meta = self.meta_for(None, None, None, ctx);
+                fields.finish(self, parsed, meta)
+            }
+            SocketIoOut::General { name, payload } => {
+                self.decode(WireEvent::new(name, payload), dir, ctx)
+            }
+        }
     }
 
     /// The one rule `name` selects without looking at the payload, if there is one.
@@ -94,82 +115,275 @@ impl Dialect {
     }
 }
 
-/// Parses a payload object into the body (top-level mapped fields) and the remainder.
-struct PayloadSeed<'a> {
-    rule: &'a Rule,
-    wire_name: &'a str,
-    body: &'a mut Map<String, Value>,
-    rest: &'a mut Map<String, Value>,
-    done: &'a mut u64,
-    failed: &'a mut Option<TranslateError>,
+fn json_err(e: &serde_json::Error) -> TranslateError {
+    TranslateError::NotJson(e.to_string())
 }
 
-impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
-    type Value = ();
+/// What the fast path has gathered for one event.
+struct Fields<'r, 'n> {
+    rule: &'r Rule,
+    wire_name: Cow<'n, str>,
+    body: Map<String, Value>,
+    rest: Map<String, Value>,
+    done: u64,
+    failed: Option<TranslateError>,
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+impl<'r, 'n> Fields<'r, 'n> {
+    fn new(rule: &'r Rule, wire_name: &Cow<'n, str>) -> Self {
+        Fields {
+            rule,
+            wire_name: wire_name.clone(),
+            body: Map::new(),
+            rest: Map::new(),
+            done: 0,
+            failed: None,
+        }
+    }
+
+    fn seed(&mut self) -> ValueSeed<'_, 'r> {
+        ValueSeed {
+            rule: self.rule,
+            trie: &self.rule.trie,
+            wire_name: &self.wire_name,
+            body: &mut self.body,
+            rest: &mut self.rest,
+            done: &mut self.done,
+            failed: &mut self.failed,
+        }
+    }
+
+    /// Hands over to the general decoder for what the fast path left.
+    fn finish(
+        self,
+        d: &Dialect,
+        parsed: Option<Parsed>,
+        meta: crate::event::Meta,
+    ) -> Result<Decoded, TranslateError> {
+        match parsed {
+            None | Some(Parsed::Object(_)) | Some(Parsed::Other(Value::Null)) => {}
+            Some(Parsed::Other(v)) => {
+                return Err(TranslateError::PayloadNotObject {
+                    name: self.wire_name.into_owned(),
+                    found: json_type_name(&v),
+                });
+            }
+        }
+        d.apply(
+            self.rule,
+            &self.wire_name,
+            self.rest,
+            self.body,
+            self.done,
+            parsed.is_none(),
+            meta,
+        )
+    }
+}
+
+/// A parsed value: an object walked by the trie (with its key count), or anything else.
+enum Parsed {
+    Object(usize),
+    Other(Value),
+}
+
+/// Parses one value; an object is walked with `trie`: mapped fields go to the body, keys
+/// the trie does not know to `rest` (this level's remainder).
+struct ValueSeed<'s, 'r> {
+    rule: &'r Rule,
+    trie: &'r KeyTrie,
+    wire_name: &'s str,
+    body: &'s mut Map<String, Value>,
+    rest: &'s mut Map<String, Value>,
+    done: &'s mut u64,
+    failed: &'s mut Option<TranslateError>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Parsed;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for PayloadSeed<'_> {
-    type Value = ();
+macro_rules! other {
+    ($name:ident, $t:ty) => {
+        fn $name<E: de::Error>(self, v: $t) -> Result<Parsed, E> {
+            Ok(Parsed::Other(Value::from(v)))
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Parsed;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a payload object")
+        f.write_str("a JSON value")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
+    other!(visit_bool, bool);
+    other!(visit_i64, i64);
+    other!(visit_u64, u64);
+    other!(visit_f64, f64);
+    other!(visit_str, &str);
+    other!(visit_string, String);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Parsed, E> {
+        Ok(Parsed::Other(Value::Null))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Parsed, A::Error> {
+        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Parsed::Other(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut keys = 0;
         while let Some(Key(key)) = map.next_key()? {
-            let value: Value = map.next_value()?;
-            match self.rule.top_index.get(&*key) {
-                Some(&i) => {
-                    let op = &self.rule.fields[usize::from(i)];
-                    match map_value(self.wire_name, op, value) {
-                        Ok(v) => {
-                            op.canon.insert(self.body, v);
-                            *self.done |= 1 << i;
-                        }
-                        Err(e) => {
-                            *self.failed = Some(e);
-                            return Err(de::Error::custom("field"));
-                        }
+            keys += 1;
+            if let Some(&i) = self.trie.fields.get(&*key) {
+                let value: Value = map.next_value()?;
+                let op = &self.rule.fields[usize::from(i)];
+                match map_value(self.wire_name, op, value) {
+                    Ok(v) => {
+                        op.canon.insert(self.body, v);
+                        *self.done |= 1 << i;
+                    }
+                    Err(e) => {
+                        *self.failed = Some(e);
+                        return Err(de::Error::custom("field"));
                     }
                 }
-                None => {
-                    self.rest.insert(key.into_owned(), value);
+            } else if let Some(child) = self.trie.children.get(&*key) {
+                let mut sub = Map::new();
+                let seed = ValueSeed {
+                    rule: self.rule,
+                    trie: child,
+                    wire_name: self.wire_name,
+                    body: &mut *self.body,
+                    rest: &mut sub,
+                    done: &mut *self.done,
+                    failed: &mut *self.failed,
+                };
+                match map.next_value_seed(seed)? {
+                    // Keep what no rule took; an object that was empty to begin with stays.
+                    Parsed::Object(n) if n == 0 || !sub.is_empty() => {
+                        self.rest.insert(key.into_owned(), Value::Object(sub));
+                    }
+                    Parsed::Object(_) => {}
+                    Parsed::Other(v) => {
+                        self.rest.insert(key.into_owned(), v);
+                    }
                 }
+            } else {
+                let value: Value = map.next_value()?;
+                self.rest.insert(key.into_owned(), value);
             }
         }
-        Ok(())
+        Ok(Parsed::Object(keys))
+    }
+}
+
+/// A Socket.IO event array read in one pass: the name, then the payload, parsed by the
+/// fast path when the name selects one rule.
+struct SocketIoFrame<'d, 'f> {
+    dialect: &'d Dialect,
+    dir: Option<Direction>,
+    failed: &'f mut Option<TranslateError>,
+}
+
+enum SocketIoOut<'d, 'n> {
+    Fast {
+        fields: Fields<'d, 'n>,
+        parsed: Option<Parsed>,
+    },
+    General {
+        name: String,
+        payload: Option<Value>,
+    },
+}
+
+impl<'de, 'd> DeserializeSeed<'de> for SocketIoFrame<'d, '_> {
+    type Value = SocketIoOut<'d, 'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, 'd> Visitor<'de> for SocketIoFrame<'d, '_> {
+    type Value = SocketIoOut<'d, 'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array [\"event\", payload]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        use de::Error;
+        let EventName(name) = seq
+            .next_element()?
+            .ok_or_else(|| A::Error::custom("empty array: the event name is missing"))?;
+        let out = match self.dialect.fast_rule(&name, self.dir) {
+            Some(rule) => {
+                let mut fields = Fields::new(rule, &name);
+                let parsed = match seq.next_element_seed(fields.seed()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        *self.failed = fields.failed.take();
+                        return Err(e);
+                    }
+                };
+                SocketIoOut::Fast { fields, parsed }
+            }
+            None => SocketIoOut::General {
+                name: name.into_owned(),
+                payload: seq.next_element()?,
+            },
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom(
+                "expected [\"event\"] or [\"event\", payload]: found more items",
+            ));
+        }
+        Ok(out)
     }
 }
 
 /// An object key, borrowed from the input when it has no escapes.
 struct Key<'de>(Cow<'de, str>);
 
+/// A Socket.IO event name (the array's first item), borrowed when it has no escapes.
+struct EventName<'de>(Cow<'de, str>);
+
+/// Reads a string, borrowed when possible; `expecting` words the error for anything else.
+struct StrVisitor(&'static str);
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s))
+    }
+}
+
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V)
+        d.deserialize_str(StrVisitor("a string key")).map(Key)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for EventName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor("the event name, a string, as the first item"))
+            .map(EventName)
     }
 }

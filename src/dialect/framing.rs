@@ -169,6 +169,15 @@ fn data_err(framing: Framing, shape: &str, e: &serde_json::Error) -> TranslateEr
     }
 }
 
+/// A Socket.IO frame's parse error: a framing error when the JSON was fine.
+pub(crate) fn socketio_err(e: &serde_json::Error) -> TranslateError {
+    if e.is_data() {
+        framing_err(Framing::SocketIo, e.to_string())
+    } else {
+        json_err(e)
+    }
+}
+
 /// Reads one frame of `framing` from JSON text, leaving the payload unparsed.
 ///
 /// # Errors
@@ -188,13 +197,7 @@ pub fn parse_raw_frame(framing: Framing, text: &[u8]) -> Result<RawFrame<'_>, Tr
             })
         }
         Framing::SocketIo => {
-            let f: SocketIoIn<'_> = serde_json::from_str(text).map_err(|e| {
-                if e.is_data() {
-                    framing_err(framing, e.to_string())
-                } else {
-                    json_err(&e)
-                }
-            })?;
+            let f: SocketIoIn<'_> = serde_json::from_str(text).map_err(|e| socketio_err(&e))?;
             Ok(RawFrame {
                 name: f.name,
                 payload: f.payload,

@@ -5,8 +5,8 @@
 mod compile;
 mod decode;
 mod encode;
-mod fastpath;
 pub mod error;
+mod fastpath;
 mod framing;
 pub mod jsontype;
 pub mod path;
@@ -18,8 +18,8 @@ pub mod translate;
 pub mod vocabulary;
 
 pub use decode::{DecodeContext, Decoded};
-pub use error::{LoadError, LoadErrors, TranslateError};
 pub use encode::Encoded;
+pub use error::{LoadError, LoadErrors, TranslateError};
 pub use framing::{RawFrame, WireEvent, parse_frame, parse_raw_frame, write_frame};
 pub use plan::{Dialect, Direction, Framing};
 pub use vocabulary::{EventKind, Route, Vocabulary};

@@ -35,6 +35,11 @@ impl Path {
         &self.0[0]
     }
 
+    /// The segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|s| &**s)
+    }
+
     /// Number of segments.
     pub fn depth(&self) -> usize {
         self.0.len()

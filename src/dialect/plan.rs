@@ -277,9 +277,9 @@ pub struct Rule {
     pub route: Option<Route>,
     /// Unmapped fields pass through under their own names.
     pub passthrough: bool,
-    /// Top-level wire key → index of its field rule, for the fast decoding path (rules
-    /// 0..64 that map a top-level wire key and are not `split`).
-    pub top_index: FastMap<Box<str>, u8>,
+    /// The wire paths of field rules 0..64 (not `split`) as a key trie, for the fast
+    /// decoding path.
+    pub trie: KeyTrie,
     /// Top-level canonical keys this rule maps (for passthrough on encode).
     pub canon_heads: Vec<Box<str>>,
     /// Usable for decoding.
@@ -290,6 +290,31 @@ pub struct Rule {
     pub line: usize,
     /// The mapping file's note, for people.
     pub note: Option<String>,
+}
+
+/// Wire keys by nesting level: which key holds which field rule, and which key leads to
+/// a nested object holding more.
+#[derive(Debug, Clone, Default)]
+pub struct KeyTrie {
+    /// Key → index of the field rule whose wire path ends here.
+    pub fields: FastMap<Box<str>, u8>,
+    /// Key → the keys inside that object.
+    pub children: FastMap<Box<str>, KeyTrie>,
+}
+
+impl KeyTrie {
+    /// Adds field rule `index` at `path`.
+    pub fn add(&mut self, path: &Path, index: u8) {
+        let mut node = self;
+        let segs: Vec<&str> = path.segments().collect();
+        let Some((last, parents)) = segs.split_last() else {
+            return;
+        };
+        for seg in parents {
+            node = node.children.entry(Box::from(*seg)).or_default();
+        }
+        node.fields.insert(Box::from(*last), index);
+    }
 }
 
 /// A compiled dialect.
