@@ -227,6 +227,24 @@ fn check_dialect(reg: &Registry, name: &str, m: &Material) -> Result<(), TestCas
     let back: Value =
         serde_json::from_slice(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&back, &frame, "rule at line {}", rule.line);
+
+    // The fast decoding path and the general one agree on body and carried fields.
+    let text = frame.to_string();
+    let ctx = DecodeContext::default();
+    let fast = d
+        .decode_frame(text.as_bytes(), Some(rule.dir), &ctx)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let wire = parse_frame(d.framing, text.as_bytes())
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let general = d
+        .decode(wire, Some(rule.dir), &ctx)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(fast.len(), general.len());
+    for (f, g) in fast.iter().zip(general.iter()) {
+        prop_assert_eq!(&f.name, &g.name);
+        prop_assert_eq!(&f.body, &g.body);
+        prop_assert_eq!(&f.meta.carried, &g.meta.carried);
+    }
     Ok(())
 }
 
