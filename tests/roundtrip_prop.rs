@@ -234,8 +234,8 @@ fn check_dialect(reg: &Registry, name: &str, m: &Material) -> Result<(), TestCas
     let fast = d
         .decode_frame(text.as_bytes(), Some(rule.dir), &ctx)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let wire = parse_frame(d.framing, text.as_bytes())
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let wire =
+        parse_frame(d.framing, text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let general = d
         .decode(wire, Some(rule.dir), &ctx)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;

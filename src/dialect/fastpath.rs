@@ -8,9 +8,11 @@
 
 use super::decode::{DecodeContext, Decoded, map_value};
 use super::error::{TranslateError, json_type_name};
-use super::framing::{WireEvent, parse_raw_frame, socketio_err};
+use super::framing::{WireEvent, object_err, socketio_err};
 use super::plan::{Dialect, Direction, Framing, KeyTrie, Rule, WireName};
+use crate::event::parse_iso_millis;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -29,33 +31,76 @@ impl Dialect {
         if self.framing == Framing::SocketIo {
             return self.decode_socketio(text, dir, ctx);
         }
-        let raw = parse_raw_frame(self.framing, text)?;
-        if let Some(rule) = self.fast_rule(&raw.name, dir) {
-            let mut fields = Fields::new(rule, &raw.name);
-            let parsed = match raw.payload {
-                None => None,
-                Some(p) => {
-                    let mut de = serde_json::Deserializer::from_str(p.get());
-                    let seed = fields.seed();
-                    match seed.deserialize(&mut de) {
+        self.decode_object_frame(text, dir, ctx)
+    }
+
+    /// Envelopes and webhook bodies: read in one pass when the name comes before the
+    /// payload (as every peer writes them); otherwise the payload is kept as raw text
+    /// until the name is known.
+    fn decode_object_frame(
+        &self,
+        text: &[u8],
+        dir: Option<Direction>,
+        ctx: &DecodeContext,
+    ) -> Result<Decoded, TranslateError> {
+        let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
+        let mut failed = None;
+        let seed = ObjectFrame {
+            dialect: self,
+            dir,
+            failed: &mut failed,
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let frame = match seed.deserialize(&mut de).and_then(|f| de.end().map(|()| f)) {
+            Ok(f) => f,
+            Err(e) => return Err(failed.unwrap_or_else(|| object_err(self.framing, &e))),
+        };
+        let Some(name) = frame.name else {
+            let key = if self.framing == Framing::Webhook {
+                "type"
+            } else {
+                "event"
+            };
+            return Err(TranslateError::Framing {
+                framing: self.framing.as_str(),
+                reason: format!("missing field `{key}`"),
+            });
+        };
+        let at = match &frame.timestamp {
+            Some(t) => Some(parse_iso_millis(t).ok_or_else(|| TranslateError::Framing {
+                framing: self.framing.as_str(),
+                reason: format!("timestamp `{t}` is not ISO-8601"),
+            })?),
+            None => None,
+        };
+        let payload = match frame.data {
+            Data::Fast { fields, parsed } => {
+                let meta = self.meta_for(frame.trace_id, frame.id, at, ctx);
+                return fields.finish(self, parsed, meta);
+            }
+            Data::Absent => None,
+            Data::Parsed(v) => Some(v),
+            Data::Raw(raw) => {
+                if let Some(rule) = self.fast_rule(&name, dir) {
+                    let mut fields = Fields::new(rule, &name);
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    let parsed = match fields.seed().deserialize(&mut de) {
+                        Ok(Parsed::Other(Value::Null)) => None,
                         Ok(p) => Some(p),
                         Err(e) => return Err(fields.failed.unwrap_or_else(|| json_err(&e))),
-                    }
+                    };
+                    let meta = self.meta_for(frame.trace_id, frame.id, at, ctx);
+                    return fields.finish(self, parsed, meta);
                 }
-            };
-            let meta = self.meta_for(raw.trace_id, raw.id, raw.at, ctx);
-            return fields.finish(self, parsed, meta);
-        }
-        let payload = match raw.payload {
-            None => None,
-            Some(p) => Some(serde_json::from_str::<Value>(p.get()).map_err(|e| json_err(&e))?),
+                Some(serde_json::from_str::<Value>(raw.get()).map_err(|e| json_err(&e))?)
+            }
         };
         let wire = WireEvent {
-            name: raw.name.into_owned(),
-            payload,
-            trace_id: raw.trace_id,
-            id: raw.id,
-            at: raw.at,
+            name: name.into_owned(),
+            payload: payload.filter(|p| !p.is_null()),
+            trace_id: frame.trace_id,
+            id: frame.id,
+            at,
         };
         self.decode(wire, dir, ctx)
     }
@@ -345,6 +390,105 @@ impl<'de, 'd> Visitor<'de> for SocketIoFrame<'d, '_> {
             return Err(A::Error::custom(
                 "expected [\"event\"] or [\"event\", payload]: found more items",
             ));
+        }
+        Ok(out)
+    }
+}
+
+/// An envelope `{event, traceId, data}` or a webhook body `{id, type, timestamp, data}`.
+struct ObjectFrame<'d, 'f> {
+    dialect: &'d Dialect,
+    dir: Option<Direction>,
+    failed: &'f mut Option<TranslateError>,
+}
+
+/// What an object frame held.
+struct ObjectOut<'d, 'de> {
+    name: Option<Cow<'de, str>>,
+    trace_id: Option<String>,
+    id: Option<String>,
+    timestamp: Option<String>,
+    data: Data<'d, 'de>,
+}
+
+/// An object frame's payload, as far as it could be taken.
+enum Data<'d, 'de> {
+    Absent,
+    /// Parsed by the fast path.
+    Fast {
+        fields: Fields<'d, 'de>,
+        parsed: Option<Parsed>,
+    },
+    /// Parsed as a value (no single rule for the name).
+    Parsed(Value),
+    /// Came before the name: kept as text.
+    Raw(&'de RawValue),
+}
+
+impl<'de, 'd> DeserializeSeed<'de> for ObjectFrame<'d, '_> {
+    type Value = ObjectOut<'d, 'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
+    type Value = ObjectOut<'d, 'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.dialect.framing {
+            Framing::Webhook => {
+                f.write_str("an object {\"id\", \"type\", \"timestamp\", \"data\"}")
+            }
+            _ => f.write_str("an object {\"event\", \"traceId\", \"data\"}"),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let webhook = self.dialect.framing == Framing::Webhook;
+        let name_key = if webhook { "type" } else { "event" };
+        let mut out = ObjectOut {
+            name: None,
+            trace_id: None,
+            id: None,
+            timestamp: None,
+            data: Data::Absent,
+        };
+        while let Some(Key(key)) = map.next_key()? {
+            match &*key {
+                k if k == name_key => {
+                    out.name = Some(map.next_value::<EventName<'de>>()?.0);
+                }
+                "traceId" if !webhook => out.trace_id = map.next_value()?,
+                "id" if webhook => out.id = map.next_value()?,
+                "timestamp" if webhook => out.timestamp = map.next_value()?,
+                "data" => {
+                    let rule = out
+                        .name
+                        .as_ref()
+                        .map(|n| self.dialect.fast_rule(n, self.dir));
+                    out.data = match (rule, &out.name) {
+                        (Some(Some(rule)), Some(name)) => {
+                            let mut fields = Fields::new(rule, name);
+                            let parsed = match map.next_value_seed(fields.seed()) {
+                                Ok(Parsed::Other(Value::Null)) => None,
+                                Ok(p) => Some(p),
+                                Err(e) => {
+                                    *self.failed = fields.failed.take();
+                                    return Err(e);
+                                }
+                            };
+                            Data::Fast { fields, parsed }
+                        }
+                        (Some(None), _) => Data::Parsed(map.next_value()?),
+                        _ => Data::Raw(map.next_value()?),
+                    };
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
         }
         Ok(out)
     }

@@ -40,7 +40,7 @@ impl WireEvent {
 
 /// A frame with its payload still unparsed JSON text.
 #[derive(Debug)]
-pub struct RawFrame<'a> {
+struct RawFrame<'a> {
     /// Wire event name (borrowed from the input when it has no escapes).
     pub name: Cow<'a, str>,
     /// The payload's JSON text; `None` when the frame has none (or it is `null` in an
@@ -169,6 +169,14 @@ fn data_err(framing: Framing, shape: &str, e: &serde_json::Error) -> TranslateEr
     }
 }
 
+/// An envelope's or webhook body's parse error: a framing error when the JSON was fine.
+pub(crate) fn object_err(framing: Framing, e: &serde_json::Error) -> TranslateError {
+    match framing {
+        Framing::Webhook => data_err(framing, "{\"id\", \"type\", \"timestamp\", \"data\"}", e),
+        _ => data_err(framing, "{\"event\", \"traceId\", \"data\"}", e),
+    }
+}
+
 /// A Socket.IO frame's parse error: a framing error when the JSON was fine.
 pub(crate) fn socketio_err(e: &serde_json::Error) -> TranslateError {
     if e.is_data() {
@@ -182,7 +190,7 @@ pub(crate) fn socketio_err(e: &serde_json::Error) -> TranslateError {
 ///
 /// # Errors
 /// Not JSON (or nested too deep), or JSON that is not the framing's shape.
-pub fn parse_raw_frame(framing: Framing, text: &[u8]) -> Result<RawFrame<'_>, TranslateError> {
+fn parse_raw_frame(framing: Framing, text: &[u8]) -> Result<RawFrame<'_>, TranslateError> {
     let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
     match framing {
         Framing::Envelope => {

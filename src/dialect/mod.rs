@@ -20,7 +20,7 @@ pub mod vocabulary;
 pub use decode::{DecodeContext, Decoded};
 pub use encode::Encoded;
 pub use error::{LoadError, LoadErrors, TranslateError};
-pub use framing::{RawFrame, WireEvent, parse_frame, parse_raw_frame, write_frame};
+pub use framing::{WireEvent, parse_frame, write_frame};
 pub use plan::{Dialect, Direction, Framing};
 pub use vocabulary::{EventKind, Route, Vocabulary};
 
