@@ -114,7 +114,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_line_bytes,
                 threads: threads.max(1),
             };
-            let stdin = std::io::stdin().lock();
+            let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
             let stdout = std::io::stdout().lock();
             let stderr = std::io::stderr().lock();
             let failed = translate::run(&reg, &opts, stdin, stdout, stderr)?;

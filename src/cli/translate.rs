@@ -1,12 +1,15 @@
 //! `switchboard translate`: stdin lines → translated lines on stdout, errors as
-//! `line N: reason` on stderr. Lines are read in bounded batches and translated by worker
-//! threads; output keeps input order.
+//! `line N: reason` on stderr. A reader thread cuts the input into numbered batches,
+//! worker threads translate them, and the caller's thread writes results in input order.
+//! Every queue is bounded, so memory stays bounded whatever the input size.
 
 use super::lines::{Line, LineReader};
 use crate::dialect::translate::{Side, Translator};
 use crate::dialect::{Direction, Registry};
-use anyhow::Result;
+use anyhow::{Result, anyhow};
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::sync::{Mutex, mpsc};
 
 /// What to translate, and how.
 pub struct Options<'a> {
@@ -22,16 +25,28 @@ pub struct Options<'a> {
     pub threads: usize,
 }
 
-/// Lines per batch, and bytes per batch: bounds memory to about twice the latter.
-const BATCH_LINES: usize = 8192;
-const BATCH_BYTES: usize = 8 << 20;
+/// Lines per batch, and bytes per batch.
+const BATCH_LINES: usize = 2048;
+const BATCH_BYTES: usize = 4 << 20;
+/// Batches queued per worker, both ways: with the batch limits, this bounds memory.
+const QUEUE_PER_WORKER: usize = 2;
 
+/// One input line: a range of the batch's bytes, or the length of a refused line.
 enum Input {
-    Frame(Vec<u8>),
+    Frame(std::ops::Range<usize>),
     TooLong(usize),
 }
 
+/// Consecutive lines, their bytes in one buffer.
+struct Batch {
+    seq: u64,
+    first_line: usize,
+    data: Vec<u8>,
+    lines: Vec<Input>,
+}
+
 struct Output {
+    seq: u64,
     bytes: Vec<u8>,
     /// `(line number, reason)` per failed line, in order.
     errors: Vec<(usize, String)>,
@@ -44,87 +59,122 @@ struct Output {
 pub fn run(
     reg: &Registry,
     opts: &Options<'_>,
-    input: impl BufRead,
+    input: impl BufRead + Send,
     mut out: impl Write,
     mut err: impl Write,
 ) -> Result<usize> {
     let from = Side::named(reg, opts.from)?;
     let to = Side::named(reg, opts.to)?;
     let tr = Translator::new(reg, from, to, opts.dir).max_bytes(opts.max_line_bytes);
-    let mut reader = LineReader::new(input, opts.max_line_bytes);
-    let mut failed = 0;
-    let mut line_no = 0usize;
+    let workers = opts.threads.max(1);
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(workers * QUEUE_PER_WORKER);
+    let (out_tx, out_rx) = mpsc::sync_channel::<Output>(workers * QUEUE_PER_WORKER);
+    let batch_rx = Mutex::new(batch_rx);
+    let max_line = opts.max_line_bytes;
+
+    std::thread::scope(|s| -> Result<usize> {
+        let reader = s.spawn(move || read_batches(input, max_line, &batch_tx));
+        for _ in 0..workers {
+            let (rx, tx, tr) = (&batch_rx, out_tx.clone(), &tr);
+            s.spawn(move || {
+                loop {
+                    let next = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(batch) = next else { return };
+                    if tx.send(translate_batch(tr, batch)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(out_tx);
+
+        // Write in input order; out-of-order results wait (at most the queued batches).
+        let mut failed = 0;
+        let mut next_seq = 0u64;
+        let mut pending = BTreeMap::new();
+        for o in out_rx {
+            pending.insert(o.seq, o);
+            while let Some(o) = pending.remove(&next_seq) {
+                out.write_all(&o.bytes)?;
+                for (n, reason) in &o.errors {
+                    writeln!(err, "line {n}: {reason}")?;
+                }
+                failed += o.errors.len();
+                next_seq += 1;
+            }
+        }
+        out.flush()?;
+        reader
+            .join()
+            .map_err(|_| anyhow!("the input reader panicked"))??;
+        Ok(failed)
+    })
+}
+
+fn read_batches(
+    input: impl BufRead,
+    max_line: usize,
+    tx: &mpsc::SyncSender<Batch>,
+) -> std::io::Result<()> {
+    let mut reader = LineReader::new(input, max_line);
     let mut buf = Vec::new();
-    loop {
-        let first = line_no + 1;
-        let mut batch: Vec<Input> = Vec::new();
-        let mut bytes = 0;
-        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
+    let mut line_no = 0usize;
+    for seq in 0u64.. {
+        let first_line = line_no + 1;
+        let mut lines = Vec::with_capacity(BATCH_LINES);
+        let mut data = Vec::with_capacity(BATCH_BYTES / 16);
+        while lines.len() < BATCH_LINES && data.len() < BATCH_BYTES {
             match reader.next_line(&mut buf)? {
                 None => break,
                 Some(Line::Ok) => {
-                    bytes += buf.len();
-                    batch.push(Input::Frame(std::mem::take(&mut buf)));
+                    let start = data.len();
+                    data.extend_from_slice(&buf);
+                    lines.push(Input::Frame(start..data.len()));
                 }
-                Some(Line::TooLong(n)) => batch.push(Input::TooLong(n)),
+                Some(Line::TooLong(n)) => lines.push(Input::TooLong(n)),
             }
         }
-        if batch.is_empty() {
+        if lines.is_empty() {
             break;
         }
-        line_no += batch.len();
-        let chunk = batch.len().div_ceil(opts.threads).max(512);
-        let outputs: Vec<Output> = if batch.len() <= chunk {
-            vec![translate_chunk(&tr, &batch, first)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .chunks(chunk)
-                    .enumerate()
-                    .map(|(i, part)| {
-                        let tr = &tr;
-                        s.spawn(move || translate_chunk(tr, part, first + i * chunk))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| Output {
-                            bytes: Vec::new(),
-                            errors: vec![(0, "internal error: a worker panicked".into())],
-                        })
-                    })
-                    .collect()
-            })
+        line_no += lines.len();
+        let batch = Batch {
+            seq,
+            first_line,
+            data,
+            lines,
         };
-        for o in outputs {
-            out.write_all(&o.bytes)?;
-            for (n, reason) in &o.errors {
-                writeln!(err, "line {n}: {reason}")?;
-            }
-            failed += o.errors.len();
+        if tx.send(batch).is_err() {
+            break;
         }
     }
-    out.flush()?;
-    Ok(failed)
+    Ok(())
 }
 
-fn translate_chunk(tr: &Translator<'_>, lines: &[Input], first: usize) -> Output {
+fn translate_batch(tr: &Translator<'_>, batch: Batch) -> Output {
     let mut o = Output {
-        bytes: Vec::with_capacity(lines.len() * 160),
+        seq: batch.seq,
+        bytes: Vec::with_capacity(batch.lines.len() * 160),
         errors: Vec::new(),
     };
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in batch.lines.iter().enumerate() {
+        let n = batch.first_line + i;
         match line {
-            Input::Frame(f) if f.iter().all(u8::is_ascii_whitespace) => {}
-            Input::Frame(f) => {
+            Input::Frame(r) => {
+                let f = &batch.data[r.clone()];
+                if f.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
                 if let Err(e) = tr.translate(f, &mut o.bytes) {
-                    o.errors.push((first + i, e.to_string()));
+                    o.errors.push((n, e.to_string()));
                 }
             }
-            Input::TooLong(n) => o.errors.push((
-                first + i,
-                format!("line of {n} bytes is over the {}-byte limit", tr.limit()),
+            Input::TooLong(len) => o.errors.push((
+                n,
+                format!("line of {len} bytes is over the {}-byte limit", tr.limit()),
             )),
         }
     }
