@@ -1,10 +1,11 @@
-//! The decoding fast path: when a frame's name selects exactly one rule without selector
-//! fields, its payload is parsed straight into the canonical body, following the rule's
-//! key trie, so mapped fields land at their canonical place without an intermediate
-//! payload map. Everything else (constants, unmapped fields) goes to the remainder that the
-//! general decoder finishes. Socket.IO frames are read in one pass (the name comes first);
-//! envelopes and webhook bodies keep their payload as raw text until the name is known.
-//! Frames the fast path does not fit take the general path unchanged.
+//! Reading frames. The name is read first; when it selects exactly one rule without
+//! selector fields, the payload is parsed straight into the canonical body (the fast
+//! path), following the rule's key trie, so mapped fields land at their canonical place
+//! without an intermediate payload map; what no field rule takes (constants, unmapped
+//! fields) goes to the remainder the general decoder finishes. Otherwise the payload is
+//! parsed as a JSON value and decoded by the general path. Socket.IO arrays, envelopes and
+//! webhook bodies are each read in one pass (an envelope whose `data` comes before its
+//! `event` keeps the payload as raw text until the name is known).
 
 use super::decode::{DecodeContext, Decoded, map_value};
 use super::error::{TranslateError, json_type_name};
@@ -17,6 +18,21 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
+/// Parses one frame of `framing` from JSON text, payload included, without mapping it.
+///
+/// # Errors
+/// Not JSON (or nested too deep), or JSON that is not the framing's shape.
+pub fn parse_frame(framing: Framing, text: &[u8]) -> Result<WireEvent, TranslateError> {
+    match read_frame(framing, None, None, text)? {
+        Read::General(w) => Ok(w),
+        // Without a dialect there is no rule, so the fast path never starts.
+        Read::Fast { fields, .. } => Err(TranslateError::Framing {
+            framing: framing.as_str(),
+            reason: format!("`{}` needs a dialect to be read", fields.wire_name),
+        }),
+    }
+}
+
 impl Dialect {
     /// Decodes one frame of this dialect's framing (JSON text).
     ///
@@ -28,112 +44,15 @@ impl Dialect {
         dir: Option<Direction>,
         ctx: &DecodeContext,
     ) -> Result<Decoded, TranslateError> {
-        if self.framing == Framing::SocketIo {
-            return self.decode_socketio(text, dir, ctx);
-        }
-        self.decode_object_frame(text, dir, ctx)
-    }
-
-    /// Envelopes and webhook bodies: read in one pass when the name comes before the
-    /// payload (as every peer writes them); otherwise the payload is kept as raw text
-    /// until the name is known.
-    fn decode_object_frame(
-        &self,
-        text: &[u8],
-        dir: Option<Direction>,
-        ctx: &DecodeContext,
-    ) -> Result<Decoded, TranslateError> {
-        let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
-        let mut failed = None;
-        let seed = ObjectFrame {
-            dialect: self,
-            dir,
-            failed: &mut failed,
-        };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let frame = match seed.deserialize(&mut de).and_then(|f| de.end().map(|()| f)) {
-            Ok(f) => f,
-            Err(e) => return Err(failed.unwrap_or_else(|| object_err(self.framing, &e))),
-        };
-        let Some(name) = frame.name else {
-            let key = if self.framing == Framing::Webhook {
-                "type"
-            } else {
-                "event"
-            };
-            return Err(TranslateError::Framing {
-                framing: self.framing.as_str(),
-                reason: format!("missing field `{key}`"),
-            });
-        };
-        let at = match &frame.timestamp {
-            Some(t) => Some(parse_iso_millis(t).ok_or_else(|| TranslateError::Framing {
-                framing: self.framing.as_str(),
-                reason: format!("timestamp `{t}` is not ISO-8601"),
-            })?),
-            None => None,
-        };
-        let payload = match frame.data {
-            Data::Fast { fields, parsed } => {
-                let meta = self.meta_for(frame.trace_id, frame.id, at, ctx);
-                return fields.finish(self, parsed, meta);
-            }
-            Data::Absent => None,
-            Data::Parsed(v) => Some(v),
-            Data::Raw(raw) => {
-                if let Some(rule) = self.fast_rule(&name, dir) {
-                    let mut fields = Fields::new(rule, &name);
-                    let mut de = serde_json::Deserializer::from_str(raw.get());
-                    let parsed = match fields.seed().deserialize(&mut de) {
-                        Ok(Parsed::Other(Value::Null)) => None,
-                        Ok(p) => Some(p),
-                        Err(e) => return Err(fields.failed.unwrap_or_else(|| json_err(&e))),
-                    };
-                    let meta = self.meta_for(frame.trace_id, frame.id, at, ctx);
-                    return fields.finish(self, parsed, meta);
-                }
-                Some(serde_json::from_str::<Value>(raw.get()).map_err(|e| json_err(&e))?)
-            }
-        };
-        let wire = WireEvent {
-            name: name.into_owned(),
-            payload: payload.filter(|p| !p.is_null()),
-            trace_id: frame.trace_id,
-            id: frame.id,
-            at,
-        };
-        self.decode(wire, dir, ctx)
-    }
-
-    fn decode_socketio(
-        &self,
-        text: &[u8],
-        dir: Option<Direction>,
-        ctx: &DecodeContext,
-    ) -> Result<Decoded, TranslateError> {
-        let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
-        let mut de = serde_json::Deserializer::from_str(text);
-        let mut failed = None;
-        let seed = SocketIoFrame {
-            dialect: self,
-            dir,
-            failed: &mut failed,
-        };
-        let out = seed.deserialize(&mut de).and_then(|o| de.end().map(|()| o));
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                return Err(failed.unwrap_or_else(|| socketio_err(&e)));
-            }
-        };
-        match out {
-            SocketIoOut::Fast { fields, parsed } => {
-                let meta = self.meta_for(None, None, None, ctx);
-                fields.finish(self, parsed, meta)
-            }
-            SocketIoOut::General { name, payload } => {
-                self.decode(WireEvent::new(name, payload), dir, ctx)
-            }
+        match read_frame(self.framing, Some(self), dir, text)? {
+            Read::Fast {
+                fields,
+                parsed,
+                trace_id,
+                id,
+                at,
+            } => fields.finish(self, parsed, self.meta_for(trace_id, id, at, ctx)),
+            Read::General(wire) => self.decode(wire, dir, ctx),
         }
     }
 
@@ -162,6 +81,117 @@ impl Dialect {
 
 fn json_err(e: &serde_json::Error) -> TranslateError {
     TranslateError::NotJson(e.to_string())
+}
+
+/// A frame as read: handed to the fast path, or a wire event for the general one.
+enum Read<'d, 'n> {
+    Fast {
+        fields: Fields<'d, 'n>,
+        parsed: Option<Parsed>,
+        trace_id: Option<String>,
+        id: Option<String>,
+        at: Option<i64>,
+    },
+    General(WireEvent),
+}
+
+fn read_frame<'d, 'n>(
+    framing: Framing,
+    dialect: Option<&'d Dialect>,
+    dir: Option<Direction>,
+    text: &'n [u8],
+) -> Result<Read<'d, 'n>, TranslateError> {
+    let text = std::str::from_utf8(text).map_err(|e| TranslateError::NotJson(e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut failed = None;
+    if framing == Framing::SocketIo {
+        let seed = SocketIoFrame {
+            dialect,
+            dir,
+            failed: &mut failed,
+        };
+        let out = match seed.deserialize(&mut de).and_then(|o| de.end().map(|()| o)) {
+            Ok(o) => o,
+            Err(e) => return Err(failed.unwrap_or_else(|| socketio_err(&e))),
+        };
+        return Ok(match out {
+            SocketIoOut::Fast { fields, parsed } => Read::Fast {
+                fields,
+                parsed,
+                trace_id: None,
+                id: None,
+                at: None,
+            },
+            SocketIoOut::General { name, payload } => Read::General(WireEvent::new(name, payload)),
+        });
+    }
+    let seed = ObjectFrame {
+        framing,
+        dialect,
+        dir,
+        failed: &mut failed,
+    };
+    let frame = match seed.deserialize(&mut de).and_then(|f| de.end().map(|()| f)) {
+        Ok(f) => f,
+        Err(e) => return Err(failed.unwrap_or_else(|| object_err(framing, &e))),
+    };
+    let Some(name) = frame.name else {
+        let key = if framing == Framing::Webhook {
+            "type"
+        } else {
+            "event"
+        };
+        return Err(TranslateError::Framing {
+            framing: framing.as_str(),
+            reason: format!("missing field `{key}`"),
+        });
+    };
+    let at = match &frame.timestamp {
+        Some(t) => Some(parse_iso_millis(t).ok_or_else(|| TranslateError::Framing {
+            framing: framing.as_str(),
+            reason: format!("timestamp `{t}` is not ISO-8601"),
+        })?),
+        None => None,
+    };
+    let payload = match frame.data {
+        Data::Fast { fields, parsed } => {
+            return Ok(Read::Fast {
+                fields,
+                parsed,
+                trace_id: frame.trace_id,
+                id: frame.id,
+                at,
+            });
+        }
+        Data::Absent => None,
+        Data::Parsed(v) => Some(v),
+        Data::Raw(raw) => {
+            if let Some(rule) = dialect.and_then(|d| d.fast_rule(&name, dir)) {
+                let mut fields = Fields::new(rule, &name);
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let parsed = match fields.seed().deserialize(&mut de) {
+                    Ok(Parsed::Other(Value::Null)) => None,
+                    Ok(p) => Some(p),
+                    Err(e) => return Err(fields.failed.unwrap_or_else(|| json_err(&e))),
+                };
+                return Ok(Read::Fast {
+                    fields,
+                    parsed,
+                    trace_id: frame.trace_id,
+                    id: frame.id,
+                    at,
+                });
+            }
+            Some(serde_json::from_str::<Value>(raw.get()).map_err(|e| json_err(&e))?)
+        }
+    };
+    Ok(Read::General(WireEvent {
+        name: name.into_owned(),
+        payload: payload.filter(|p| !p.is_null()),
+        trace_id: frame.trace_id,
+        id: frame.id,
+        at,
+    }))
 }
 
 /// What the fast path has gathered for one event.
@@ -333,7 +363,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 /// A Socket.IO event array read in one pass: the name, then the payload, parsed by the
 /// fast path when the name selects one rule.
 struct SocketIoFrame<'d, 'f> {
-    dialect: &'d Dialect,
+    dialect: Option<&'d Dialect>,
     dir: Option<Direction>,
     failed: &'f mut Option<TranslateError>,
 }
@@ -369,7 +399,7 @@ impl<'de, 'd> Visitor<'de> for SocketIoFrame<'d, '_> {
         let EventName(name) = seq
             .next_element()?
             .ok_or_else(|| A::Error::custom("empty array: the event name is missing"))?;
-        let out = match self.dialect.fast_rule(&name, self.dir) {
+        let out = match self.dialect.and_then(|d| d.fast_rule(&name, self.dir)) {
             Some(rule) => {
                 let mut fields = Fields::new(rule, &name);
                 let parsed = match seq.next_element_seed(fields.seed()) {
@@ -397,7 +427,8 @@ impl<'de, 'd> Visitor<'de> for SocketIoFrame<'d, '_> {
 
 /// An envelope `{event, traceId, data}` or a webhook body `{id, type, timestamp, data}`.
 struct ObjectFrame<'d, 'f> {
-    dialect: &'d Dialect,
+    framing: Framing,
+    dialect: Option<&'d Dialect>,
     dir: Option<Direction>,
     failed: &'f mut Option<TranslateError>,
 }
@@ -437,7 +468,7 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
     type Value = ObjectOut<'d, 'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.dialect.framing {
+        match self.framing {
             Framing::Webhook => {
                 f.write_str("an object {\"id\", \"type\", \"timestamp\", \"data\"}")
             }
@@ -446,7 +477,7 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let webhook = self.dialect.framing == Framing::Webhook;
+        let webhook = self.framing == Framing::Webhook;
         let name_key = if webhook { "type" } else { "event" };
         let mut out = ObjectOut {
             name: None,
@@ -467,7 +498,7 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
                     let rule = out
                         .name
                         .as_ref()
-                        .map(|n| self.dialect.fast_rule(n, self.dir));
+                        .map(|n| self.dialect.and_then(|d| d.fast_rule(n, self.dir)));
                     out.data = match (rule, &out.name) {
                         (Some(Some(rule)), Some(name)) => {
                             let mut fields = Fields::new(rule, name);
@@ -529,5 +560,49 @@ impl<'de> de::Deserialize<'de> for EventName<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_str(StrVisitor("the event name, a string, as the first item"))
             .map(EventName)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::plan::Framing;
+    use serde_json::json;
+
+    #[test]
+    fn socketio_shapes() {
+        let w = parse_frame(Framing::SocketIo, br#"["typing",{"conversationId":"c"}]"#).unwrap();
+        assert_eq!(w.name, "typing");
+        assert_eq!(w.payload, Some(json!({"conversationId": "c"})));
+        let w = parse_frame(Framing::SocketIo, br#"["presence:heartbeat"]"#).unwrap();
+        assert_eq!(w.payload, None);
+        for bad in [&b"{}"[..], b"[]", b"[1]", b"[\"a\",1,2]"] {
+            assert!(matches!(
+                parse_frame(Framing::SocketIo, bad),
+                Err(TranslateError::Framing { .. })
+            ));
+        }
+        assert!(matches!(
+            parse_frame(Framing::SocketIo, b"nope"),
+            Err(TranslateError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn envelope_and_webhook_shapes() {
+        let w = parse_frame(
+            Framing::Envelope,
+            br#"{"event":"ACK","traceId":"t","data":{"messageId":"m"}}"#,
+        )
+        .unwrap();
+        assert_eq!((w.name.as_str(), w.trace_id.as_deref()), ("ACK", Some("t")));
+        assert!(parse_frame(Framing::Envelope, br#"{"data":{}}"#).is_err());
+        let w = parse_frame(
+            Framing::Webhook,
+            br#"{"id":"evt_1","type":"user.online","timestamp":"2024-01-15T10:30:00.000Z","data":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(w.at, Some(1_705_314_600_000));
+        assert!(parse_frame(Framing::Webhook, br#"{"type":"x","timestamp":"soon"}"#).is_err());
     }
 }
