@@ -12,11 +12,13 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// Unique id of this event (a webhook's `evt_…` id when it came from one).
+    #[serde(default)]
     pub id: EventId,
     /// Follows the event across dialects, buses and webhooks (the envelope's `traceId`).
+    #[serde(default)]
     pub trace_id: EventId,
     /// When the event happened, Unix milliseconds; ISO-8601 in JSON.
-    #[serde(with = "iso_millis")]
+    #[serde(with = "iso_millis", default = "now_millis")]
     pub at: i64,
     /// Where the event entered the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
