@@ -132,7 +132,7 @@ fn translate_from_canonical_and_back() {
     assert!(back.status.success(), "{}", text(&back.stderr));
     assert_eq!(
         text(&back.stdout).trim(),
-        r#"["message:edit",{"content":"new","messageId":"m1"}]"#
+        r#"["message:edit",{"messageId":"m1","content":"new"}]"#
     );
 }
 

@@ -1,28 +1,36 @@
-//! Encoding: a canonical event → a dialect's wire event, by the compiled plan. The hub
-//! encodes one event for many dialects, so the event is normally borrowed and its values
-//! cloned; a caller that owns the event (the `translate` command) can let the encoder move
-//! values out of it instead. Fields carried from the same dialect and wire event are
+//! Encoding: a canonical event → a dialect's wire event, by the compiled plan. The payload
+//! is assembled as a `Tree` that borrows the event's values (the hub encodes one event for
+//! many dialects) or, for a caller that is done with the event, moves them out of it; it
+//! is written as JSON directly. Fields carried from the same dialect and wire event are
 //! restored.
 
 use super::decode::{resolve_default, short};
 use super::error::TranslateError;
 use super::plan::{Dialect, Direction, Rule, WireName};
+use super::tree::Tree;
 use crate::event::{Carried, Event, Meta};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 /// An encoded wire event: its name and payload (`None`: a frame without payload).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Encoded<'a> {
     /// Wire name, borrowed from the plan unless it carries parameters.
     pub name: Cow<'a, str>,
-    /// The payload.
-    pub payload: Option<Value>,
+    /// The payload, borrowing from the plan and the event.
+    pub payload: Option<Tree<'a>>,
 }
 
-/// The event body, shared (values are cloned) or owned (values are moved out).
-enum Body<'b> {
-    Shared(&'b Map<String, Value>),
+impl Encoded<'_> {
+    /// The payload as an owned JSON value.
+    pub fn payload_value(self) -> Option<Value> {
+        self.payload.map(Tree::into_value)
+    }
+}
+
+/// The event body, shared (values are borrowed) or owned (values are moved out).
+enum Body<'a, 'b> {
+    Shared(&'a Map<String, Value>),
     Owned(&'b mut Map<String, Value>),
 }
 
@@ -32,10 +40,16 @@ impl Dialect {
     /// # Errors
     /// The dialect has no rule for the event (or for its selector values), a value is
     /// outside a value map, or a name parameter is missing.
-    pub fn encode(&self, ev: &Event, dir: Direction) -> Result<Encoded<'_>, TranslateError> {
+    pub fn encode<'a>(
+        &'a self,
+        ev: &'a Event,
+        dir: Direction,
+    ) -> Result<Encoded<'a>, TranslateError> {
         let rule = self.select_encoder(ev, dir)?;
         let carried = self.carried_for(rule, ev.meta.carried.as_deref());
-        let payload = carried.map(|c| c.fields.clone()).unwrap_or_default();
+        let payload = carried
+            .map(|c| Tree::borrowing(&c.fields))
+            .unwrap_or_default();
         self.build(
             rule,
             &ev.name,
@@ -59,8 +73,10 @@ impl Dialect {
         let rule = self.select_encoder(ev, dir)?;
         let Event { name, body, meta } = ev;
         let payload = match meta.carried.as_deref_mut() {
-            Some(c) if self.carried_for(rule, Some(c)).is_some() => std::mem::take(&mut c.fields),
-            _ => Map::new(),
+            Some(c) if self.carried_for(rule, Some(c)).is_some() => {
+                Tree::owning(std::mem::take(&mut c.fields))
+            }
+            _ => Tree::default(),
         };
         let carried = self.carried_for(rule, meta.carried.as_deref());
         self.build(rule, name, meta, carried, payload, Body::Owned(body))
@@ -77,37 +93,28 @@ impl Dialect {
         canonical: &str,
         meta: &Meta,
         carried: Option<&Carried>,
-        mut payload: Map<String, Value>,
-        mut body: Body<'_>,
+        mut payload: Tree<'a>,
+        mut body: Body<'a, '_>,
     ) -> Result<Encoded<'a>, TranslateError> {
-        for (p, v) in &rule.consts {
-            if carried.is_some_and(|c| c.omitted.iter().any(|o| o.as_str() == p.to_string())) {
-                continue;
-            }
-            p.insert_if_absent(&mut payload, || v.clone());
-        }
-        for (p, v) in &rule.when {
-            p.insert(&mut payload, v.clone());
-        }
         for op in &rule.fields {
-            let found = match &mut body {
-                Body::Shared(b) => op.canon.get(b).cloned(),
-                Body::Owned(b) if op.last_use => op.canon.take(b),
-                Body::Owned(b) => op.canon.get(b).cloned(),
+            let found: Option<Cow<'a, Value>> = match &mut body {
+                Body::Shared(b) => op.canon.get(b).map(Cow::Borrowed),
+                Body::Owned(b) if op.last_use => op.canon.take(b).map(Cow::Owned),
+                Body::Owned(b) => op.canon.get(b).cloned().map(Cow::Owned),
             };
             let v = match found {
                 Some(v) => v,
                 None => {
                     let dv = rule.defaults.iter().find(|(p, _)| *p == op.canon);
                     match dv.and_then(|(_, dv)| resolve_default(dv, meta)) {
-                        Some(v) => v,
+                        Some(v) => Cow::Owned(v),
                         None => continue,
                     }
                 }
             };
             let v = match &op.values {
                 Some(map) => match map.to_wire(&v) {
-                    Some(w) => w.clone(),
+                    Some(w) => Cow::Borrowed(w),
                     None => {
                         return Err(TranslateError::BadValue {
                             event: canonical.to_string(),
@@ -119,20 +126,36 @@ impl Dialect {
                 },
                 None => v,
             };
-            let v = if op.split { Value::Array(vec![v]) } else { v };
-            op.wire.insert(&mut payload, v);
+            let v = if op.split {
+                Cow::Owned(Value::Array(vec![v.into_owned()]))
+            } else {
+                v
+            };
+            payload.insert(&op.wire, v);
+        }
+        // Selectors and constants after the fields: the wire order of the specs.
+        for (p, v) in &rule.consts {
+            if carried.is_some_and(|c| c.omitted.iter().any(|o| p.is(o))) {
+                continue;
+            }
+            if !payload.has(p) {
+                payload.insert(p, Cow::Borrowed(v));
+            }
+        }
+        for (p, v) in &rule.when {
+            payload.insert(p, Cow::Borrowed(v));
         }
         if rule.passthrough {
             let passes = |k: &str| !rule.canon_heads.iter().any(|h| **h == *k);
             match body {
                 Body::Shared(b) => {
                     for (k, v) in b.iter().filter(|(k, _)| passes(k)) {
-                        payload.entry(k.clone()).or_insert_with(|| v.clone());
+                        payload.insert_key_if_absent(Cow::Borrowed(k.as_str()), Cow::Borrowed(v));
                     }
                 }
                 Body::Owned(b) => {
                     for (k, v) in std::mem::take(b).into_iter().filter(|(k, _)| passes(k)) {
-                        payload.entry(k).or_insert(v);
+                        payload.insert_key_if_absent(Cow::Owned(k), Cow::Owned(v));
                     }
                 }
             }
@@ -142,7 +165,7 @@ impl Dialect {
             WireName::Template(t) => {
                 let mut values = Vec::with_capacity(t.params.len());
                 for p in &t.params {
-                    let v = match payload.remove(&**p) {
+                    let v = match payload.remove(p) {
                         Some(Value::String(s)) if !s.is_empty() => s,
                         Some(Value::Number(n)) => n.to_string(),
                         _ => {
@@ -160,7 +183,7 @@ impl Dialect {
         let no_payload = payload.is_empty() && carried.is_some_and(|c| c.no_payload);
         Ok(Encoded {
             name,
-            payload: (!no_payload).then_some(Value::Object(payload)),
+            payload: (!no_payload).then_some(payload),
         })
     }
 

@@ -38,19 +38,31 @@ impl WireEvent {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct EnvelopeOut<'a> {
+struct EnvelopeOut<'a, P: Serialize + ?Sized> {
     event: &'a str,
     trace_id: &'a EventId,
-    data: &'a Value,
+    data: Data<'a, P>,
 }
 
 #[derive(Serialize)]
-struct WebhookOut<'a> {
+struct WebhookOut<'a, P: Serialize + ?Sized> {
     id: WebhookId<'a>,
     #[serde(rename = "type")]
     ty: &'a str,
     timestamp: &'a str,
-    data: &'a Value,
+    data: Data<'a, P>,
+}
+
+/// A payload, or `{}` when there is none.
+struct Data<'a, P: ?Sized>(Option<&'a P>);
+
+impl<P: Serialize + ?Sized> Serialize for Data<'_, P> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(p) => p.serialize(s),
+            None => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+        }
+    }
 }
 
 /// A webhook id: the event id, prefixed `evt_` unless it already is.
@@ -104,15 +116,13 @@ pub(crate) fn socketio_err(e: &serde_json::Error) -> TranslateError {
 
 /// Writes one frame of `framing` as JSON text to `out`. `trace_id`, `id` and `at` come
 /// from the canonical event's metadata.
-pub fn write_frame(
+pub fn write_frame<P: Serialize + ?Sized>(
     framing: Framing,
     name: &str,
-    payload: Option<&Value>,
+    payload: Option<&P>,
     meta: &crate::event::Meta,
     out: &mut Vec<u8>,
 ) {
-    let empty_obj = Value::Object(serde_json::Map::new());
-    let data = payload.unwrap_or(&empty_obj);
     // Serialising these shapes into a Vec cannot fail: every key is a string.
     let _ = match framing {
         Framing::Envelope => serde_json::to_writer(
@@ -120,7 +130,7 @@ pub fn write_frame(
             &EnvelopeOut {
                 event: name,
                 trace_id: &meta.trace_id,
-                data,
+                data: Data(payload),
             },
         ),
         Framing::SocketIo => match payload {
@@ -133,7 +143,7 @@ pub fn write_frame(
                 id: WebhookId(&meta.id),
                 ty: name,
                 timestamp: &format_iso_millis(meta.at),
-                data,
+                data: Data(payload),
             },
         ),
     };

@@ -15,6 +15,7 @@ pub mod report;
 mod source;
 mod spec;
 pub mod translate;
+pub mod tree;
 pub mod vocabulary;
 
 pub use decode::{DecodeContext, Decoded};

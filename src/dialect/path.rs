@@ -35,6 +35,24 @@ impl Path {
         &self.0[0]
     }
 
+    /// Whether this path, written with dots, is `s` (no allocation).
+    pub fn is(&self, s: &str) -> bool {
+        let mut rest = s;
+        for (i, seg) in self.0.iter().enumerate() {
+            if i > 0 {
+                match rest.strip_prefix('.') {
+                    Some(r) => rest = r,
+                    None => return false,
+                }
+            }
+            match rest.strip_prefix(&**seg) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
     /// The segments, in order.
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|s| &**s)
@@ -171,6 +189,13 @@ mod tests {
         Path::parse("a.b.c").unwrap().insert(&mut m, json!(1));
         Path::parse("a.d").unwrap().insert(&mut m, json!(2));
         assert_eq!(Value::Object(m), json!({"a": {"b": {"c": 1}, "d": 2}}));
+    }
+
+    #[test]
+    fn is_compares_dotted_text() {
+        let p = Path::parse("message.status").unwrap();
+        assert!(p.is("message.status"));
+        assert!(!p.is("message.statu") && !p.is("message") && !p.is("message.status.x"));
     }
 
     #[test]
