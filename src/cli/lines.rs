@@ -42,7 +42,7 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             any = true;
-            let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            let (chunk, done) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (&avail[..i], true),
                 None => (avail, false),
             };
