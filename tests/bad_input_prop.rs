@@ -7,7 +7,14 @@ mod common;
 use proptest::prelude::*;
 use switchboard::dialect::{DecodeContext, Direction};
 
-const DIALECTS: [&str; 6] = ["nexus", "clerk", "phase10", "salala", "chat-service", "webhook"];
+const DIALECTS: [&str; 6] = [
+    "nexus",
+    "clerk",
+    "phase10",
+    "salala",
+    "chat-service",
+    "webhook",
+];
 
 fn decode_all(bytes: &[u8]) {
     let reg = common::registry();

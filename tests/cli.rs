@@ -5,9 +5,16 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn switchboard(args: &[&str], stdin: &[u8]) -> Output {
+    switchboard_env(args, stdin, &[])
+}
+
+fn switchboard_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .env_remove("SWITCHBOARD_MAPPINGS")
+        .env_remove("AUTH_JWT_SECRET")
+        .env_remove("JWT_SECRET")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -193,4 +200,45 @@ fn dialects_and_matrix() {
 
     let mm = switchboard(&["matrix", "--markdown"], b"");
     assert!(text(&mm.stdout).contains("| from \\ to |"));
+}
+
+#[test]
+fn token_mints_what_the_secret_verifies() {
+    use switchboard::auth::Authenticator;
+    let args = [
+        "token", "--user", "u-42", "--name", "Ada", "--rooms", "r1,r2", "--ttl", "10m",
+    ];
+    let out = switchboard_env(&args, b"", &[("JWT_SECRET", "s3cret")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).is_empty(),
+        "no warning with a real secret"
+    );
+    let token = text(&out.stdout).trim().to_string();
+    let auth = Authenticator::hs256("s3cret", std::time::Duration::ZERO);
+    let id = auth.verify(&token).expect("verifies");
+    assert_eq!(id.user.id, "u-42");
+    assert_eq!(id.user.name.as_deref(), Some("Ada"));
+    assert_eq!(id.rooms, Some(vec!["r1".to_string(), "r2".to_string()]));
+    assert!(
+        Authenticator::hs256("other", std::time::Duration::ZERO)
+            .verify(&token)
+            .is_err()
+    );
+
+    // AUTH_JWT_SECRET wins over JWT_SECRET; the development secret warns loudly.
+    let out = switchboard_env(
+        &["token", "--user", "u"],
+        b"",
+        &[("AUTH_JWT_SECRET", "a"), ("JWT_SECRET", "b")],
+    );
+    let token = text(&out.stdout).trim().to_string();
+    assert!(
+        Authenticator::hs256("a", std::time::Duration::ZERO)
+            .verify(&token)
+            .is_ok()
+    );
+    let out = switchboard(&["token", "--user", "u"], b"");
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("WARNING: signing with the shipped development secret"));
 }

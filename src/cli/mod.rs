@@ -5,6 +5,7 @@ mod translate;
 
 pub use lines::{Line, LineReader};
 
+use crate::auth::Authenticator;
 use crate::dialect::{Direction, Registry, report};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -78,6 +79,21 @@ pub enum Command {
         /// Markdown instead of text.
         #[arg(long)]
         markdown: bool,
+    },
+    /// Print an HS256 token signed with AUTH_JWT_SECRET (or JWT_SECRET).
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        user: String,
+        /// The display name (`name`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Rooms the user may join (`rooms`), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        rooms: Option<Vec<String>>,
+        /// How long the token is valid (`30m`, `1h`, `7d`).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
     },
 }
 
@@ -154,6 +170,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dialects { markdown } => {
             let reg = registry(cli.mappings.as_ref())?;
             print!("{}", report::dialects(&reg, markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            user,
+            name,
+            rooms,
+            ttl,
+        } => {
+            let auth = Authenticator::from_env(std::time::Duration::ZERO);
+            if auth.is_development() {
+                eprintln!(
+                    "switchboard: WARNING: signing with the shipped development secret; \
+                     set AUTH_JWT_SECRET (or JWT_SECRET) for anything but local testing"
+                );
+            }
+            let token = auth
+                .mint(&user, name.as_deref(), rooms, ttl)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Matrix { markdown } => {
