@@ -373,3 +373,15 @@ fn io_errors_name_the_directory() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].rule, "io");
 }
+
+#[test]
+fn an_event_routes_to_one_place() {
+    let bad = "[fields]\nc = { type = \"id\", doc = \"\" }\nu = { type = \"id\", doc = \"\" }\n[events.\"a.b\"]\nkind = \"fact\"\ndoc = \"\"\nroom = \"c\"\nuser = \"u\"\n";
+    let files = vec![(PathBuf::from("m/canonical.toml"), bad.to_string())];
+    let errors = Registry::from_sources(&files)
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+    let rules: Vec<(&str, usize)> = errors.iter().map(|e| (e.rule, e.line)).collect();
+    assert_eq!(rules, vec![("one-route", 8)]);
+}
