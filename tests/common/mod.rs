@@ -5,6 +5,16 @@ use serde_json::Value;
 use switchboard::dialect::translate::{Side, Translator};
 use switchboard::dialect::{Direction, Registry};
 
+/// The shipped dialects.
+pub const DIALECTS: [&str; 6] = [
+    "nexus",
+    "clerk",
+    "phase10",
+    "salala",
+    "chat-service",
+    "webhook",
+];
+
 /// The shipped mappings, read once from the repository's `mappings/` directory.
 pub fn registry() -> &'static Registry {
     static REG: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
