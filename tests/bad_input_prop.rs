@@ -7,14 +7,7 @@ mod common;
 use proptest::prelude::*;
 use switchboard::dialect::{DecodeContext, Direction};
 
-const DIALECTS: [&str; 6] = [
-    "nexus",
-    "clerk",
-    "phase10",
-    "salala",
-    "chat-service",
-    "webhook",
-];
+use common::DIALECTS;
 
 fn decode_all(bytes: &[u8]) {
     let reg = common::registry();

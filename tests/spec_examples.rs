@@ -7,14 +7,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use switchboard::dialect::plan::WireName;
 
-const DIALECTS: [&str; 6] = [
-    "nexus",
-    "clerk",
-    "phase10",
-    "salala",
-    "chat-service",
-    "webhook",
-];
+use common::DIALECTS;
 
 fn wire_name(frame: &Value) -> String {
     match frame {

@@ -170,8 +170,7 @@ fn read_frame<'d, 'n>(
                 let mut fields = Fields::new(rule, &name);
                 let mut de = serde_json::Deserializer::from_str(raw.get());
                 let parsed = match fields.seed().deserialize(&mut de) {
-                    Ok(Parsed::Other(Value::Null)) => None,
-                    Ok(p) => Some(p),
+                    Ok(p) => data_payload(p),
                     Err(e) => return Err(fields.failed.unwrap_or_else(|| json_err(&e))),
                 };
                 return Ok(Read::Fast {
@@ -192,6 +191,14 @@ fn read_frame<'d, 'n>(
         id: frame.id,
         at,
     }))
+}
+
+/// An envelope's or webhook body's `data`: `null` counts as no payload.
+fn data_payload(p: Parsed) -> Option<Parsed> {
+    match p {
+        Parsed::Other(Value::Null) => None,
+        p => Some(p),
+    }
 }
 
 /// What the fast path has gathered for one event.
@@ -503,8 +510,7 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
                         (Some(Some(rule)), Some(name)) => {
                             let mut fields = Fields::new(rule, name);
                             let parsed = match map.next_value_seed(fields.seed()) {
-                                Ok(Parsed::Other(Value::Null)) => None,
-                                Ok(p) => Some(p),
+                                Ok(p) => data_payload(p),
                                 Err(e) => {
                                     *self.failed = fields.failed.take();
                                     return Err(e);
