@@ -7,6 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
+pub mod config;
 pub mod dialect;
 pub mod event;
+pub mod hub;
+pub mod listen;
+pub mod server;

@@ -1,11 +1,13 @@
 //! The `switchboard` command line: argument parsing and dispatch to each command.
 
 mod lines;
+mod serve;
 mod translate;
 
 pub use lines::{Line, LineReader};
 
 use crate::auth::Authenticator;
+use crate::config::Config;
 use crate::dialect::{Direction, Registry, report};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -80,8 +82,24 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
-    /// Print an HS256 token signed with AUTH_JWT_SECRET (or JWT_SECRET).
+    /// Run the gateway: listeners, hub and bus, from the configuration.
+    Serve {
+        /// Configuration file (default: the embedded config/switchboard.toml).
+        #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Inspect the configuration.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print an HS256 token signed with the configured secret (auth.secret,
+    /// AUTH_JWT_SECRET or JWT_SECRET).
     Token {
+        /// Configuration file whose auth.secret signs (default: the embedded one).
+        #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
         /// The user id (`sub`).
         #[arg(long)]
         user: String,
@@ -95,6 +113,19 @@ pub enum Command {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: std::time::Duration,
     },
+}
+
+/// `switchboard config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Check a configuration (default: the embedded one) with the environment applied,
+    /// and print the effective configuration with secrets redacted.
+    Check {
+        /// The file.
+        file: Option<PathBuf>,
+    },
+    /// Print the documented default configuration file.
+    Default,
 }
 
 fn registry(mappings: Option<&PathBuf>) -> Result<Registry> {
@@ -172,13 +203,39 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", report::dialects(&reg, markdown));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { config } => {
+            serve::run(config, cli.mappings)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { action } => match action {
+            ConfigAction::Default => {
+                print!("{}", crate::config::DEFAULT_TOML);
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigAction::Check { file } => match Config::load(file.as_deref()) {
+                Ok(cfg) => {
+                    print!("{}", cfg.redacted_toml());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            },
+        },
         Command::Token {
+            config,
             user,
             name,
             rooms,
             ttl,
         } => {
-            let auth = Authenticator::from_env(std::time::Duration::ZERO);
+            let cfg = Config::load(config.as_deref())?;
+            let auth = if cfg.auth.secret.is_empty() {
+                Authenticator::from_env(std::time::Duration::ZERO)
+            } else {
+                Authenticator::hs256(&cfg.auth.secret, std::time::Duration::ZERO)
+            };
             if auth.is_development() {
                 eprintln!(
                     "switchboard: WARNING: signing with the shipped development secret; \

@@ -478,6 +478,7 @@ fn compile_field(
             ty: None,
             required: false,
             values: None,
+            others_pass: false,
         },
         toml::Value::Table(_) => match value.get_ref().clone().try_into() {
             Ok(f) => f,
@@ -536,8 +537,18 @@ fn compile_field(
                 );
             }
         }
-        ValueMap { pairs }
+        ValueMap {
+            pairs,
+            others_pass: full.others_pass,
+        }
     });
+    if full.others_pass && values.is_none() {
+        src.error(
+            value.span(),
+            "value-map",
+            "`others_pass` needs a `values` map",
+        );
+    }
     let same_key = wire.depth() == 1 && wire == canon;
     Some(FieldOp {
         same_key,

@@ -274,6 +274,7 @@ pub(crate) fn map_value(event: &str, op: &FieldOp, v: Value) -> Result<Value, Tr
     if let Some(map) = &op.values {
         return match map.to_canon(&v) {
             Some(c) => Ok(c.clone()),
+            None if map.others_pass => Ok(v),
             None => Err(TranslateError::BadValue {
                 event: event.to_string(),
                 field: op.wire.to_string(),

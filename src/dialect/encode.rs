@@ -115,6 +115,7 @@ impl Dialect {
             let v = match &op.values {
                 Some(map) => match map.to_wire(&v) {
                     Some(w) => Cow::Borrowed(w),
+                    None if map.others_pass => v,
                     None => {
                         return Err(TranslateError::BadValue {
                             event: canonical.to_string(),

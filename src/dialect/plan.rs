@@ -185,6 +185,8 @@ pub struct FieldOp {
 pub struct ValueMap {
     /// `(wire, canonical)` pairs.
     pub pairs: Vec<(Value, Value)>,
+    /// Values the map does not list pass through unchanged.
+    pub others_pass: bool,
 }
 
 impl ValueMap {

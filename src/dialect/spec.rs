@@ -95,6 +95,9 @@ pub struct RawFieldFull {
     /// `[[wire, canonical], …]`: an enum value map.
     #[serde(default)]
     pub values: Option<Vec<(toml::Value, toml::Value)>>,
+    /// Values the map does not list pass through unchanged (`true`) or are refused.
+    #[serde(default)]
+    pub others_pass: bool,
 }
 
 /// `mappings/canonical.toml`: the canonical vocabulary.

@@ -1,0 +1,114 @@
+//! The bus: how a canonical event addressed to rooms reaches every instance that has
+//! members of them. One interface; `local` (in-process) is the default, brokers plug in
+//! beside it.
+//!
+//! Contract for an implementation: `publish` never blocks (it queues or hands over);
+//! every delivery published reaches the [`Deliver`] attached on every instance that
+//! declared interest in one of its rooms (the local bus: this instance only), in publish
+//! order per publisher; `interest` is idempotent.
+
+mod local;
+
+pub use local::LocalBus;
+
+use crate::event::Event;
+use smallvec::SmallVec;
+use std::fmt;
+use std::sync::{Arc, Weak};
+use thiserror::Error;
+
+/// A room an event can be delivered to: a conversation, or a user's personal room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoomKey {
+    /// `conversationId` (= roomId = channelId).
+    Conversation(Arc<str>),
+    /// `user:<id>`: every connection of one user.
+    User(Arc<str>),
+}
+
+impl RoomKey {
+    /// The conversation room of `id`.
+    pub fn conversation(id: &str) -> RoomKey {
+        RoomKey::Conversation(Arc::from(id))
+    }
+
+    /// The personal room of user `id`.
+    pub fn user(id: &str) -> RoomKey {
+        RoomKey::User(Arc::from(id))
+    }
+}
+
+impl fmt::Display for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoomKey::Conversation(id) => write!(f, "room:{id}"),
+            RoomKey::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
+/// Who receives a delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    /// The rooms; a connection in several of them receives the event once.
+    pub rooms: SmallVec<[RoomKey; 2]>,
+    /// Every connection of every instance (rooms are then ignored).
+    pub everyone: bool,
+    /// Not to this connection (`instance`, connection id): the sender's own socket.
+    pub except_connection: Option<(Arc<str>, u64)>,
+    /// Not to any connection of this user (typing indicators).
+    pub except_user: Option<Arc<str>>,
+}
+
+impl Audience {
+    /// One room.
+    pub fn room(key: RoomKey) -> Audience {
+        Audience {
+            rooms: smallvec::smallvec![key],
+            ..Audience::default()
+        }
+    }
+}
+
+/// A canonical event and its audience.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event, encoded once per dialect by each receiving instance.
+    pub event: Event,
+    /// Its recipients.
+    pub audience: Audience,
+}
+
+/// Where a bus hands the deliveries it receives: the hub's local fan-out.
+pub trait Deliver: Send + Sync {
+    /// Delivers to this instance's connections in the audience.
+    fn deliver(&self, delivery: &Delivery);
+}
+
+/// Why a publish failed.
+#[derive(Debug, Clone, Error)]
+pub enum BusError {
+    /// The bus's outgoing queue is full (the broker is slow or down).
+    #[error("bus queue full: {0}")]
+    Full(&'static str),
+    /// The broker is unreachable.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The bus interface.
+pub trait Bus: Send + Sync {
+    /// `local`, `redis`, …: for logs and `/readyz`.
+    fn kind(&self) -> &'static str;
+    /// Sets where received deliveries go (done once, by the hub, at start).
+    fn attach(&self, deliver: Weak<dyn Deliver>);
+    /// Sends a delivery to every instance with members in its audience.
+    ///
+    /// # Errors
+    /// The broker is down or its queue is full; the caller reports it to the sender.
+    fn publish(&self, delivery: Delivery) -> Result<(), BusError>;
+    /// This instance now has (`true`) or no longer has (`false`) local members of `room`.
+    fn interest(&self, room: &RoomKey, on: bool);
+    /// Whether the bus can deliver now.
+    fn ready(&self) -> bool;
+}

@@ -1,0 +1,124 @@
+//! Environment overrides: the specs' own variables and `SWITCHBOARD_*` for the rest.
+
+use super::{Config, Membership};
+use std::time::Duration;
+
+/// The variables read, for documentation and `config check`.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("SWITCHBOARD_INSTANCE", "instance"),
+    ("SWITCHBOARD_BIND", "bind"),
+    ("AUTH_JWT_SECRET", "auth.secret"),
+    ("JWT_SECRET", "auth.secret (when AUTH_JWT_SECRET is unset)"),
+    ("SOCKET_MAX_PAYLOAD_BYTES", "limits.max_payload"),
+    ("PRESENCE_TTL_SECONDS", "hub.presence_ttl"),
+    ("SWITCHBOARD_MEMBERSHIP", "hub.membership"),
+    (
+        "PORT, WS_PORT, …",
+        "listener.port of the listener whose port_env names it",
+    ),
+];
+
+/// Applies the environment (read through `var`) to `cfg`; returns one problem per
+/// variable with an impossible value.
+pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(v) = var("SWITCHBOARD_INSTANCE") {
+        cfg.instance = v;
+    }
+    if let Some(v) = var("SWITCHBOARD_BIND") {
+        cfg.bind = v;
+    }
+    if cfg.auth.secret.is_empty() {
+        if let Some(v) = var("AUTH_JWT_SECRET").or_else(|| var("JWT_SECRET")) {
+            cfg.auth.secret = v;
+        }
+    }
+    if let Some(v) = var("SOCKET_MAX_PAYLOAD_BYTES") {
+        match v.trim().parse::<usize>() {
+            Ok(n) => {
+                cfg.limits.max_payload = n;
+                cfg.limits.max_frame = cfg.limits.max_frame.max(n);
+            }
+            Err(_) => problems.push(format!(
+                "SOCKET_MAX_PAYLOAD_BYTES=`{v}` is not a number of bytes (limits.max_payload)"
+            )),
+        }
+    }
+    if let Some(v) = var("PRESENCE_TTL_SECONDS") {
+        match v.trim().parse::<u64>() {
+            Ok(n) => cfg.hub.presence_ttl = Duration::from_secs(n),
+            Err(_) => problems.push(format!(
+                "PRESENCE_TTL_SECONDS=`{v}` is not a number of seconds (hub.presence_ttl)"
+            )),
+        }
+    }
+    if let Some(v) = var("SWITCHBOARD_MEMBERSHIP") {
+        match v.as_str() {
+            "open" => cfg.hub.membership = Membership::Open,
+            "claims" => cfg.hub.membership = Membership::Claims,
+            _ => problems.push(format!(
+                "SWITCHBOARD_MEMBERSHIP=`{v}` must be open or claims (hub.membership)"
+            )),
+        }
+    }
+    for (i, l) in cfg.listeners.iter_mut().enumerate() {
+        let Some(name) = &l.port_env else { continue };
+        let Some(v) = var(name) else { continue };
+        match v.trim().parse::<u16>() {
+            Ok(p) => l.port = p,
+            Err(_) => problems.push(format!("{name}=`{v}` is not a port (listener[{i}].port)")),
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let mut cfg: Config = toml::from_str(super::super::DEFAULT_TOML).expect("default");
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = apply_env(&mut cfg, &|k| map.get(k).cloned());
+        (cfg, p)
+    }
+
+    #[test]
+    fn the_specs_variables_override_the_file() {
+        let (cfg, p) = with(&[
+            ("PORT", "4000"),
+            ("WS_PORT", "4001"),
+            ("JWT_SECRET", "s3"),
+            ("SOCKET_MAX_PAYLOAD_BYTES", "100"),
+            ("PRESENCE_TTL_SECONDS", "90"),
+        ]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(cfg.listeners[0].port, 4000);
+        assert_eq!(cfg.listeners[1].port, 4001);
+        assert_eq!(cfg.listeners[2].port, 3002);
+        assert_eq!(cfg.auth.secret, "s3");
+        assert_eq!(cfg.limits.max_payload, 100);
+        assert_eq!(cfg.hub.presence_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn auth_jwt_secret_wins_over_jwt_secret() {
+        let (cfg, _) = with(&[("JWT_SECRET", "b"), ("AUTH_JWT_SECRET", "a")]);
+        assert_eq!(cfg.auth.secret, "a");
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported() {
+        let (_, p) = with(&[
+            ("PORT", "http"),
+            ("SOCKET_MAX_PAYLOAD_BYTES", "5k"),
+            ("SWITCHBOARD_MEMBERSHIP", "closed"),
+        ]);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("SOCKET_MAX_PAYLOAD_BYTES"));
+    }
+}

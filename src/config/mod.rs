@@ -1,0 +1,475 @@
+//! The typed configuration: `config/switchboard.toml`'s format, the embedded default,
+//! environment overrides, and the checks that run before any port opens.
+
+mod env;
+
+pub use env::{VARIABLES, apply_env};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+/// The shipped default configuration, embedded in the binary.
+pub const DEFAULT_TOML: &str = include_str!("../../config/switchboard.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or value the format does not have (the message names the
+    /// line and column).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or `embedded default`.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// Values that parse but make no sense, every one of them.
+    #[error("{origin}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file, or `embedded default`.
+        origin: String,
+        /// One line per problem, each naming its key.
+        problems: Vec<String>,
+    },
+}
+
+/// switchboard's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This instance's id, in logs and in canonical events' origin. Empty: hostname-pid.
+    pub instance: String,
+    /// Address every listener binds.
+    pub bind: String,
+    /// Client authentication.
+    pub auth: AuthConfig,
+    /// Socket.IO engine settings shared by every Socket.IO route.
+    pub socketio: SocketIoConfig,
+    /// Per-connection limits.
+    pub limits: LimitsConfig,
+    /// Rooms, messages, presence and calls.
+    pub hub: HubConfig,
+    /// WebRTC settings answered by `GET /api/config/webrtc`.
+    pub webrtc: WebRtcConfig,
+    /// One HTTP server per port.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            instance: String::new(),
+            bind: "0.0.0.0".into(),
+            auth: AuthConfig::default(),
+            socketio: SocketIoConfig::default(),
+            limits: LimitsConfig::default(),
+            hub: HubConfig::default(),
+            webrtc: WebRtcConfig::default(),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret. Empty: `AUTH_JWT_SECRET`, else `JWT_SECRET`, else the development secret.
+    pub secret: String,
+    /// Clock skew allowed when checking `exp`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: String::new(),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Socket.IO engine settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketIoConfig {
+    /// Engine.IO ping interval.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// How long the server waits for a pong.
+    #[serde(with = "humantime_serde")]
+    pub ping_timeout: Duration,
+    /// How long a client has to join a namespace after the handshake.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Transports offered: `websocket`, `polling`.
+    pub transports: Vec<String>,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        SocketIoConfig {
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            transports: vec!["websocket".into(), "polling".into()],
+        }
+    }
+}
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest event a client may send, in bytes; larger events are refused.
+    pub max_payload: usize,
+    /// A WebSocket message over this many bytes closes the connection.
+    pub max_frame: usize,
+    /// Frames queued for one connection before it is cut as a slow consumer.
+    pub outbound_queue: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_payload: 5 * 1024,
+            max_frame: 1 << 20,
+            outbound_queue: 512,
+        }
+    }
+}
+
+/// Who may join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// Any authenticated user.
+    Open,
+    /// Only the rooms in the token's `rooms` claim.
+    Claims,
+}
+
+/// Rooms, messages, presence and calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Room membership policy.
+    pub membership: Membership,
+    /// Window in which a repeated clientRef/tempId is not broadcast again.
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// How long a call offer marks the caller busy.
+    #[serde(with = "humantime_serde")]
+    pub call_busy_ttl: Duration,
+    /// How long presence lives without activity.
+    #[serde(with = "humantime_serde")]
+    pub presence_ttl: Duration,
+    /// Messages remembered for edits, deletes, reactions and read receipts.
+    pub message_index: usize,
+    /// How long a message is remembered.
+    #[serde(with = "humantime_serde")]
+    pub message_ttl: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            membership: Membership::Open,
+            dedup_window: Duration::from_secs(300),
+            call_busy_ttl: Duration::from_secs(300),
+            presence_ttl: Duration::from_secs(60),
+            message_index: 100_000,
+            message_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// WebRTC settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcConfig {
+    /// ICE servers, as browsers' RTCPeerConnection takes them.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One ICE server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// One HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// TCP port (0: any free port, for tests).
+    pub port: u16,
+    /// Environment variable that overrides the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_env: Option<String>,
+    /// Serve the HTTP API on this port.
+    #[serde(default)]
+    pub api: bool,
+    /// Paths bound to dialects.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A transport a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Raw WebSocket, one JSON frame per message.
+    Websocket,
+    /// Socket.IO (Engine.IO v4, websocket and polling).
+    Socketio,
+}
+
+/// A path (and namespace) bound to a dialect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// HTTP path (`/ws`, `/socket.io`, `/api/socket.io`).
+    pub path: String,
+    /// The transport.
+    pub transport: Transport,
+    /// Socket.IO namespace (`/` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The dialect spoken on this route.
+    pub dialect: String,
+}
+
+impl Config {
+    /// The embedded default, with the environment applied.
+    ///
+    /// # Errors
+    /// An environment variable with an impossible value.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_TOML, "embedded default")
+    }
+
+    /// Reads a file, or the embedded default when `path` is `None`; then applies the
+    /// environment and checks the result.
+    ///
+    /// # Errors
+    /// Unreadable file, bad TOML, unknown keys, impossible values.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Config::embedded();
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text, applies the environment, and checks the result.
+    ///
+    /// # Errors
+    /// Bad TOML, unknown keys, impossible values.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut problems = apply_env(&mut cfg, &|k| std::env::var(k).ok());
+        problems.extend(cfg.problems());
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every value that parses but makes no sense, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.limits.max_payload == 0 {
+            p.push("limits.max_payload must be at least 1".into());
+        }
+        if self.limits.max_frame < self.limits.max_payload {
+            p.push(format!(
+                "limits.max_frame ({}) must be at least limits.max_payload ({})",
+                self.limits.max_frame, self.limits.max_payload
+            ));
+        }
+        if self.limits.outbound_queue == 0 {
+            p.push("limits.outbound_queue must be at least 1".into());
+        }
+        if self.hub.message_index == 0 {
+            p.push("hub.message_index must be at least 1".into());
+        }
+        for (key, d) in [
+            ("socketio.ping_interval", self.socketio.ping_interval),
+            ("socketio.ping_timeout", self.socketio.ping_timeout),
+            ("socketio.connect_timeout", self.socketio.connect_timeout),
+            ("hub.presence_ttl", self.hub.presence_ttl),
+            ("hub.call_busy_ttl", self.hub.call_busy_ttl),
+        ] {
+            if d.is_zero() {
+                p.push(format!("{key} must be longer than 0s"));
+            }
+        }
+        if self.socketio.transports.is_empty() {
+            p.push("socketio.transports must name at least one transport".into());
+        }
+        for t in &self.socketio.transports {
+            if t != "websocket" && t != "polling" {
+                p.push(format!(
+                    "socketio.transports: unknown transport `{t}` (websocket, polling)"
+                ));
+            }
+        }
+        if self.listeners.is_empty() {
+            p.push("at least one [[listener]] is needed".into());
+        }
+        let mut ports = BTreeSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.port != 0 && !ports.insert(l.port) {
+                p.push(format!("listener[{i}].port: port {} is used twice", l.port));
+            }
+            let mut seen = BTreeSet::new();
+            for (j, r) in l.routes.iter().enumerate() {
+                let key = format!("listener[{i}].routes[{j}]");
+                if !r.path.starts_with('/') {
+                    p.push(format!("{key}.path `{}` must start with `/`", r.path));
+                }
+                let ns = r.namespace.as_deref().unwrap_or("/");
+                match r.transport {
+                    Transport::Websocket if r.namespace.is_some() => {
+                        p.push(format!("{key}.namespace: only Socket.IO routes have one"));
+                    }
+                    Transport::Socketio if !ns.starts_with('/') => {
+                        p.push(format!("{key}.namespace `{ns}` must start with `/`"));
+                    }
+                    _ => {}
+                }
+                if !seen.insert((r.path.clone(), ns.to_string())) {
+                    p.push(format!(
+                        "{key}: path {} namespace {ns} is bound twice",
+                        r.path
+                    ));
+                }
+                let clash = l
+                    .routes
+                    .iter()
+                    .any(|o| o.path == r.path && o.transport != r.transport);
+                if clash {
+                    p.push(format!(
+                        "{key}: path {} is bound to both a WebSocket and a Socket.IO route",
+                        r.path
+                    ));
+                }
+            }
+        }
+        p
+    }
+
+    /// The configuration as TOML with secrets redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        if !c.auth.secret.is_empty() {
+            c.auth.secret = "<redacted>".into();
+        }
+        for s in &mut c.webrtc.ice_servers {
+            if s.credential.is_some() {
+                s.credential = Some("<redacted>".into());
+            }
+        }
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// The instance id: the configured one, else hostname-pid.
+    pub fn instance_id(&self) -> String {
+        if !self.instance.is_empty() {
+            return self.instance.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "switchboard".into());
+        format!("{host}-{}", std::process::id())
+    }
+}
+
+/// `Duration` as humantime text ("25s", "5m") in TOML.
+mod humantime_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration like 30s or 5m: {e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses_and_reproduces_the_specs_addresses() {
+        let cfg: Config = toml::from_str(DEFAULT_TOML).expect("default parses");
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        let ports: Vec<u16> = cfg.listeners.iter().map(|l| l.port).collect();
+        assert_eq!(ports, [3000, 3001, 3002]);
+        assert_eq!(cfg.limits.max_payload, 5120);
+        assert_eq!(cfg.socketio.ping_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let err = toml::from_str::<Config>("[hub]\nmembership = \"open\"\nbogus = 1\n")
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("bogus") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn every_impossible_value_is_reported_at_once() {
+        let text = "[limits]\nmax_payload = 0\noutbound_queue = 0\n[hub]\npresence_ttl = \"0s\"\n";
+        let cfg: Config = toml::from_str(text).expect("parses");
+        let p = cfg.problems();
+        assert!(
+            p.iter().any(|l| l.starts_with("limits.max_payload")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|l| l.starts_with("limits.outbound_queue")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|l| l.starts_with("hub.presence_ttl")), "{p:?}");
+        assert!(p.iter().any(|l| l.contains("[[listener]]")), "{p:?}");
+    }
+}

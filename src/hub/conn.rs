@@ -1,0 +1,217 @@
+//! One client connection as the hub sees it: who, which dialect, which rooms, and the
+//! bounded sink its frames go to.
+
+use crate::bus::RoomKey;
+use crate::config::Transport;
+use crate::dialect::DecodeContext;
+use crate::event::UserRef;
+use serde_json::Value;
+use socketioxide::extract::SocketRef;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+/// Hub-local connection id.
+pub type ConnId = u64;
+
+/// An encoded frame, ready for one transport.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A Socket.IO event: name and payload (emitted by socketioxide).
+    SocketIo {
+        /// Wire event name.
+        name: Arc<str>,
+        /// The payload; `None` for an event without one.
+        payload: Option<Arc<Value>>,
+    },
+    /// A whole text frame (raw WebSocket).
+    Text(Utf8Bytes),
+}
+
+/// What the raw WebSocket writer task is asked to send.
+#[derive(Debug)]
+pub enum WsOut {
+    /// A text frame.
+    Text(Utf8Bytes),
+    /// A keep-alive ping.
+    Ping,
+    /// A close frame with a code and reason, then the end of the connection.
+    Close(u16, String),
+}
+
+/// Where a connection's frames go.
+pub enum Sink {
+    /// A socketioxide socket: its engine buffer (`limits.outbound_queue` packets) is the
+    /// bounded queue; emitting into a full buffer fails.
+    SocketIo(SocketRef),
+    /// The raw WebSocket writer task's bounded queue.
+    Ws(mpsc::Sender<WsOut>),
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The connection's queue is full: it is a slow consumer.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A connection registered with the hub.
+pub struct Conn {
+    /// Hub-local id.
+    pub id: ConnId,
+    /// The dialect it speaks.
+    pub dialect: Arc<str>,
+    /// Its transport.
+    pub transport: Transport,
+    /// The id clients see (`socketId`): the Socket.IO sid, or `ws-<id>`.
+    pub socket_id: Arc<str>,
+    /// The authenticated user.
+    pub user: UserRef,
+    /// Rooms the token grants, if it names any.
+    pub claims: Option<Vec<String>>,
+    /// When it connected, Unix ms.
+    pub connected_at: i64,
+    /// Its `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The peer address.
+    pub ip: Option<String>,
+    /// Who and where, for decoding its events.
+    pub ctx: DecodeContext,
+    /// Cancelled when the hub cuts the connection (slow consumer, shutdown).
+    pub cancel: CancellationToken,
+    rooms: Mutex<BTreeSet<RoomKey>>,
+    sink: Sink,
+    closed: AtomicBool,
+}
+
+/// What a listener knows of a new connection.
+pub struct NewConn {
+    /// The dialect it speaks.
+    pub dialect: Arc<str>,
+    /// Its transport.
+    pub transport: Transport,
+    /// The id clients see, when the transport has one (Socket.IO sid).
+    pub socket_id: Option<String>,
+    /// The authenticated user.
+    pub user: UserRef,
+    /// Rooms the token grants.
+    pub claims: Option<Vec<String>>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Peer address.
+    pub ip: Option<String>,
+    /// Where its frames go.
+    pub sink: Sink,
+}
+
+impl Conn {
+    pub(crate) fn new(id: ConnId, instance: &str, n: NewConn, now: i64) -> Conn {
+        let socket_id: Arc<str> = n.socket_id.unwrap_or_else(|| format!("ws-{id}")).into();
+        Conn {
+            id,
+            ctx: DecodeContext {
+                user: Some(n.user.clone()),
+                instance: instance.to_string(),
+                connection: socket_id.to_string(),
+            },
+            dialect: n.dialect,
+            transport: n.transport,
+            socket_id,
+            user: n.user,
+            claims: n.claims,
+            connected_at: now,
+            user_agent: n.user_agent,
+            ip: n.ip,
+            cancel: CancellationToken::new(),
+            rooms: Mutex::new(BTreeSet::new()),
+            sink: n.sink,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The rooms it is in (its personal room included).
+    pub fn rooms(&self) -> MutexGuard<'_, BTreeSet<RoomKey>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether it is in `room`.
+    pub fn in_room(&self, room: &RoomKey) -> bool {
+        self.rooms().contains(room)
+    }
+
+    /// The conversation rooms it is in, by id.
+    pub fn conversation_ids(&self) -> Vec<String> {
+        self.rooms()
+            .iter()
+            .filter_map(|r| match r {
+                RoomKey::Conversation(id) => Some(id.to_string()),
+                RoomKey::User(_) => None,
+            })
+            .collect()
+    }
+
+    /// Queues a frame without waiting.
+    ///
+    /// # Errors
+    /// The queue is full (slow consumer) or the connection is gone.
+    pub fn send(&self, frame: &Frame) -> Result<(), SendFailure> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(SendFailure::Closed);
+        }
+        match (&self.sink, frame) {
+            (Sink::SocketIo(socket), Frame::SocketIo { name, payload }) => {
+                let r = match payload {
+                    Some(p) => socket.emit(&**name, &**p),
+                    None => socket.emit(&**name, &()),
+                };
+                r.map_err(|e| match e {
+                    socketioxide::SendError::Socket(
+                        socketioxide::SocketError::InternalChannelFull,
+                    ) => SendFailure::Full,
+                    _ => SendFailure::Closed,
+                })
+            }
+            (Sink::Ws(tx), Frame::Text(t)) => {
+                tx.try_send(WsOut::Text(t.clone())).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => SendFailure::Full,
+                    mpsc::error::TrySendError::Closed(_) => SendFailure::Closed,
+                })
+            }
+            _ => Err(SendFailure::Closed),
+        }
+    }
+
+    /// The Socket.IO socket, for Socket.IO connections.
+    pub fn socket(&self) -> Option<&SocketRef> {
+        match &self.sink {
+            Sink::SocketIo(s) => Some(s),
+            Sink::Ws(_) => None,
+        }
+    }
+
+    /// Closes the connection from the server side, with a reason. Idempotent.
+    pub fn close(&self, code: u16, reason: &str) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match &self.sink {
+            Sink::SocketIo(s) => {
+                let _ = s.clone().disconnect();
+            }
+            Sink::Ws(tx) => {
+                let _ = tx.try_send(WsOut::Close(code, reason.to_string()));
+            }
+        }
+        self.cancel.cancel();
+    }
+
+    /// Whether the hub has closed it.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}

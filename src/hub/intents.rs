@@ -1,0 +1,86 @@
+//! From a client's frame to the hub's answer: size check, decode in the sender's
+//! dialect, then one handler per canonical intent. Every refusal reaches the sender in
+//! its own dialect; the connection stays open.
+
+use super::{Ack, Code, Conn, Inner, Refusal, calls, messages, presence, rooms};
+use crate::dialect::Direction;
+use crate::event::Event;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -> Ack {
+    if text.len() > inner.settings.max_payload {
+        let r = Refusal::new(
+            Code::PayloadTooLarge,
+            format!(
+                "event of {} bytes is over the {}-byte limit",
+                text.len(),
+                inner.settings.max_payload
+            ),
+        );
+        return inner.refuse(conn, &r, None);
+    }
+    presence::touch(inner, conn).await;
+    let reg = inner.registry();
+    let Some(dialect) = reg.dialect(&conn.dialect) else {
+        return inner.refuse(
+            conn,
+            &Refusal::new(Code::Unavailable, "dialect unloaded"),
+            None,
+        );
+    };
+    let events = match dialect.decode_frame(text, Some(Direction::Up), &conn.ctx) {
+        Ok(evs) => evs,
+        Err(e) => {
+            tracing::debug!(conn = conn.id, dialect = %conn.dialect, error = %e, "refused frame");
+            return inner.refuse(conn, &Refusal::from(&e), None);
+        }
+    };
+    drop(reg);
+    let mut acks = Vec::with_capacity(events.len());
+    for ev in events {
+        let ack = match intent(inner, conn, &ev).await {
+            Ok(ack) => ack,
+            Err(r) => {
+                tracing::debug!(conn = conn.id, event = %ev.name, code = %r.code, "refused: {}", r.message);
+                inner.refuse(conn, &r, Some(&ev))
+            }
+        };
+        acks.push(ack);
+    }
+    match acks.len() {
+        1 => acks.pop().unwrap_or(Value::Null),
+        _ => json!({"success": acks.iter().all(|a| a["success"] == true), "results": acks}),
+    }
+}
+
+async fn intent(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    match &*ev.name {
+        "session.ping" => {
+            Ok(json!({"success": true, "pong": true, "timestamp": crate::event::now_millis()}))
+        }
+        "presence.heartbeat" => presence::heartbeat(inner, conn, ev).await,
+        "room.join" => rooms::join(inner, conn, ev),
+        "room.leave" => rooms::leave(inner, conn, ev),
+        "message.send" => messages::send(inner, conn, ev).await,
+        "message.edit" => messages::edit(inner, conn, ev).await,
+        "message.delete" => messages::delete(inner, conn, ev).await,
+        "message.mark_read" => messages::mark_read(inner, conn, ev).await,
+        "conversation.mark_read" => messages::conversation_read(inner, conn, ev),
+        "reaction.add" => messages::react(inner, conn, ev, true).await,
+        "reaction.remove" => messages::react(inner, conn, ev, false).await,
+        "typing.start" => messages::indicator(inner, conn, ev, "typing.started"),
+        "typing.stop" => messages::indicator(inner, conn, ev, "typing.stopped"),
+        "recording.start" => messages::indicator(inner, conn, ev, "recording.started"),
+        "recording.stop" => messages::indicator(inner, conn, ev, "recording.stopped"),
+        "messages.sync" => Err(Refusal::new(
+            Code::Unsupported,
+            "history is served over REST; the gateway keeps no message store",
+        )),
+        name if name.starts_with("call.") => calls::signal(inner, conn, ev).await,
+        other => Err(Refusal::new(
+            Code::UnknownEvent,
+            format!("`{other}` is not something a client can ask for"),
+        )),
+    }
+}

@@ -1,0 +1,243 @@
+//! Messages and what hangs off them: sends (ids, server time, de-duplication, sender
+//! confirmation), edits, deletes, read receipts, reactions, typing and recording.
+
+use super::rooms::member_room;
+use super::{Ack, Claim, Code, Conn, Inner, MessageInfo, Refusal, id_text};
+use crate::bus::{Audience, RoomKey};
+use crate::event::{Event, EventId, format_iso_millis, now_millis};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// `message.send` → `message.created` to the room, `message.delivered` to the sender.
+pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let (room, key) = member_room(conn, ev)?;
+    let message_id = new_id();
+    let client_ref = ev.str_field("clientRef").map(str::to_owned);
+    if let Some(cref) = &client_ref {
+        if let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await {
+            // A retry of a send already accepted: confirm it again, broadcast nothing.
+            confirm(inner, conn, ev, &first);
+            return Ok(json!({"success": true, "messageId": first, "duplicate": true}));
+        }
+    }
+    let at = now_millis();
+    let mut body: Map<String, Value> = ev.body.clone();
+    body.insert("messageId".into(), json!(message_id));
+    body.insert("conversationId".into(), json!(room));
+    body.insert("senderId".into(), json!(conn.user.id));
+    if let Some(n) = &conn.user.name {
+        body.insert("senderName".into(), json!(n));
+    }
+    body.entry("kind").or_insert_with(|| json!("TEXT"));
+    body.insert("createdAt".into(), json!(format_iso_millis(at)));
+    body.insert("updatedAt".into(), json!(format_iso_millis(at)));
+    body.insert("deliveryStatus".into(), json!("DELIVERED"));
+    let mut created = inner.fact("message.created", body, Some(ev), conn);
+    created.meta.at = at;
+    let info = MessageInfo {
+        conversation_id: room.clone(),
+        sender_id: conn.user.id.clone(),
+    };
+    inner.store.index_message(&message_id, info).await;
+    inner.publish(created, Audience::room(key))?;
+    confirm(inner, conn, ev, &message_id);
+    Ok(json!({
+        "success": true,
+        "messageId": message_id,
+        "conversationId": room,
+        "clientRef": client_ref,
+        "createdAt": format_iso_millis(at),
+    }))
+}
+
+/// `message.delivered` to the sender, where its dialect has it.
+fn confirm(inner: &Inner, conn: &Arc<Conn>, ev: &Event, message_id: &str) {
+    let mut body = Map::new();
+    body.insert("messageId".into(), json!(message_id));
+    if let Some(r) = ev.field("clientRef") {
+        body.insert("clientRef".into(), r.clone());
+    }
+    if let Some(c) = ev.field("conversationId") {
+        body.insert("conversationId".into(), c.clone());
+    }
+    body.insert("deliveryStatus".into(), json!("DELIVERED"));
+    let delivered = inner.fact("message.delivered", body, Some(ev), conn);
+    inner.send_event(conn, &delivered);
+}
+
+/// A message the sender may change: known, and theirs.
+async fn own_message(
+    inner: &Inner,
+    conn: &Conn,
+    ev: &Event,
+) -> Result<(String, MessageInfo), Refusal> {
+    let (id, info) = known_message(inner, ev).await?;
+    if info.sender_id != conn.user.id {
+        return Err(Refusal::new(
+            Code::Forbidden,
+            format!("message {id} belongs to another user"),
+        ));
+    }
+    Ok((id, info))
+}
+
+async fn known_message(inner: &Inner, ev: &Event) -> Result<(String, MessageInfo), Refusal> {
+    let id = id_text(ev.field("messageId"))
+        .ok_or_else(|| Refusal::new(Code::BadEvent, "messageId is missing"))?;
+    let info = inner.store.message(&id).await.ok_or_else(|| {
+        Refusal::new(
+            Code::NotFound,
+            format!("message {id} is unknown here (too old, or not sent through this gateway)"),
+        )
+    })?;
+    Ok((id, info))
+}
+
+/// `message.edit` → `message.updated`.
+pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let (id, info) = own_message(inner, conn, ev).await?;
+    let mut body = Map::new();
+    body.insert("messageId".into(), json!(id));
+    body.insert("conversationId".into(), json!(info.conversation_id));
+    body.insert("senderId".into(), json!(info.sender_id));
+    body.insert(
+        "content".into(),
+        ev.field("content").cloned().unwrap_or(Value::Null),
+    );
+    body.insert("edited".into(), json!(true));
+    body.insert("updatedAt".into(), json!(format_iso_millis(now_millis())));
+    let updated = inner.fact("message.updated", body, Some(ev), conn);
+    inner.publish(
+        updated,
+        Audience::room(RoomKey::conversation(&info.conversation_id)),
+    )?;
+    Ok(json!({"success": true, "messageId": id}))
+}
+
+/// `message.delete` → `message.deleted`.
+pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let (id, info) = own_message(inner, conn, ev).await?;
+    let mut body = Map::new();
+    body.insert("messageId".into(), json!(id));
+    body.insert("conversationId".into(), json!(info.conversation_id));
+    body.insert("senderId".into(), json!(info.sender_id));
+    body.insert("deletedAt".into(), json!(format_iso_millis(now_millis())));
+    let deleted = inner.fact("message.deleted", body, Some(ev), conn);
+    inner.store.forget_message(&id).await;
+    inner.publish(
+        deleted,
+        Audience::room(RoomKey::conversation(&info.conversation_id)),
+    )?;
+    Ok(json!({"success": true, "messageId": id}))
+}
+
+/// `message.mark_read` → `message.read` to the message's room.
+pub(super) async fn mark_read(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let (id, info) = known_message(inner, ev).await?;
+    let key = RoomKey::conversation(&info.conversation_id);
+    if !conn.in_room(&key) {
+        return Err(Refusal::new(
+            Code::NotMember,
+            format!("not a member of conversation {}", info.conversation_id),
+        ));
+    }
+    let mut body = Map::new();
+    body.insert("messageId".into(), json!(id));
+    body.insert("conversationId".into(), json!(info.conversation_id));
+    body.insert("userId".into(), json!(conn.user.id));
+    body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
+    let read = inner.fact("message.read", body, Some(ev), conn);
+    inner.publish(read, Audience::room(key))?;
+    Ok(json!({"success": true, "messageId": id}))
+}
+
+/// `conversation.mark_read` → `conversation.read`.
+pub(super) fn conversation_read(
+    inner: &Inner,
+    conn: &Arc<Conn>,
+    ev: &Event,
+) -> Result<Ack, Refusal> {
+    let (room, key) = member_room(conn, ev)?;
+    let mut body = Map::new();
+    body.insert("conversationId".into(), json!(room));
+    body.insert("userId".into(), json!(conn.user.id));
+    if let Some(up_to) = ev.field("upToMessageId").filter(|v| !v.is_null()) {
+        body.insert("upToMessageId".into(), up_to.clone());
+    }
+    body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
+    let read = inner.fact("conversation.read", body, Some(ev), conn);
+    inner.publish(read, Audience::room(key))?;
+    Ok(json!({"success": true, "conversationId": room}))
+}
+
+/// `reaction.add` / `reaction.remove` → `reaction.added` / `reaction.removed`, with the
+/// emoji's count after the change.
+pub(super) async fn react(
+    inner: &Inner,
+    conn: &Arc<Conn>,
+    ev: &Event,
+    add: bool,
+) -> Result<Ack, Refusal> {
+    let (id, info) = known_message(inner, ev).await?;
+    let key = RoomKey::conversation(&info.conversation_id);
+    if !conn.in_room(&key) {
+        return Err(Refusal::new(
+            Code::NotMember,
+            format!("not a member of conversation {}", info.conversation_id),
+        ));
+    }
+    let emoji = ev
+        .str_field("emoji")
+        .ok_or_else(|| Refusal::new(Code::BadEvent, "emoji is missing"))?;
+    let count = inner
+        .store
+        .react(&id, emoji, &conn.user.id, add)
+        .await
+        .unwrap_or(0);
+    let mut body = Map::new();
+    body.insert("messageId".into(), json!(id));
+    body.insert("conversationId".into(), json!(info.conversation_id));
+    body.insert("emoji".into(), json!(emoji));
+    body.insert("userId".into(), json!(conn.user.id));
+    body.insert("reactionCount".into(), json!(count));
+    if add {
+        body.insert("reactionId".into(), json!(new_id()));
+        body.insert("createdAt".into(), json!(format_iso_millis(now_millis())));
+    }
+    let name = if add {
+        "reaction.added"
+    } else {
+        "reaction.removed"
+    };
+    let fact = inner.fact(name, body, Some(ev), conn);
+    inner.publish(fact, Audience::room(key))?;
+    Ok(json!({"success": true, "messageId": id, "count": count}))
+}
+
+/// Typing and recording: to the room's other members (not the sender's other devices).
+pub(super) fn indicator(
+    inner: &Inner,
+    conn: &Arc<Conn>,
+    ev: &Event,
+    fact: &str,
+) -> Result<Ack, Refusal> {
+    let (room, key) = member_room(conn, ev)?;
+    let mut body = Map::new();
+    body.insert("conversationId".into(), json!(room));
+    body.insert("userId".into(), json!(conn.user.id));
+    if let Some(n) = &conn.user.name {
+        body.insert("userName".into(), json!(n));
+    }
+    let fact = inner.fact(fact, body, Some(ev), conn);
+    let mut audience = Audience::room(key);
+    audience.except_user = Some(Arc::from(conn.user.id.as_str()));
+    inner.publish(fact, audience)?;
+    Ok(json!({"success": true}))
+}
+
+/// A new server-side id (UUID v4).
+pub(super) fn new_id() -> String {
+    let mut s = String::new();
+    EventId::random().with_str(|id| s.push_str(id));
+    s
+}

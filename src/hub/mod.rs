@@ -1,0 +1,466 @@
+//! The hub: what the seed servers do for the realtime part, done once for every
+//! dialect. Connections register here; their decoded intents become facts (a new
+//! message with its id and time, a typing flag, a presence change, a relayed call
+//! signal) published on the bus; the bus hands deliveries back, and the hub encodes
+//! each once per dialect for its local recipients.
+
+mod calls;
+mod conn;
+mod intents;
+mod messages;
+mod presence;
+mod refusal;
+mod rooms;
+mod store;
+
+pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut};
+pub use refusal::{Code, Refusal};
+pub use store::{Claim, LocalStore, MessageInfo, PresenceChange, SocketPresence, StoreLimits};
+
+use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
+use crate::config::{Config, Membership, Transport};
+use crate::dialect::{Direction, Registry, TranslateError, write_frame};
+use crate::event::{Event, Meta, Origin, now_millis};
+use serde_json::{Map, Value, json};
+use smallvec::SmallVec;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// WebSocket close code sent to a slow consumer (policy violation).
+pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+
+/// The hub's settings, from the configuration.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Room membership policy.
+    pub membership: Membership,
+    /// How long a call offer marks the caller busy.
+    pub call_busy_ttl: Duration,
+    /// Largest event a client may send.
+    pub max_payload: usize,
+}
+
+/// The hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    instance: Arc<str>,
+    settings: HubSettings,
+    registry: RwLock<Arc<Registry>>,
+    conns: RwLock<HashMap<ConnId, Arc<Conn>>>,
+    rooms: RwLock<HashMap<RoomKey, HashSet<ConnId>>>,
+    store: LocalStore,
+    bus: Arc<dyn Bus>,
+    next_id: AtomicU64,
+}
+
+/// What the sender of an event is answered: the Socket.IO ack payload, when it asked
+/// for one.
+pub type Ack = Value;
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An id field as text: ids are strings or numbers.
+pub(crate) fn id_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Hub {
+    /// A hub on `bus`, with `registry`'s dialects.
+    pub fn new(cfg: &Config, instance: &str, registry: Arc<Registry>, bus: Arc<dyn Bus>) -> Hub {
+        let inner = Arc::new(Inner {
+            instance: Arc::from(instance),
+            settings: HubSettings {
+                membership: cfg.hub.membership,
+                call_busy_ttl: cfg.hub.call_busy_ttl,
+                max_payload: cfg.limits.max_payload,
+            },
+            registry: RwLock::new(registry),
+            conns: RwLock::new(HashMap::new()),
+            rooms: RwLock::new(HashMap::new()),
+            store: LocalStore::new(StoreLimits {
+                dedup_window: cfg.hub.dedup_window,
+                message_ttl: cfg.hub.message_ttl,
+                max_entries: cfg.hub.message_index,
+            }),
+            bus,
+            next_id: AtomicU64::new(1),
+        });
+        let weak: std::sync::Weak<dyn Deliver> =
+            Arc::downgrade(&(inner.clone() as Arc<dyn Deliver>));
+        inner.bus.attach(weak);
+        Hub { inner }
+    }
+
+    /// The dialects in use.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.registry()
+    }
+
+    /// Replaces the dialects (a mapping reload); connections keep their dialect names.
+    pub fn set_registry(&self, registry: Arc<Registry>) {
+        *write(&self.inner.registry) = registry;
+    }
+
+    /// This instance's id.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        read(&self.inner.conns).len()
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        read(&self.inner.conns).values().cloned().collect()
+    }
+
+    /// Registers an authenticated connection: it joins its personal room and the rooms
+    /// its token grants, gets its dialect's ready event, and its user's presence is
+    /// announced if this is the user's first connection.
+    pub async fn connect(&self, n: NewConn) -> Arc<Conn> {
+        let inner = &self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(id, &inner.instance, n, now_millis()));
+        write(&inner.conns).insert(id, conn.clone());
+        inner.join(&conn, RoomKey::user(&conn.user.id));
+        for room in conn.claims.clone().unwrap_or_default() {
+            inner.join(&conn, RoomKey::conversation(&room));
+        }
+        let mut body = Map::new();
+        body.insert("userId".into(), json!(conn.user.id));
+        if let Some(n) = &conn.user.name {
+            body.insert("userName".into(), json!(n));
+        }
+        body.insert("socketId".into(), json!(&*conn.socket_id));
+        body.insert("rooms".into(), json!(conn.conversation_ids()));
+        let ready = inner.fact("session.ready", body, None, &conn);
+        inner.send_event(&conn, &ready);
+        presence::connected(inner, &conn).await;
+        tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected");
+        conn
+    }
+
+    /// Unregisters a connection (the client left, or the server cut it).
+    pub async fn disconnect(&self, conn: &Arc<Conn>) {
+        let inner = &self.inner;
+        if write(&inner.conns).remove(&conn.id).is_none() {
+            return;
+        }
+        let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+        for room in &rooms {
+            inner.leave(conn, room);
+        }
+        presence::disconnected(inner, conn, &rooms).await;
+        tracing::debug!(conn = conn.id, user = %conn.user.id, "disconnected");
+    }
+
+    /// A registered connection by id.
+    pub fn conn(&self, id: ConnId) -> Option<Arc<Conn>> {
+        read(&self.inner.conns).get(&id).cloned()
+    }
+
+    /// Refuses something a connection sent (a binary frame, a full inbound queue) in
+    /// its dialect's words; returns the ack payload.
+    pub fn refuse(&self, conn: &Arc<Conn>, refusal: &Refusal) -> Ack {
+        self.inner.refuse(conn, refusal, None)
+    }
+
+    /// Activity on a connection (a ping, a pong) renews its presence.
+    pub async fn touch(&self, conn: &Arc<Conn>) {
+        presence::touch(&self.inner, conn).await;
+    }
+
+    /// Handles one frame (JSON text) a client sent; returns the ack payload.
+    pub async fn handle_frame(&self, conn: &Arc<Conn>, text: &[u8]) -> Ack {
+        intents::handle_frame(&self.inner, conn, text).await
+    }
+
+    /// The frame refusing a connection, in `dialect`'s words (`None`: the dialect has
+    /// no error event; the transport's own refusal is used).
+    pub fn refusal_frame(
+        &self,
+        dialect: &str,
+        transport: Transport,
+        refusal: &Refusal,
+    ) -> Option<Frame> {
+        let ev = Inner::error_event(refusal, None);
+        self.inner.encode(dialect, transport, &ev).ok()
+    }
+
+    /// Tells every connection that the server is going away (`system.disconnect` where
+    /// the dialect has it), then closes them with `code`.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for conn in self.connections() {
+            let mut body = Map::new();
+            body.insert("reason".into(), json!("shutdown"));
+            body.insert("notice".into(), json!(reason));
+            let ev = self.inner.fact("system.disconnect", body, None, &conn);
+            self.inner.send_event(&conn, &ev);
+            conn.close(code, reason);
+        }
+    }
+}
+
+impl Inner {
+    fn registry(&self) -> Arc<Registry> {
+        read(&self.registry).clone()
+    }
+
+    /// A fact caused by `cause` (its trace id follows), from `conn`'s user.
+    fn fact(
+        &self,
+        name: &str,
+        body: Map<String, Value>,
+        cause: Option<&Event>,
+        conn: &Conn,
+    ) -> Event {
+        let mut meta = Meta::fresh();
+        if let Some(c) = cause {
+            meta.trace_id = c.meta.trace_id.clone();
+            meta.carried = c.meta.carried.clone();
+        }
+        meta.user = Some(conn.user.clone());
+        meta.origin = Some(Origin {
+            dialect: conn.dialect.clone(),
+            instance: self.instance.to_string(),
+            connection: conn.socket_id.to_string(),
+        });
+        Event {
+            name: Arc::from(name),
+            body,
+            meta,
+        }
+    }
+
+    /// `session.error {code, error, reason}`.
+    fn error_event(refusal: &Refusal, cause: Option<&Event>) -> Event {
+        let mut body = Map::new();
+        body.insert("code".into(), json!(refusal.code.as_str()));
+        body.insert("error".into(), json!(refusal.message));
+        let reason = match refusal.code {
+            Code::Unauthorized | Code::TokenExpired => "auth_error",
+            _ => refusal.code.as_str(),
+        };
+        body.insert("reason".into(), json!(reason));
+        body.insert("reconnectAttempt".into(), json!(0));
+        let mut ev = Event::new("session.error", body);
+        if let Some(c) = cause {
+            ev.meta.trace_id = c.meta.trace_id.clone();
+        }
+        ev
+    }
+
+    /// Encodes `ev` for one dialect and transport.
+    fn encode(
+        &self,
+        dialect: &str,
+        transport: Transport,
+        ev: &Event,
+    ) -> Result<Frame, TranslateError> {
+        let reg = self.registry();
+        let d = reg
+            .dialect(dialect)
+            .ok_or_else(|| TranslateError::UnknownDialect(dialect.to_string()))?;
+        let enc = d.encode(ev, Direction::Down)?;
+        Ok(match transport {
+            Transport::Socketio => Frame::SocketIo {
+                name: Arc::from(enc.name.as_ref()),
+                payload: enc.payload.map(|t| Arc::new(t.into_value())),
+            },
+            Transport::Websocket => {
+                let mut buf = Vec::with_capacity(256);
+                write_frame(
+                    d.framing,
+                    &enc.name,
+                    enc.payload.as_ref(),
+                    &ev.meta,
+                    &mut buf,
+                );
+                // serde_json writes UTF-8 only.
+                let text = String::from_utf8(buf).unwrap_or_default();
+                Frame::Text(Utf8Bytes::from(text))
+            }
+        })
+    }
+
+    /// Sends `ev` to one connection, in its dialect; an event its dialect cannot express
+    /// is skipped.
+    fn send_event(&self, conn: &Arc<Conn>, ev: &Event) -> bool {
+        match self.encode(&conn.dialect, conn.transport, ev) {
+            Ok(frame) => {
+                self.send_frame(conn, &frame);
+                true
+            }
+            Err(e) => {
+                tracing::trace!(event = %ev.name, dialect = %conn.dialect, error = %e, "not sent");
+                false
+            }
+        }
+    }
+
+    fn send_frame(&self, conn: &Arc<Conn>, frame: &Frame) {
+        if let Err(SendFailure::Full) = conn.send(frame) {
+            tracing::warn!(conn = conn.id, user = %conn.user.id, "slow consumer: outbound queue full, disconnecting");
+            conn.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full");
+        }
+    }
+
+    /// Tells `conn` that what it sent was refused: `message.failed` when the refused
+    /// event was a send and the dialect has it, else `session.error`.
+    fn refuse(&self, conn: &Arc<Conn>, refusal: &Refusal, cause: Option<&Event>) -> Ack {
+        let sent_failed = cause.is_some_and(|c| &*c.name == "message.send") && {
+            let mut body = Map::new();
+            body.insert("error".into(), json!(refusal.message));
+            body.insert("code".into(), json!(refusal.code.as_str()));
+            body.insert("deliveryStatus".into(), json!("FAILED"));
+            if let Some(r) = cause.and_then(|c| c.field("clientRef")) {
+                body.insert("clientRef".into(), r.clone());
+            }
+            if let Some(c) = cause.and_then(|c| c.field("conversationId")) {
+                body.insert("conversationId".into(), c.clone());
+            }
+            let ev = self.fact("message.failed", body, cause, conn);
+            self.send_event(conn, &ev)
+        };
+        if !sent_failed {
+            let ev = Self::error_event(refusal, cause);
+            self.send_event(conn, &ev);
+        }
+        json!({"success": false, "code": refusal.code.as_str(), "message": refusal.message})
+    }
+
+    /// Publishes a fact to an audience.
+    fn publish(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
+        self.bus
+            .publish(Delivery { event, audience })
+            .map_err(|e| Refusal::new(Code::Unavailable, e.to_string()))
+    }
+
+    fn join(&self, conn: &Arc<Conn>, room: RoomKey) -> bool {
+        if !conn.rooms().insert(room.clone()) {
+            return false;
+        }
+        let first = {
+            let mut rooms = write(&self.rooms);
+            let members = rooms.entry(room.clone()).or_default();
+            members.insert(conn.id);
+            members.len() == 1
+        };
+        if first {
+            self.bus.interest(&room, true);
+        }
+        true
+    }
+
+    fn leave(&self, conn: &Arc<Conn>, room: &RoomKey) -> bool {
+        conn.rooms().remove(room);
+        let last = {
+            let mut rooms = write(&self.rooms);
+            match rooms.get_mut(room) {
+                Some(members) => {
+                    let was = members.remove(&conn.id);
+                    if members.is_empty() {
+                        rooms.remove(room);
+                        was
+                    } else {
+                        return was;
+                    }
+                }
+                None => return false,
+            }
+        };
+        if last {
+            self.bus.interest(room, false);
+        }
+        last
+    }
+
+    /// The local connections in an audience, each once.
+    fn recipients(&self, a: &Audience) -> SmallVec<[Arc<Conn>; 16]> {
+        let conns = read(&self.conns);
+        let mut out: SmallVec<[Arc<Conn>; 16]> = SmallVec::new();
+        let keep = |c: &Arc<Conn>| {
+            let excluded_conn = a
+                .except_connection
+                .as_ref()
+                .is_some_and(|(i, id)| *i == self.instance && *id == c.id);
+            let excluded_user = a.except_user.as_deref().is_some_and(|u| u == c.user.id);
+            !excluded_conn && !excluded_user
+        };
+        if a.everyone {
+            out.extend(conns.values().filter(|c| keep(c)).cloned());
+            return out;
+        }
+        let rooms = read(&self.rooms);
+        if let [one] = a.rooms.as_slice() {
+            if let Some(ids) = rooms.get(one) {
+                out.extend(
+                    ids.iter()
+                        .filter_map(|id| conns.get(id))
+                        .filter(|c| keep(c))
+                        .cloned(),
+                );
+            }
+            return out;
+        }
+        let mut seen = HashSet::new();
+        for room in &a.rooms {
+            for id in rooms.get(room).into_iter().flatten() {
+                if seen.insert(*id) {
+                    if let Some(c) = conns.get(id).filter(|c| keep(c)) {
+                        out.push(c.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Deliver for Inner {
+    fn deliver(&self, d: &Delivery) {
+        let recipients = self.recipients(&d.audience);
+        // One encoding per dialect and transport, shared by every recipient.
+        let mut frames: SmallVec<[(Arc<str>, Transport, Option<Frame>); 6]> = SmallVec::new();
+        for conn in &recipients {
+            let pos = frames.iter().position(|(dl, t, _)| {
+                *t == conn.transport && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)
+            });
+            let frame = match pos {
+                Some(i) => frames[i].2.as_ref(),
+                None => {
+                    let f = self.encode(&conn.dialect, conn.transport, &d.event).ok();
+                    frames.push((conn.dialect.clone(), conn.transport, f));
+                    frames.last().and_then(|(_, _, f)| f.as_ref())
+                }
+            };
+            if let Some(frame) = frame {
+                self.send_frame(conn, frame);
+            }
+        }
+    }
+}

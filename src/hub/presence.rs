@@ -1,0 +1,110 @@
+//! Presence across devices: online at a user's first connection, offline after the
+//! last, announced to the rooms the user is in; every connection change also reaches
+//! the user's own sessions with the `sockets[]` snapshot (Phase 10's `presence:update`).
+
+use super::{Ack, Conn, Inner, PresenceChange, Refusal, SocketPresence};
+use crate::bus::{Audience, RoomKey};
+use crate::event::{Event, now_millis};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
+    let me = SocketPresence {
+        socket_id: conn.socket_id.to_string(),
+        connected_at: conn.connected_at,
+        last_seen: conn.connected_at,
+        user_agent: conn.user_agent.clone(),
+        ip: conn.ip.clone(),
+    };
+    let change = inner.store.presence_add(&conn.user.id, me).await;
+    let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+    announce(inner, conn, change, &rooms, None);
+}
+
+pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomKey]) {
+    let change = inner
+        .store
+        .presence_remove(&conn.user.id, &conn.socket_id)
+        .await;
+    announce(inner, conn, change, rooms, None);
+}
+
+/// Activity on a connection renews its presence.
+pub(super) async fn touch(inner: &Inner, conn: &Conn) {
+    inner
+        .store
+        .presence_touch(&conn.user.id, &conn.socket_id, now_millis())
+        .await;
+}
+
+/// `presence.heartbeat`: renews presence and sends the snapshot to the user's sessions.
+pub(super) async fn heartbeat(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let sockets = inner
+        .store
+        .presence_touch(&conn.user.id, &conn.socket_id, now_millis())
+        .await;
+    let change = PresenceChange {
+        transition: None,
+        sockets,
+    };
+    announce(inner, conn, change, &[], Some(ev));
+    Ok(json!({"success": true}))
+}
+
+fn announce(
+    inner: &Inner,
+    conn: &Arc<Conn>,
+    change: PresenceChange,
+    rooms: &[RoomKey],
+    cause: Option<&Event>,
+) {
+    let online = change.transition.unwrap_or(!change.sockets.is_empty());
+    let now = now_millis();
+    let mut body = Map::new();
+    body.insert("userId".into(), json!(conn.user.id));
+    if let Some(n) = &conn.user.name {
+        body.insert("userName".into(), json!(n));
+    }
+    body.insert(
+        "status".into(),
+        json!(if online { "online" } else { "offline" }),
+    );
+    let last_seen = change
+        .sockets
+        .iter()
+        .map(|s| s.last_seen)
+        .max()
+        .unwrap_or(now);
+    body.insert("lastSeen".into(), json!(last_seen));
+    let sockets: Vec<Value> = change
+        .sockets
+        .iter()
+        .map(|s| {
+            json!({
+                "socketId": s.socket_id,
+                "connectedAt": s.connected_at,
+                "lastSeen": s.last_seen,
+                "userAgent": s.user_agent,
+                "ip": s.ip,
+            })
+        })
+        .collect();
+    body.insert("sockets".into(), Value::Array(sockets));
+    let ev = inner.fact("presence.changed", body, cause, conn);
+    let audience = if change.transition.is_some() {
+        // A transition: everyone who shares a room with the user, and the user's own
+        // sessions.
+        let mut a = Audience::default();
+        a.rooms.extend(rooms.iter().cloned());
+        let own = RoomKey::user(&conn.user.id);
+        if !a.rooms.contains(&own) {
+            a.rooms.push(own);
+        }
+        a
+    } else {
+        Audience::room(RoomKey::user(&conn.user.id))
+    };
+    if let Err(e) = inner.publish(ev, audience) {
+        tracing::warn!(user = %conn.user.id, "presence not announced: {}", e.message);
+    }
+}

@@ -1,0 +1,71 @@
+//! Joining and leaving conversation rooms, under the membership policy.
+
+use super::{Ack, Code, Conn, Inner, Refusal, id_text};
+use crate::bus::{Audience, RoomKey};
+use crate::config::Membership;
+use crate::event::Event;
+use serde_json::{Map, json};
+use std::sync::Arc;
+
+/// `room.join {conversationId}`: the policy decides; members of the room learn of it
+/// (`room.joined`); the ack says `{success, message}`.
+pub(super) fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let room = id_text(ev.field("conversationId"))
+        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+    if !may_join(inner.settings.membership, conn, &room) {
+        return Err(Refusal::new(
+            Code::Forbidden,
+            format!("not allowed to join conversation {room}"),
+        ));
+    }
+    let key = RoomKey::conversation(&room);
+    if inner.join(conn, key.clone()) {
+        let mut body = Map::new();
+        body.insert("conversationId".into(), json!(room));
+        body.insert("userId".into(), json!(conn.user.id));
+        if let Some(n) = &conn.user.name {
+            body.insert("userName".into(), json!(n));
+        }
+        let joined = inner.fact("room.joined", body, Some(ev), conn);
+        inner.publish(joined, Audience::room(key))?;
+    }
+    Ok(
+        json!({"success": true, "message": format!("joined conversation {room}"), "conversationId": room}),
+    )
+}
+
+/// `room.leave {conversationId}`.
+pub(super) fn leave(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let room = id_text(ev.field("conversationId"))
+        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+    inner.leave(conn, &RoomKey::conversation(&room));
+    Ok(
+        json!({"success": true, "message": format!("left conversation {room}"), "conversationId": room}),
+    )
+}
+
+/// Whether the policy lets `conn` into `room`.
+fn may_join(policy: Membership, conn: &Conn, room: &str) -> bool {
+    match policy {
+        Membership::Open => true,
+        Membership::Claims => conn
+            .claims
+            .as_ref()
+            .is_some_and(|rooms| rooms.iter().any(|r| r == room)),
+    }
+}
+
+/// The conversation room an event addresses, if the sender is in it (seed 003's
+/// participation check).
+pub(super) fn member_room(conn: &Conn, ev: &Event) -> Result<(String, RoomKey), Refusal> {
+    let room = id_text(ev.field("conversationId"))
+        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+    let key = RoomKey::conversation(&room);
+    if !conn.in_room(&key) {
+        return Err(Refusal::new(
+            Code::NotMember,
+            format!("not a member of conversation {room}: join it first"),
+        ));
+    }
+    Ok((room, key))
+}

@@ -1,0 +1,108 @@
+//! Listeners: one hyper server per configured port. On each, raw WebSocket paths
+//! (tokio-tungstenite) and Socket.IO paths and namespaces (socketioxide) bound to
+//! dialects, and the HTTP API where configured.
+
+mod http;
+mod socketio;
+mod ws;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, Transport};
+use crate::hub::Hub;
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every listener shares.
+pub(crate) struct Shared {
+    pub hub: Hub,
+    pub auth: Arc<Authenticator>,
+    pub cfg: Arc<Config>,
+    /// Cancelled at shutdown: every connection task watches it.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+/// Running listeners.
+pub struct Listeners {
+    /// The address each configured listener bound, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+impl Listeners {
+    /// Binds every configured listener and starts serving.
+    ///
+    /// # Errors
+    /// A port cannot be bound, or a route names an unknown dialect.
+    pub async fn start(cfg: Arc<Config>, hub: Hub, auth: Arc<Authenticator>) -> Result<Listeners> {
+        let registry = hub.registry();
+        for (i, l) in cfg.listeners.iter().enumerate() {
+            for r in &l.routes {
+                anyhow::ensure!(
+                    registry.dialect(&r.dialect).is_some(),
+                    "listener[{i}] route {}: unknown dialect `{}`",
+                    r.path,
+                    r.dialect
+                );
+            }
+        }
+        let shared = Arc::new(Shared {
+            hub,
+            auth,
+            cfg: cfg.clone(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let mut addrs = Vec::new();
+        for l in &cfg.listeners {
+            let bind = format!("{}:{}", cfg.bind, l.port);
+            let tcp = TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            let addr = tcp.local_addr()?;
+            let routes = http::Routes::build(&shared, l);
+            let what: Vec<String> = l
+                .routes
+                .iter()
+                .map(|r| match r.transport {
+                    Transport::Websocket => format!("ws {} ({})", r.path, r.dialect),
+                    Transport::Socketio => format!(
+                        "socket.io {} ns {} ({})",
+                        r.path,
+                        r.namespace.as_deref().unwrap_or("/"),
+                        r.dialect
+                    ),
+                })
+                .collect();
+            tracing::info!(%addr, api = l.api, routes = %what.join(", "), "listening");
+            let sh = shared.clone();
+            shared.tasks.spawn(http::accept_loop(tcp, routes, sh));
+            addrs.push(addr);
+        }
+        Ok(Listeners { addrs, shared })
+    }
+
+    /// Stops accepting, tells every client in its dialect, closes them, and waits (up to
+    /// `deadline`) for every connection task to finish.
+    pub async fn shutdown(self, deadline: std::time::Duration) {
+        self.shared.shutdown.cancel();
+        self.shared
+            .hub
+            .close_all(1012, "server restarting: reconnect");
+        self.shared.tasks.close();
+        if tokio::time::timeout(deadline, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.shared.tasks.len(),
+                "shutdown deadline passed with connection tasks still running"
+            );
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Socket.IO routes (socketioxide): one server per path, a namespace per dialect. A
+//! connecting socket is authenticated from its handshake (`auth.token`, with or
+//! without `Bearer `, or the `token` query parameter); its events are read raw (the
+//! whole `["name", payload]` text, so the dialect's own frame reader does the work) and
+//! queued in order to one task per socket, which answers acks.
+
+use super::Shared;
+use super::http::Peer;
+use crate::auth as token;
+use crate::auth::AuthError;
+use crate::config::Transport;
+use crate::hub::{Code, ConnId, Frame, Hub, NewConn, Refusal, Sink};
+use engineioxide::service::NotFoundService;
+use serde_json::Value;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::FromMessageParts;
+use socketioxide::service::SocketIoService;
+use socketioxide::socket::Socket;
+use socketioxide::{SocketIo, TransportType};
+use socketioxide_core::{Str, Value as SioValue};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Events queued per socket before the socket is told to slow down.
+pub const INBOUND_QUEUE: usize = 64;
+
+/// One event as the client sent it.
+pub(crate) struct RawFrame {
+    /// `["name", payload…]` as JSON text; `None` for a binary event.
+    text: Option<Str>,
+    /// The client asked for an ack.
+    wants_ack: bool,
+}
+
+/// A socket's inbox, kept in its extensions: events are queued here while socketioxide
+/// reads them (its handlers run as separate tasks, which would lose their order).
+#[derive(Clone)]
+struct Inbox {
+    tx: mpsc::Sender<(RawFrame, AckSender)>,
+    hub: Hub,
+    id: ConnId,
+}
+
+/// The extractor that queues an event into its socket's inbox, in arrival order.
+pub(crate) struct Queued;
+
+impl FromMessageParts<LocalAdapter> for Queued {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        s: &Arc<Socket<LocalAdapter>>,
+        v: &mut SioValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let Some(inbox) = s.extensions.get::<Inbox>() else {
+            return Ok(Queued);
+        };
+        let frame = RawFrame {
+            text: match v {
+                SioValue::Str(text, None) => Some(text.clone()),
+                _ => None,
+            },
+            wants_ack: ack_id.is_some(),
+        };
+        let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
+        if let Err(mpsc::error::TrySendError::Full((_, ack))) = inbox.tx.try_send((frame, ack)) {
+            // Overflow: the event is refused in the dialect's words; the socket stays.
+            if let Some(conn) = inbox.hub.conn(inbox.id) {
+                let r = Refusal::new(Code::Unavailable, "too many events in flight: slow down");
+                let reply = inbox.hub.refuse(&conn, &r);
+                let _ = ack.send(&reply);
+            }
+        }
+        Ok(Queued)
+    }
+}
+
+/// The Socket.IO server for one path, with a namespace per `(namespace, dialect)`.
+pub(super) fn service(
+    sh: &Arc<Shared>,
+    path: &str,
+    namespaces: &[(String, String)],
+) -> SocketIoService<NotFoundService> {
+    let c = &sh.cfg;
+    let ws = c.socketio.transports.iter().any(|t| t == "websocket");
+    let polling = c.socketio.transports.iter().any(|t| t == "polling");
+    let builder = SocketIo::builder()
+        .req_path(path.to_string())
+        .ping_interval(c.socketio.ping_interval)
+        .ping_timeout(c.socketio.ping_timeout)
+        .connect_timeout(c.socketio.connect_timeout)
+        // The engine's own limits are the hard ones (polling bodies and websocket
+        // messages alike); the hub refuses events over `limits.max_payload` itself, in
+        // the dialect's words, and keeps the connection.
+        .max_payload(c.limits.max_frame as u64)
+        .ws_max_message_size(c.limits.max_frame)
+        .ws_max_frame_size(c.limits.max_frame)
+        .max_buffer_size(c.limits.outbound_queue);
+    let builder = match (ws, polling) {
+        (true, false) => builder.transports([TransportType::Websocket]),
+        (false, true) => builder.transports([TransportType::Polling]),
+        _ => builder.transports([TransportType::Polling, TransportType::Websocket]),
+    };
+    let (svc, io) = builder.build_svc();
+    for (ns, dialect) in namespaces {
+        let sh = sh.clone();
+        let dialect: Arc<str> = Arc::from(dialect.as_str());
+        io.ns(
+            ns.clone(),
+            move |socket: SocketRef, TryData(auth): TryData<Value>| {
+                let sh = sh.clone();
+                let dialect = dialect.clone();
+                async move { on_connect(sh, dialect, socket, auth.ok()).await }
+            },
+        );
+    }
+    svc
+}
+
+async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth: Option<Value>) {
+    let parts = socket.req_parts();
+    let token =
+        token::from_socketio_auth(auth.as_ref()).or_else(|| token::from_query(parts.uri.query()));
+    let identity = match token {
+        None => Err(AuthError::Missing),
+        Some(t) => sh.auth.verify(&t),
+    };
+    let identity = match identity {
+        Ok(id) => id,
+        Err(e) => {
+            let refusal = Refusal::from(&e);
+            if let Some(Frame::SocketIo { name, payload }) =
+                sh.hub
+                    .refusal_frame(&dialect, Transport::Socketio, &refusal)
+            {
+                let _ = match payload {
+                    Some(p) => socket.emit(&*name, &*p),
+                    None => socket.emit(&*name, &()),
+                };
+            }
+            tracing::debug!(sid = %socket.id, error = %e, "socket.io connection refused");
+            let _ = socket.disconnect();
+            return;
+        }
+    };
+    let user_agent = parts
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ip = parts.extensions.get::<Peer>().map(|p| p.0.ip().to_string());
+    let conn = sh
+        .hub
+        .connect(NewConn {
+            dialect,
+            transport: Transport::Socketio,
+            socket_id: Some(socket.id.to_string()),
+            user: identity.user,
+            claims: identity.rooms,
+            user_agent,
+            ip,
+            sink: Sink::SocketIo(socket.clone()),
+        })
+        .await;
+    let id: ConnId = conn.id;
+    drop(conn);
+    // Handlers hold the connection's id, not the connection: the connection holds the
+    // socket, and the socket holds its handlers.
+    let (tx, mut rx) = mpsc::channel::<(RawFrame, AckSender)>(INBOUND_QUEUE);
+    socket.extensions.insert(Inbox {
+        tx,
+        hub: sh.hub.clone(),
+        id,
+    });
+    socket.on_fallback(async |_: Queued| {});
+    let hub = sh.hub.clone();
+    socket.on_disconnect(move || {
+        let hub = hub.clone();
+        async move {
+            if let Some(conn) = hub.conn(id) {
+                hub.disconnect(&conn).await;
+            }
+        }
+    });
+    let hub = sh.hub.clone();
+    sh.tasks.spawn(async move {
+        while let Some((frame, ack)) = rx.recv().await {
+            let Some(conn) = hub.conn(id) else { break };
+            let reply = match &frame.text {
+                Some(text) => hub.handle_frame(&conn, text.as_bytes()).await,
+                None => {
+                    let r =
+                        Refusal::new(Code::BadEvent, "binary events are not accepted: send JSON");
+                    hub.refuse(&conn, &r)
+                }
+            };
+            if frame.wants_ack {
+                let _ = ack.send(&reply);
+            }
+        }
+    });
+}

@@ -1,0 +1,228 @@
+//! Raw WebSocket routes (tokio-tungstenite): the upgrade, token check, then one task
+//! reading frames in order and one writing the connection's bounded queue.
+//!
+//! Close codes: 4401 refused token (after the dialect's error frame), 1009 a message
+//! over `limits.max_frame`, 1008 slow consumer, 1012 server restart, 1001 ping timeout.
+
+use super::Shared;
+use super::http::{Body, json_response};
+use crate::auth as token;
+use crate::auth::AuthError;
+use crate::config::Transport;
+use crate::hub::{Code, Frame, NewConn, Refusal, Sink, WsOut};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{
+    AUTHORIZATION, CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
+};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// Close code for a refused token.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// Answers a WebSocket upgrade on a raw WebSocket route.
+pub(super) fn upgrade(
+    mut req: Request<Incoming>,
+    dialect: Arc<str>,
+    sh: Arc<Shared>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let h = req.headers();
+    let is_upgrade = h
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version_ok = h.get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let Some(key) = h
+        .get(SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade && version_ok)
+    else {
+        return json_response(
+            StatusCode::UPGRADE_REQUIRED,
+            &json!({"error": "this path speaks WebSocket (version 13) only"}),
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let token = token::from_authorization(h.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
+        .or_else(|| token::from_query(req.uri().query()));
+    let user_agent = h
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let task_sh = sh.clone();
+    sh.tasks.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let limit = task_sh.cfg.limits.max_frame;
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(limit))
+                    .max_frame_size(Some(limit));
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                let who = Who {
+                    dialect,
+                    token,
+                    user_agent,
+                    peer,
+                };
+                serve(ws, who, task_sh).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+struct Who {
+    dialect: Arc<str>,
+    token: Option<String>,
+    user_agent: Option<String>,
+    peer: SocketAddr,
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_string().into(),
+    }))
+}
+
+async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
+    let (mut tx_ws, mut rx_ws) = ws.split();
+    let hub = &sh.hub;
+    let identity = match &who.token {
+        None => Err(AuthError::Missing),
+        Some(t) => sh.auth.verify(t),
+    };
+    let identity = match identity {
+        Ok(id) => id,
+        Err(e) => {
+            let refusal = Refusal::from(&e);
+            if let Some(Frame::Text(t)) =
+                hub.refusal_frame(&who.dialect, Transport::Websocket, &refusal)
+            {
+                let _ = tx_ws.send(Message::Text(t)).await;
+            }
+            let _ = tx_ws
+                .send(close(CLOSE_UNAUTHORIZED, refusal.code.as_str()))
+                .await;
+            tracing::debug!(peer = %who.peer, error = %e, "websocket refused");
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = mpsc::channel::<WsOut>(sh.cfg.limits.outbound_queue);
+    let conn = hub
+        .connect(NewConn {
+            dialect: who.dialect,
+            transport: Transport::Websocket,
+            socket_id: None,
+            user: identity.user,
+            claims: identity.rooms,
+            user_agent: who.user_agent,
+            ip: Some(who.peer.ip().to_string()),
+            sink: Sink::Ws(out_tx.clone()),
+        })
+        .await;
+    // The writer: the connection's queue, in order, then its close frame.
+    let mut writer = tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            let r = match out {
+                WsOut::Text(t) => tx_ws.send(Message::Text(t)).await,
+                WsOut::Ping => tx_ws.send(Message::Ping(Default::default())).await,
+                WsOut::Close(code, reason) => {
+                    let _ = tx_ws.send(close(code, &reason)).await;
+                    break;
+                }
+            };
+            if r.is_err() {
+                break;
+            }
+        }
+        let _ = tx_ws.close().await;
+    });
+    let ping_every = sh.cfg.socketio.ping_interval;
+    let idle_limit = ping_every + sh.cfg.socketio.ping_timeout;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    loop {
+        let msg = tokio::select! {
+            _ = conn.cancel.cancelled() => break,
+            _ = sh.shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > idle_limit {
+                    conn.close(1001, "ping timeout");
+                    break;
+                }
+                let _ = out_tx.try_send(WsOut::Ping);
+                continue;
+            }
+            m = rx_ws.next() => m,
+        };
+        last_heard = Instant::now();
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                hub.handle_frame(&conn, t.as_bytes()).await;
+            }
+            Some(Ok(Message::Binary(_))) => {
+                let r = Refusal::new(
+                    Code::BadEvent,
+                    "binary frames are not accepted: send JSON text",
+                );
+                hub.refuse(&conn, &r);
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => hub.touch(&conn).await,
+            Some(Ok(Message::Frame(_))) => {}
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(conn = conn.id, error = %e, "websocket message over the frame limit");
+                conn.close(1009, "message too big");
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(conn = conn.id, error = %e, "websocket read failed");
+                break;
+            }
+        }
+    }
+    hub.disconnect(&conn).await;
+    // A connection the hub cut (slow consumer) gets a moment to take its close frame;
+    // any other gets its queue flushed, within bounds.
+    let grace = if conn.is_closed() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    drop(out_tx);
+    drop(conn);
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
