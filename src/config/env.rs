@@ -28,10 +28,10 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
     if let Some(v) = var("SWITCHBOARD_BIND") {
         cfg.bind = v;
     }
-    if cfg.auth.secret.is_empty() {
-        if let Some(v) = var("AUTH_JWT_SECRET").or_else(|| var("JWT_SECRET")) {
-            cfg.auth.secret = v;
-        }
+    if cfg.auth.secret.is_empty()
+        && let Some(v) = var("AUTH_JWT_SECRET").or_else(|| var("JWT_SECRET"))
+    {
+        cfg.auth.secret = v;
     }
     if let Some(v) = var("SOCKET_MAX_PAYLOAD_BYTES") {
         match v.trim().parse::<usize>() {

@@ -13,12 +13,12 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     let (room, key) = member_room(conn, ev)?;
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
-    if let Some(cref) = &client_ref {
-        if let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await {
-            // A retry of a send already accepted: confirm it again, broadcast nothing.
-            confirm(inner, conn, ev, &first);
-            return Ok(json!({"success": true, "messageId": first, "duplicate": true}));
-        }
+    if let Some(cref) = &client_ref
+        && let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await
+    {
+        // A retry of a send already accepted: confirm it again, broadcast nothing.
+        confirm(inner, conn, ev, &first);
+        return Ok(json!({"success": true, "messageId": first, "duplicate": true}));
     }
     let at = now_millis();
     let mut body: Map<String, Value> = ev.body.clone();

@@ -430,10 +430,10 @@ impl Inner {
         let mut seen = HashSet::new();
         for room in &a.rooms {
             for id in rooms.get(room).into_iter().flatten() {
-                if seen.insert(*id) {
-                    if let Some(c) = conns.get(id).filter(|c| keep(c)) {
-                        out.push(c.clone());
-                    }
+                if seen.insert(*id)
+                    && let Some(c) = conns.get(id).filter(|c| keep(c))
+                {
+                    out.push(c.clone());
                 }
             }
         }
@@ -441,11 +441,14 @@ impl Inner {
     }
 }
 
+/// One encoding of a delivery: for a dialect and transport (`None`: it cannot express it).
+type EncodedFor = (Arc<str>, Transport, Option<Frame>);
+
 impl Deliver for Inner {
     fn deliver(&self, d: &Delivery) {
         let recipients = self.recipients(&d.audience);
         // One encoding per dialect and transport, shared by every recipient.
-        let mut frames: SmallVec<[(Arc<str>, Transport, Option<Frame>); 6]> = SmallVec::new();
+        let mut frames: SmallVec<[EncodedFor; 6]> = SmallVec::new();
         for conn in &recipients {
             let pos = frames.iter().position(|(dl, t, _)| {
                 *t == conn.transport && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)

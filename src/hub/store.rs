@@ -205,10 +205,10 @@ impl LocalStore {
         let mut map = lock(&self.dedup);
         let key = (user.to_string(), client_ref.to_string());
         let now = Instant::now();
-        if let Some((id, exp)) = map.get(&key) {
-            if *exp > now {
-                return Claim::Seen(id.clone());
-            }
+        if let Some((id, exp)) = map.get(&key)
+            && *exp > now
+        {
+            return Claim::Seen(id.clone());
         }
         make_room(&mut map, self.limits.max_entries, |(_, t)| *t);
         map.insert(

@@ -95,10 +95,10 @@ impl Routes {
         if let Some((_, dialect)) = self.websocket.iter().find(|(p, _)| p == path) {
             return ws::upgrade(req, dialect.clone(), self.shared.clone(), peer);
         }
-        if self.api {
-            if let Some(resp) = self.api(&req) {
-                return resp;
-            }
+        if self.api
+            && let Some(resp) = self.api(&req)
+        {
+            return resp;
         }
         json_response(
             StatusCode::NOT_FOUND,

@@ -497,7 +497,7 @@ impl Client {
             .next_within(wait, |r| {
                 decode_down(&dialect, r)
                     .iter()
-                    .any(|e| &*e.name == want && pred(e))
+                    .any(|e| *e.name == want && pred(e))
             })
             .await?;
         decode_down(&dialect, &found)
