@@ -185,7 +185,16 @@ async fn every_pair_exchanges_over_polling() {
 /// Presence: a user's first connection is announced online to everyone sharing a room
 /// with it, in their dialects; its last connection's close, offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_changes_reach_every_dialect() {
+async fn presence_changes_reach_every_dialect_over_websocket() {
+    presence_changes_reach_every_dialect("websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_changes_reach_every_dialect_over_polling() {
+    presence_changes_reach_every_dialect("polling").await;
+}
+
+async fn presence_changes_reach_every_dialect(transport: &str) {
     let live = Live::start().await;
     let driver = Driver::start().await;
     let mut watchers = BTreeMap::new();
@@ -203,7 +212,7 @@ async fn presence_changes_reach_every_dialect() {
     }
     for subject in CLIENT_DIALECTS {
         let user = format!("p-{subject}");
-        let c = Client::connect(&live, &driver, subject, "websocket", &user, Some(&[ROOM])).await;
+        let c = Client::connect(&live, &driver, subject, transport, &user, Some(&[ROOM])).await;
         for w in CLIENT_DIALECTS {
             if !can_receive(w, "presence.changed") {
                 continue;

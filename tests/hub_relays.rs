@@ -435,3 +435,40 @@ async fn a_whole_call_between_salala_and_nexus() {
         "y"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connections_leave_nothing_behind() {
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        for (d, t) in [
+            ("nexus", "websocket"),
+            ("clerk", "polling"),
+            ("salala", "websocket"),
+        ] {
+            let rooms = [format!("r{i}"), "all".to_string()];
+            let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+            clients.push(
+                Client::connect(&live, &driver, d, t, &format!("u{i}-{d}"), Some(&rooms)).await,
+            );
+        }
+    }
+    let hub = &live.server.hub;
+    assert_eq!(hub.connection_count(), 30);
+    assert_eq!(
+        hub.room_count(),
+        30 + 10 + 1,
+        "30 personal rooms, 10 rooms, one shared"
+    );
+    for c in clients {
+        c.close().await;
+    }
+    let deadline = tokio::time::Instant::now() + live::WAIT;
+    while (hub.connection_count() > 0 || hub.room_count() > 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!((hub.connection_count(), hub.room_count()), (0, 0));
+}

@@ -39,7 +39,10 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
         sender_id: conn.user.id.clone(),
     };
     inner.store.index_message(&message_id, info).await;
-    inner.publish(created, Audience::room(key))?;
+    // To the room, and to every session of the sender, in the room or not.
+    let mut audience = Audience::room(key);
+    audience.rooms.push(RoomKey::user(&conn.user.id));
+    inner.publish(created, audience)?;
     confirm(inner, conn, ev, &message_id);
     Ok(json!({
         "success": true,

@@ -102,6 +102,9 @@ impl Hub {
             bus,
             next_id: AtomicU64::new(1),
         });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(presence::keep(Arc::downgrade(&inner), cfg.hub.presence_ttl));
+        }
         let weak: std::sync::Weak<dyn Deliver> =
             Arc::downgrade(&(inner.clone() as Arc<dyn Deliver>));
         inner.bus.attach(weak);
@@ -131,6 +134,11 @@ impl Hub {
     /// Connections open now.
     pub fn connection_count(&self) -> usize {
         read(&self.inner.conns).len()
+    }
+
+    /// Rooms with local members now (personal rooms included).
+    pub fn room_count(&self) -> usize {
+        read(&self.inner.rooms).len()
     }
 
     /// Every open connection.

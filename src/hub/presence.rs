@@ -15,6 +15,7 @@ pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
         last_seen: conn.connected_at,
         user_agent: conn.user_agent.clone(),
         ip: conn.ip.clone(),
+        refreshed: std::time::Instant::now(),
     };
     let change = inner.store.presence_add(&conn.user.id, me).await;
     let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
@@ -27,6 +28,33 @@ pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomK
         .presence_remove(&conn.user.id, &conn.socket_id)
         .await;
     announce(inner, conn, change, rooms, None);
+}
+
+/// Every third of `ttl`: vouches for every local connection, then expires what nobody
+/// vouched for (connections of a dead instance, once the store is shared) and announces
+/// those users offline to their own sessions.
+pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration) {
+    let period = (ttl / 3).max(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let conns: Vec<Arc<Conn>> = super::read(&inner.conns).values().cloned().collect();
+        for c in &conns {
+            inner.store.presence_refresh(&c.user.id, &c.socket_id).await;
+        }
+        for (user, _) in inner.store.presence_expire(ttl).await {
+            let mut body = Map::new();
+            body.insert("userId".into(), json!(user));
+            body.insert("status".into(), json!("offline"));
+            body.insert("lastSeen".into(), json!(now_millis()));
+            body.insert("sockets".into(), json!([]));
+            let ev = Event::new("presence.changed", body);
+            let _ = inner.publish(ev, Audience::room(RoomKey::user(&user)));
+            tracing::info!(%user, "presence expired");
+        }
+    }
 }
 
 /// Activity on a connection renews its presence.

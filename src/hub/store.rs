@@ -20,6 +20,8 @@ pub struct SocketPresence {
     pub user_agent: Option<String>,
     /// Its peer address.
     pub ip: Option<String>,
+    /// When its instance last vouched for it; it expires `presence_ttl` later.
+    pub refreshed: Instant,
 }
 
 /// A user's presence after a change.
@@ -169,6 +171,42 @@ impl LocalStore {
         sockets.clone()
     }
 
+    /// Renews the presence of connections that are still open (called for every local
+    /// connection by the hub's keeper, every third of the TTL).
+    pub async fn presence_refresh(&self, user: &str, socket_id: &str) {
+        let mut map = lock(&self.presence);
+        if let Some(sockets) = map.get_mut(user) {
+            let now = Instant::now();
+            for s in sockets.iter_mut().filter(|s| s.socket_id == socket_id) {
+                s.refreshed = now;
+            }
+        }
+    }
+
+    /// Drops connections nobody vouched for within `ttl` (their instance died); returns
+    /// the users who went offline by it.
+    pub async fn presence_expire(&self, ttl: Duration) -> Vec<(String, PresenceChange)> {
+        let mut map = lock(&self.presence);
+        let Some(cutoff) = Instant::now().checked_sub(ttl) else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        map.retain(|user, sockets| {
+            sockets.retain(|s| s.refreshed >= cutoff);
+            if sockets.is_empty() {
+                gone.push((
+                    user.clone(),
+                    PresenceChange {
+                        transition: Some(false),
+                        sockets: Vec::new(),
+                    },
+                ));
+            }
+            !sockets.is_empty()
+        });
+        gone
+    }
+
     /// Whether `user` has a connection.
     pub async fn is_online(&self, user: &str) -> bool {
         lock(&self.presence).contains_key(user)
@@ -284,6 +322,7 @@ mod tests {
             last_seen: 1,
             user_agent: None,
             ip: None,
+            refreshed: Instant::now(),
         }
     }
 
@@ -296,6 +335,20 @@ mod tests {
         let last = s.presence_remove("u", "b").await;
         assert_eq!(last.transition, Some(false));
         assert!(!s.is_online("u").await);
+    }
+
+    #[tokio::test]
+    async fn presence_expires_unless_refreshed() {
+        let s = store(10);
+        s.presence_add("kept", sock("a")).await;
+        s.presence_add("lost", sock("b")).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        s.presence_refresh("kept", "a").await;
+        let gone = s.presence_expire(Duration::from_millis(40)).await;
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, "lost");
+        assert!(s.is_online("kept").await);
+        assert!(!s.is_online("lost").await);
     }
 
     #[tokio::test]
