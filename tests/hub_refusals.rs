@@ -434,7 +434,7 @@ async fn bad_input_gets_an_error_and_the_connection_and_server_survive() {
     fresh
         .emit_wire("TYPING", json!({"roomId": "r", "isTyping": true}), false)
         .await;
-    assert!(live.server.hub.connection_count() >= 2);
+    assert!(live.hub().connection_count() >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,7 +491,7 @@ async fn an_offer_to_a_busy_user_is_rejected_in_the_callers_dialect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_answers() {
     let live = Live::start().await;
-    let addr = live.server.addrs[0];
+    let addr = live.addrs()[0];
     let get = |path: &str| {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         async move {

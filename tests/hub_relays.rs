@@ -454,7 +454,7 @@ async fn closed_connections_leave_nothing_behind() {
             );
         }
     }
-    let hub = &live.server.hub;
+    let hub = live.hub();
     assert_eq!(hub.connection_count(), 30);
     assert_eq!(
         hub.room_count(),

@@ -54,7 +54,9 @@ pub fn test_config() -> Config {
 
 /// A running server and where each dialect listens.
 pub struct Live {
-    pub server: Server,
+    /// The in-process server (absent when the server is another process).
+    server: Option<Server>,
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 /// Where a dialect is served by the shipped configuration: (listener index, path,
@@ -82,7 +84,29 @@ impl Live {
         let mut cfg = test_config();
         tweak(&mut cfg);
         let server = Server::start(cfg, registry()).await.expect("server starts");
-        Live { server }
+        let addrs = server.addrs.clone();
+        Live {
+            server: Some(server),
+            addrs,
+        }
+    }
+
+    /// A server running as another process, listening at `addrs` (configuration order).
+    pub fn at(addrs: Vec<std::net::SocketAddr>) -> Live {
+        Live {
+            server: None,
+            addrs,
+        }
+    }
+
+    /// The in-process server's hub.
+    pub fn hub(&self) -> &switchboard::hub::Hub {
+        &self.server.as_ref().expect("an in-process server").hub
+    }
+
+    /// Listener addresses, in configuration order.
+    pub fn addrs(&self) -> &[std::net::SocketAddr] {
+        &self.addrs
     }
 
     /// Starts the shipped configuration.
@@ -93,13 +117,13 @@ impl Live {
     /// Where `dialect` is served: `(base url, path, is Socket.IO)`.
     pub fn url(&self, dialect: &str) -> (String, String, String, bool) {
         let (i, path, ns, sio) = route_of(&test_config(), dialect);
-        let addr = self.server.addrs[i];
+        let addr = self.addrs[i];
         (format!("http://{addr}"), path, ns, sio)
     }
 
     /// The HTTP API's base URL.
     pub fn api(&self) -> String {
-        format!("http://{}", self.server.addrs[0])
+        format!("http://{}", self.addrs[0])
     }
 }
 
