@@ -15,3 +15,4 @@ pub mod event;
 pub mod hub;
 pub mod listen;
 pub mod server;
+pub mod telemetry;

@@ -20,6 +20,8 @@ pub struct Server {
     pub addrs: Vec<SocketAddr>,
     /// Whether it verifies tokens with the shipped development secret.
     pub development_secret: bool,
+    /// How long shutdown may take (`shutdown_deadline`).
+    pub shutdown_deadline: Duration,
     listeners: Listeners,
 }
 
@@ -37,11 +39,13 @@ impl Server {
         let auth = Arc::new(Authenticator::hs256(secret, cfg.auth.leeway));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let hub = Hub::new(&cfg, &cfg.instance_id(), registry, bus);
+        let shutdown_deadline = cfg.shutdown_deadline;
         let listeners = Listeners::start(Arc::new(cfg), hub.clone(), auth.clone()).await?;
         Ok(Server {
             hub,
             addrs: listeners.addrs.clone(),
             development_secret: auth.is_development(),
+            shutdown_deadline,
             listeners,
         })
     }

@@ -242,3 +242,70 @@ fn token_mints_what_the_secret_verifies() {
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("WARNING: signing with the shipped development secret"));
 }
+
+#[test]
+fn config_check_lists_every_bad_key_and_value_before_anything_starts() {
+    let dir = std::env::temp_dir().join(format!("sb-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "instanse = \"typo\"\n[limits]\nmax_payload = \"5k\"\nburst = 0\n[hub]\nmembership = \"closed\"\n[[listener]]\nport = 70000\nroutes = []\n",
+    )
+    .expect("write");
+    let out = switchboard(&["config", "check", file.to_str().expect("path")], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for needle in [
+        "line 1: unknown key `instanse`",
+        "line 3: `limits.max_payload`",
+        "line 6: `hub.membership`",
+        "line 8: `listener[0].port`",
+    ] {
+        assert!(err.contains(needle), "{needle} in:\n{err}");
+    }
+    // Values that parse but make no sense, every one, with the environment's too.
+    std::fs::write(
+        &file,
+        "[limits]\nburst = 0\nmax_rooms = 0\n[[listener]]\nport = 1\n",
+    )
+    .expect("write");
+    let out = switchboard_env(
+        &["config", "check", file.to_str().expect("path")],
+        b"",
+        &[("PORT", "x")],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("limits.burst") && err.contains("limits.max_rooms"),
+        "{err}"
+    );
+    // serve refuses the same file before opening a port.
+    let out = switchboard(&["serve", "--config", file.to_str().expect("path")], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("limits.burst"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn config_default_and_check_print_the_effective_configuration_redacted() {
+    let out = switchboard(&["config", "default"], b"");
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), switchboard::config::DEFAULT_TOML);
+    let out = switchboard_env(
+        &["config", "check"],
+        b"",
+        &[("AUTH_JWT_SECRET", "hunter2"), ("PORT", "4100")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        !shown.contains("hunter2") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+    assert!(shown.contains("port = 4100"), "{shown}");
+}

@@ -7,11 +7,7 @@ use crate::server::Server;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-
-/// How long shutdown waits for connections to close.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
@@ -72,7 +68,8 @@ pub fn run(config: Option<PathBuf>, mappings: Option<PathBuf>) -> Result<()> {
             }
         }
         tracing::info!(connections = server.hub.connection_count(), "shutting down");
-        server.shutdown(SHUTDOWN_DEADLINE).await;
+        let deadline = server.shutdown_deadline;
+        server.shutdown(deadline).await;
         tracing::info!("stopped");
         Ok(())
     })

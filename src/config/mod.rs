@@ -2,6 +2,7 @@
 //! environment overrides, and the checks that run before any port opens.
 
 mod env;
+mod load;
 
 pub use env::{VARIABLES, apply_env};
 
@@ -46,12 +47,17 @@ pub enum ConfigError {
 
 /// switchboard's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Config {
     /// This instance's id, in logs and in canonical events' origin. Empty: hostname-pid.
     pub instance: String,
     /// Address every listener binds.
     pub bind: String,
+    /// How long shutdown waits for connections to close.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+    /// Browser origins allowed.
+    pub cors: CorsConfig,
     /// Client authentication.
     pub auth: AuthConfig,
     /// Socket.IO engine settings shared by every Socket.IO route.
@@ -72,6 +78,8 @@ impl Default for Config {
         Config {
             instance: String::new(),
             bind: "0.0.0.0".into(),
+            shutdown_deadline: Duration::from_secs(10),
+            cors: CorsConfig::default(),
             auth: AuthConfig::default(),
             socketio: SocketIoConfig::default(),
             limits: LimitsConfig::default(),
@@ -82,9 +90,35 @@ impl Default for Config {
     }
 }
 
+/// Browser origins allowed on the realtime paths.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Allowed `Origin` values; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: vec!["*".into()],
+        }
+    }
+}
+
+impl CorsConfig {
+    /// Whether a request with this `Origin` header (or none) may proceed.
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(o) => self.allowed_origins.iter().any(|a| a == "*" || a == o),
+        }
+    }
+}
+
 /// Client authentication.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct AuthConfig {
     /// HS256 secret. Empty: `AUTH_JWT_SECRET`, else `JWT_SECRET`, else the development secret.
     pub secret: String,
@@ -104,7 +138,7 @@ impl Default for AuthConfig {
 
 /// Socket.IO engine settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SocketIoConfig {
     /// Engine.IO ping interval.
     #[serde(with = "humantime_serde")]
@@ -132,7 +166,7 @@ impl Default for SocketIoConfig {
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct LimitsConfig {
     /// Largest event a client may send, in bytes; larger events are refused.
     pub max_payload: usize,
@@ -140,6 +174,18 @@ pub struct LimitsConfig {
     pub max_frame: usize,
     /// Frames queued for one connection before it is cut as a slow consumer.
     pub outbound_queue: usize,
+    /// Connections on this instance.
+    pub max_connections: usize,
+    /// Connections of one user on this instance.
+    pub max_connections_per_user: usize,
+    /// Events per second a connection may send (token bucket refill rate).
+    pub rate: f64,
+    /// Token bucket size.
+    pub burst: f64,
+    /// Refused events in a row before the connection is closed.
+    pub rate_strikes: u32,
+    /// Conversation rooms one connection may be in.
+    pub max_rooms: usize,
 }
 
 impl Default for LimitsConfig {
@@ -148,6 +194,12 @@ impl Default for LimitsConfig {
             max_payload: 5 * 1024,
             max_frame: 1 << 20,
             outbound_queue: 512,
+            max_connections: 100_000,
+            max_connections_per_user: 32,
+            rate: 50.0,
+            burst: 100.0,
+            rate_strikes: 100,
+            max_rooms: 200,
         }
     }
 }
@@ -164,7 +216,7 @@ pub enum Membership {
 
 /// Rooms, messages, presence and calls.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct HubConfig {
     /// Room membership policy.
     pub membership: Membership,
@@ -199,7 +251,7 @@ impl Default for HubConfig {
 
 /// WebRTC settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct WebRtcConfig {
     /// ICE servers, as browsers' RTCPeerConnection takes them.
     pub ice_servers: Vec<IceServer>,
@@ -207,7 +259,6 @@ pub struct WebRtcConfig {
 
 /// One ICE server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IceServer {
     /// `stun:` or `turn:` URLs.
     pub urls: Vec<String>,
@@ -221,7 +272,6 @@ pub struct IceServer {
 
 /// One HTTP server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// TCP port (0: any free port, for tests).
     pub port: u16,
@@ -248,7 +298,6 @@ pub enum Transport {
 
 /// A path (and namespace) bound to a dialect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// HTTP path (`/ws`, `/socket.io`, `/api/socket.io`).
     pub path: String,
@@ -291,9 +340,9 @@ impl Config {
     /// # Errors
     /// Bad TOML, unknown keys, impossible values.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg = load::parse(text).map_err(|problems| ConfigError::Invalid {
             origin: origin.to_string(),
-            message: e.to_string(),
+            problems,
         })?;
         let mut problems = apply_env(&mut cfg, &|k| std::env::var(k).ok());
         problems.extend(cfg.problems());
@@ -321,6 +370,33 @@ impl Config {
         }
         if self.limits.outbound_queue == 0 {
             p.push("limits.outbound_queue must be at least 1".into());
+        }
+        for (key, v) in [
+            ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_connections_per_user",
+                self.limits.max_connections_per_user,
+            ),
+            ("limits.max_rooms", self.limits.max_rooms),
+        ] {
+            if v == 0 {
+                p.push(format!("{key} must be at least 1"));
+            }
+        }
+        if !(self.limits.rate > 0.0 && self.limits.rate.is_finite()) {
+            p.push(format!(
+                "limits.rate ({}) must be a positive number of events per second",
+                self.limits.rate
+            ));
+        }
+        if !(self.limits.burst >= 1.0 && self.limits.burst.is_finite()) {
+            p.push(format!(
+                "limits.burst ({}) must be at least 1",
+                self.limits.burst
+            ));
+        }
+        if self.cors.allowed_origins.is_empty() {
+            p.push("cors.allowed_origins must list at least one origin (or \"*\")".into());
         }
         if self.hub.message_index == 0 {
             p.push("hub.message_index must be at least 1".into());
@@ -449,11 +525,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_named_with_their_line() {
-        let err = toml::from_str::<Config>("[hub]\nmembership = \"open\"\nbogus = 1\n")
-            .expect_err("unknown key");
-        let msg = err.to_string();
-        assert!(msg.contains("bogus") && msg.contains("line 3"), "{msg}");
+    fn every_unknown_key_and_bad_value_is_named_with_its_line() {
+        let text = "bogus = 1\n[hub]\nmembership = \"closed\"\nalso_bogus = 2\n[limits]\nmax_payload = \"big\"\n\n[[listener]]\nport = 1\nroutes = [{ path = \"/ws\", transport = \"websocket\", dialect = \"nexus\", colour = \"red\" }]\n";
+        let p = Config::from_toml(text).expect_err("bad");
+        let all = p.join("\n");
+        assert!(all.contains("line 1: unknown key `bogus`"), "{all}");
+        assert!(all.contains("line 3: `hub.membership`"), "{all}");
+        assert!(all.contains("line 6: `limits.max_payload`"), "{all}");
+        assert!(p.len() >= 3, "{all}");
+        let text = "bogus = 1\n[hub]\nalso_bogus = 2\n[[listener]]\nport = 1\nroutes = [{ path = \"/ws\", transport = \"websocket\", dialect = \"nexus\", colour = \"red\" }]\n";
+        let p = Config::from_toml(text).expect_err("unknown keys");
+        assert_eq!(
+            p,
+            [
+                "line 1: unknown key `bogus`",
+                "line 3: unknown key `hub.also_bogus`",
+                "line 6: unknown key `listener[0].routes[0].colour`",
+            ],
+        );
     }
 
     #[test]

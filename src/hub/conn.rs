@@ -10,6 +10,7 @@ use socketioxide::extract::SocketRef;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,25 @@ pub struct Conn {
     rooms: Mutex<BTreeSet<RoomKey>>,
     sink: Sink,
     closed: AtomicBool,
+    bucket: Mutex<Bucket>,
+}
+
+/// A token bucket, and how many events in a row it refused.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    strikes: u32,
+}
+
+/// What the rate limit says about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Within the limit.
+    Ok,
+    /// Over it: refuse the event.
+    Refuse,
+    /// Over it too often in a row: close the connection.
+    Close,
 }
 
 /// What a listener knows of a new connection.
@@ -110,7 +130,7 @@ pub struct NewConn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, instance: &str, n: NewConn, now: i64) -> Conn {
+    pub(crate) fn new(id: ConnId, instance: &str, n: NewConn, now: i64, burst: f64) -> Conn {
         let socket_id: Arc<str> = n.socket_id.unwrap_or_else(|| format!("ws-{id}")).into();
         Conn {
             id,
@@ -131,6 +151,32 @@ impl Conn {
             rooms: Mutex::new(BTreeSet::new()),
             sink: n.sink,
             closed: AtomicBool::new(false),
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                at: Instant::now(),
+                strikes: 0,
+            }),
+        }
+    }
+
+    /// Takes one token for an incoming event (refilled at `rate` per second up to
+    /// `burst`).
+    pub fn take_token(&self, rate: f64, burst: f64, strikes: u32) -> Rate {
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            b.strikes = 0;
+            Rate::Ok
+        } else {
+            b.strikes += 1;
+            if b.strikes > strikes {
+                Rate::Close
+            } else {
+                Rate::Refuse
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! dialect, then one handler per canonical intent. Every refusal reaches the sender in
 //! its own dialect; the connection stays open.
 
+use super::conn::Rate;
 use super::{Ack, Code, Conn, Inner, Refusal, calls, messages, presence, rooms};
 use crate::dialect::Direction;
 use crate::event::Event;
+use crate::telemetry::{EventLabels, Name, ReasonLabels};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -20,6 +22,27 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
         );
         return inner.refuse(conn, &r, None);
     }
+    let s = &inner.settings;
+    match conn.take_token(s.rate, s.burst, s.rate_strikes) {
+        Rate::Ok => {}
+        Rate::Refuse => {
+            let r = Refusal::new(
+                Code::RateLimited,
+                format!("more than {} events per second: slow down", s.rate),
+            );
+            return inner.refuse(conn, &r, None);
+        }
+        Rate::Close => {
+            let r = Refusal::new(
+                Code::RateLimited,
+                "persistently over the event rate: disconnecting",
+            );
+            let ack = inner.refuse(conn, &r, None);
+            tracing::warn!(conn = conn.id, user = %conn.user.id, "closed for sending too fast");
+            conn.close(super::CLOSE_RATE_LIMIT, "rate limit");
+            return ack;
+        }
+    }
     presence::touch(inner, conn).await;
     let reg = inner.registry();
     let Some(dialect) = reg.dialect(&conn.dialect) else {
@@ -33,12 +56,29 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
         Ok(evs) => evs,
         Err(e) => {
             tracing::debug!(conn = conn.id, dialect = %conn.dialect, error = %e, "refused frame");
+            inner
+                .metrics
+                .translation_failures
+                .get_or_create(&ReasonLabels {
+                    dialect: Name(conn.dialect.clone()),
+                    reason: e.code(),
+                })
+                .inc();
             return inner.refuse(conn, &Refusal::from(&e), None);
         }
     };
     drop(reg);
     let mut acks = Vec::with_capacity(events.len());
     for ev in events {
+        inner
+            .metrics
+            .events_in
+            .get_or_create(&EventLabels {
+                dialect: Name(conn.dialect.clone()),
+                event: Name(ev.name.clone()),
+            })
+            .inc();
+        tracing::trace!(trace_id = %ev.meta.trace_id, event = %ev.name, dialect = %conn.dialect, user = %conn.user.id, "event in");
         let ack = match intent(inner, conn, &ev).await {
             Ok(ack) => ack,
             Err(r) => {

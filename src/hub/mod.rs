@@ -21,6 +21,7 @@ use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
 use crate::config::{Config, Membership, Transport};
 use crate::dialect::{Direction, Registry, TranslateError, write_frame};
 use crate::event::{Event, Meta, Origin, now_millis};
+use crate::telemetry::{BusLabels, ConnLabels, EventLabels, Metrics, Name, ReasonLabels};
 use serde_json::{Map, Value, json};
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
@@ -41,7 +42,25 @@ pub struct HubSettings {
     pub call_busy_ttl: Duration,
     /// Largest event a client may send.
     pub max_payload: usize,
+    /// Connections on this instance.
+    pub max_connections: usize,
+    /// Connections of one user on this instance.
+    pub max_connections_per_user: usize,
+    /// Token bucket: refill per second.
+    pub rate: f64,
+    /// Token bucket: size.
+    pub burst: f64,
+    /// Refused events in a row before the connection is closed.
+    pub rate_strikes: u32,
+    /// Conversation rooms one connection may be in.
+    pub max_rooms: usize,
 }
+
+/// WebSocket close code for a connection refused by a limit (try again later).
+pub const CLOSE_TRY_LATER: u16 = 1013;
+
+/// WebSocket close code for a connection closed for sending too fast.
+pub const CLOSE_RATE_LIMIT: u16 = 1008;
 
 /// The hub. Cheap to clone.
 #[derive(Clone)]
@@ -54,10 +73,12 @@ pub(crate) struct Inner {
     settings: HubSettings,
     registry: RwLock<Arc<Registry>>,
     conns: RwLock<HashMap<ConnId, Arc<Conn>>>,
+    per_user: std::sync::Mutex<HashMap<String, usize>>,
     rooms: RwLock<HashMap<RoomKey, HashSet<ConnId>>>,
     store: LocalStore,
     bus: Arc<dyn Bus>,
     next_id: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -90,9 +111,16 @@ impl Hub {
                 membership: cfg.hub.membership,
                 call_busy_ttl: cfg.hub.call_busy_ttl,
                 max_payload: cfg.limits.max_payload,
+                max_connections: cfg.limits.max_connections,
+                max_connections_per_user: cfg.limits.max_connections_per_user,
+                rate: cfg.limits.rate,
+                burst: cfg.limits.burst,
+                rate_strikes: cfg.limits.rate_strikes,
+                max_rooms: cfg.limits.max_rooms,
             },
             registry: RwLock::new(registry),
             conns: RwLock::new(HashMap::new()),
+            per_user: std::sync::Mutex::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
             store: LocalStore::new(StoreLimits {
                 dedup_window: cfg.hub.dedup_window,
@@ -101,6 +129,7 @@ impl Hub {
             }),
             bus,
             next_id: AtomicU64::new(1),
+            metrics: Arc::new(Metrics::new()),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&inner), cfg.hub.presence_ttl));
@@ -126,6 +155,11 @@ impl Hub {
         &self.inner.instance
     }
 
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// The bus.
     pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.inner.bus
@@ -149,14 +183,57 @@ impl Hub {
     /// Registers an authenticated connection: it joins its personal room and the rooms
     /// its token grants, gets its dialect's ready event, and its user's presence is
     /// announced if this is the user's first connection.
-    pub async fn connect(&self, n: NewConn) -> Arc<Conn> {
+    ///
+    /// # Errors
+    /// Over `limits.max_connections` or `limits.max_connections_per_user`: the listener
+    /// refuses the connection in the dialect's words ([`Hub::refuse_connection`]).
+    pub async fn connect(&self, n: NewConn) -> Result<Arc<Conn>, Refusal> {
         let inner = &self.inner;
+        let s = &inner.settings;
+        {
+            let conns = write(&inner.conns);
+            let mut per_user = inner.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = per_user.get(&n.user.id).copied().unwrap_or(0);
+            if conns.len() >= s.max_connections {
+                return Err(Refusal::new(
+                    Code::TooManyConnections,
+                    format!(
+                        "this server is at its limit of {} connections: try again later",
+                        s.max_connections
+                    ),
+                ));
+            }
+            if mine >= s.max_connections_per_user {
+                return Err(Refusal::new(
+                    Code::TooManyConnections,
+                    format!(
+                        "user {} already has {mine} connections (the limit)",
+                        n.user.id
+                    ),
+                ));
+            }
+            per_user.insert(n.user.id.clone(), mine + 1);
+            drop(conns);
+        }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, &inner.instance, n, now_millis()));
+        let conn = Arc::new(Conn::new(id, &inner.instance, n, now_millis(), s.burst));
         write(&inner.conns).insert(id, conn.clone());
+        let labels = conn_labels(&conn);
+        inner.metrics.connections.get_or_create(&labels).inc();
+        inner
+            .metrics
+            .connections_opened
+            .get_or_create(&labels)
+            .inc();
         inner.join(&conn, RoomKey::user(&conn.user.id));
-        for room in conn.claims.clone().unwrap_or_default() {
-            inner.join(&conn, RoomKey::conversation(&room));
+        for room in conn
+            .claims
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .take(s.max_rooms)
+        {
+            inner.join(&conn, RoomKey::conversation(room));
         }
         let mut body = Map::new();
         body.insert("userId".into(), json!(conn.user.id));
@@ -169,7 +246,7 @@ impl Hub {
         inner.send_event(&conn, &ready);
         presence::connected(inner, &conn).await;
         tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected");
-        conn
+        Ok(conn)
     }
 
     /// Unregisters a connection (the client left, or the server cut it).
@@ -177,6 +254,20 @@ impl Hub {
         let inner = &self.inner;
         if write(&inner.conns).remove(&conn.id).is_none() {
             return;
+        }
+        inner
+            .metrics
+            .connections
+            .get_or_create(&conn_labels(conn))
+            .dec();
+        {
+            let mut per_user = inner.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per_user.get_mut(&conn.user.id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_user.remove(&conn.user.id);
+                }
+            }
         }
         let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
         for room in &rooms {
@@ -207,14 +298,22 @@ impl Hub {
         intents::handle_frame(&self.inner, conn, text).await
     }
 
-    /// The frame refusing a connection, in `dialect`'s words (`None`: the dialect has
-    /// no error event; the transport's own refusal is used).
-    pub fn refusal_frame(
+    /// Counts a refused connection and returns the frame refusing it, in `dialect`'s
+    /// words (`None`: the dialect has no error event; the transport's own refusal is used).
+    pub fn refuse_connection(
         &self,
         dialect: &str,
         transport: Transport,
         refusal: &Refusal,
     ) -> Option<Frame> {
+        self.inner
+            .metrics
+            .connections_refused
+            .get_or_create(&ReasonLabels {
+                dialect: Name::from(dialect),
+                reason: refusal.code.as_str(),
+            })
+            .inc();
         let ev = Inner::error_event(refusal, None);
         self.inner.encode(dialect, transport, &ev).ok()
     }
@@ -320,6 +419,7 @@ impl Inner {
     fn send_event(&self, conn: &Arc<Conn>, ev: &Event) -> bool {
         match self.encode(&conn.dialect, conn.transport, ev) {
             Ok(frame) => {
+                self.count_out(&conn.dialect, &ev.name, 1);
                 self.send_frame(conn, &frame);
                 true
             }
@@ -332,6 +432,10 @@ impl Inner {
 
     fn send_frame(&self, conn: &Arc<Conn>, frame: &Frame) {
         if let Err(SendFailure::Full) = conn.send(frame) {
+            self.metrics
+                .slow_consumers
+                .get_or_create(&conn_labels(conn))
+                .inc();
             tracing::warn!(conn = conn.id, user = %conn.user.id, "slow consumer: outbound queue full, disconnecting");
             conn.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full");
         }
@@ -340,6 +444,13 @@ impl Inner {
     /// Tells `conn` that what it sent was refused: `message.failed` when the refused
     /// event was a send and the dialect has it, else `session.error`.
     fn refuse(&self, conn: &Arc<Conn>, refusal: &Refusal, cause: Option<&Event>) -> Ack {
+        self.metrics
+            .refusals
+            .get_or_create(&ReasonLabels {
+                dialect: Name(conn.dialect.clone()),
+                reason: refusal.code.as_str(),
+            })
+            .inc();
         let sent_failed = cause.is_some_and(|c| &*c.name == "message.send") && {
             let mut body = Map::new();
             body.insert("error".into(), json!(refusal.message));
@@ -363,9 +474,28 @@ impl Inner {
 
     /// Publishes a fact to an audience.
     fn publish(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
-        self.bus
+        let t0 = std::time::Instant::now();
+        let r = self
+            .bus
             .publish(Delivery { event, audience })
-            .map_err(|e| Refusal::new(Code::Unavailable, e.to_string()))
+            .map_err(|e| Refusal::new(Code::Unavailable, e.to_string()));
+        self.metrics
+            .bus_publish_seconds
+            .get_or_create(&BusLabels {
+                bus: self.bus.kind(),
+            })
+            .observe(t0.elapsed().as_secs_f64());
+        r
+    }
+
+    fn count_out(&self, dialect: &Arc<str>, event: &Arc<str>, n: u64) {
+        self.metrics
+            .events_out
+            .get_or_create(&EventLabels {
+                dialect: Name(dialect.clone()),
+                event: Name(event.clone()),
+            })
+            .inc_by(n);
     }
 
     fn join(&self, conn: &Arc<Conn>, room: RoomKey) -> bool {
@@ -449,8 +579,19 @@ impl Inner {
     }
 }
 
-/// One encoding of a delivery: for a dialect and transport (`None`: it cannot express it).
-type EncodedFor = (Arc<str>, Transport, Option<Frame>);
+/// One encoding of a delivery: for a dialect and transport (`None`: it cannot express it),
+/// and how many connections it was sent to.
+type EncodedFor = (Arc<str>, Transport, Option<Frame>, u64);
+
+fn conn_labels(conn: &Conn) -> ConnLabels {
+    ConnLabels {
+        dialect: Name(conn.dialect.clone()),
+        transport: match conn.transport {
+            Transport::Websocket => "websocket",
+            Transport::Socketio => "socketio",
+        },
+    }
+}
 
 impl Deliver for Inner {
     fn deliver(&self, d: &Delivery) {
@@ -458,19 +599,25 @@ impl Deliver for Inner {
         // One encoding per dialect and transport, shared by every recipient.
         let mut frames: SmallVec<[EncodedFor; 6]> = SmallVec::new();
         for conn in &recipients {
-            let pos = frames.iter().position(|(dl, t, _)| {
+            let pos = frames.iter().position(|(dl, t, _, _)| {
                 *t == conn.transport && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)
             });
-            let frame = match pos {
-                Some(i) => frames[i].2.as_ref(),
+            let i = match pos {
+                Some(i) => i,
                 None => {
                     let f = self.encode(&conn.dialect, conn.transport, &d.event).ok();
-                    frames.push((conn.dialect.clone(), conn.transport, f));
-                    frames.last().and_then(|(_, _, f)| f.as_ref())
+                    frames.push((conn.dialect.clone(), conn.transport, f, 0));
+                    frames.len() - 1
                 }
             };
-            if let Some(frame) = frame {
+            if let Some(frame) = &frames[i].2 {
                 self.send_frame(conn, frame);
+                frames[i].3 += 1;
+            }
+        }
+        for (dialect, _, _, n) in &frames {
+            if *n > 0 {
+                self.count_out(dialect, &d.event.name, *n);
             }
         }
     }

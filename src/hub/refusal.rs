@@ -30,6 +30,12 @@ pub enum Code {
     Unsupported,
     /// The bus cannot take the event now.
     Unavailable,
+    /// Too many connections (on this instance, or of this user).
+    TooManyConnections,
+    /// The connection is in as many rooms as it may be.
+    TooManyRooms,
+    /// The connection sends faster than `limits.rate`.
+    RateLimited,
 }
 
 impl Code {
@@ -46,6 +52,9 @@ impl Code {
             Code::NotFound => "not_found",
             Code::Unsupported => "unsupported",
             Code::Unavailable => "unavailable",
+            Code::TooManyConnections => "too_many_connections",
+            Code::TooManyRooms => "too_many_rooms",
+            Code::RateLimited => "rate_limited",
         }
     }
 }

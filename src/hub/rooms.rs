@@ -19,6 +19,13 @@ pub(super) fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, R
         ));
     }
     let key = RoomKey::conversation(&room);
+    let max = inner.settings.max_rooms;
+    if !conn.in_room(&key) && conn.conversation_ids().len() >= max {
+        return Err(Refusal::new(
+            Code::TooManyRooms,
+            format!("a connection may be in {max} rooms; leave one first"),
+        ));
+    }
     if inner.join(conn, key.clone()) {
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));

@@ -5,8 +5,13 @@ use super::{Shared, socketio, ws};
 use crate::config::{ListenerConfig, Transport};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use hyper::body::Incoming;
+use hyper::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
+    HeaderValue, ORIGIN, VARY,
+};
 use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
 use hyper::{Method, Request, Response, StatusCode};
@@ -81,18 +86,37 @@ impl Routes {
     async fn route(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         req.extensions_mut().insert(Peer(peer));
         let path = req.uri().path();
-        for (prefix, svc) in &self.socketio {
-            let under = path
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if under {
-                return match svc.call(req).await {
-                    Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
-                    Err(never) => match never {},
-                };
-            }
+        let origin = req
+            .headers()
+            .get(ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let sio = self.socketio.iter().find(|(prefix, _)| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        let ws = self.websocket.iter().find(|(p, _)| p == path);
+        if (sio.is_some() || ws.is_some()) && !self.shared.cfg.cors.allows(origin.as_deref()) {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "origin not allowed", "origin": origin}),
+            );
         }
-        if let Some((_, dialect)) = self.websocket.iter().find(|(p, _)| p == path) {
+        if let Some((_, svc)) = sio {
+            if req.method() == Method::OPTIONS {
+                let mut resp = json_response(StatusCode::NO_CONTENT, &json!(null));
+                *resp.body_mut() = Empty::new().map_err(|never| match never {}).boxed();
+                cors_headers(&mut resp, origin.as_deref(), Some(&req));
+                return resp;
+            }
+            let mut resp = match svc.call(req).await {
+                Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
+                Err(never) => match never {},
+            };
+            cors_headers(&mut resp, origin.as_deref(), None);
+            return resp;
+        }
+        if let Some((_, dialect)) = ws {
             return ws::upgrade(req, dialect.clone(), self.shared.clone(), peer);
         }
         if self.api
@@ -113,6 +137,20 @@ impl Routes {
         }
         Some(match req.uri().path() {
             "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            "/metrics" => {
+                let mut resp = Response::new(
+                    Full::new(Bytes::from(sh.hub.metrics().render()))
+                        .map_err(|never| match never {})
+                        .boxed(),
+                );
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    ),
+                );
+                resp
+            }
             "/readyz" => {
                 let bus = sh.hub.bus();
                 let ready = bus.ready() && !sh.shutdown.is_cancelled();
@@ -137,6 +175,38 @@ impl Routes {
             ),
             _ => return None,
         })
+    }
+}
+
+/// CORS headers for an allowed browser origin (and, for a preflight, the methods and
+/// headers it asked for).
+fn cors_headers(
+    resp: &mut Response<Body>,
+    origin: Option<&str>,
+    preflight: Option<&Request<Incoming>>,
+) {
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
+        return;
+    };
+    let h = resp.headers_mut();
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.append(VARY, HeaderValue::from_static("Origin"));
+    if let Some(req) = preflight {
+        h.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        let asked = req
+            .headers()
+            .get(ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static("content-type, authorization"));
+        h.insert(ACCESS_CONTROL_ALLOW_HEADERS, asked);
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
 }
 

@@ -127,43 +127,46 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
         None => Err(AuthError::Missing),
         Some(t) => sh.auth.verify(&t),
     };
-    let identity = match identity {
-        Ok(id) => id,
-        Err(e) => {
-            let refusal = Refusal::from(&e);
-            if let Some(Frame::SocketIo { name, payload }) =
-                sh.hub
-                    .refusal_frame(&dialect, Transport::Socketio, &refusal)
-            {
-                let _ = match payload {
-                    Some(p) => socket.emit(&*name, &*p),
-                    None => socket.emit(&*name, &()),
-                };
-            }
-            tracing::debug!(sid = %socket.id, error = %e, "socket.io connection refused");
-            let _ = socket.disconnect();
-            return;
-        }
-    };
     let user_agent = parts
         .headers
         .get(hyper::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let ip = parts.extensions.get::<Peer>().map(|p| p.0.ip().to_string());
-    let conn = sh
-        .hub
-        .connect(NewConn {
-            dialect,
-            transport: Transport::Socketio,
-            socket_id: Some(socket.id.to_string()),
-            user: identity.user,
-            claims: identity.rooms,
-            user_agent,
-            ip,
-            sink: Sink::SocketIo(socket.clone()),
-        })
-        .await;
+    let admitted = match identity {
+        Err(e) => Err(Refusal::from(&e)),
+        Ok(identity) => {
+            sh.hub
+                .connect(NewConn {
+                    dialect: dialect.clone(),
+                    transport: Transport::Socketio,
+                    socket_id: Some(socket.id.to_string()),
+                    user: identity.user,
+                    claims: identity.rooms,
+                    user_agent,
+                    ip,
+                    sink: Sink::SocketIo(socket.clone()),
+                })
+                .await
+        }
+    };
+    let conn = match admitted {
+        Ok(conn) => conn,
+        Err(refusal) => {
+            if let Some(Frame::SocketIo { name, payload }) =
+                sh.hub
+                    .refuse_connection(&dialect, Transport::Socketio, &refusal)
+            {
+                let _ = match payload {
+                    Some(p) => socket.emit(&*name, &*p),
+                    None => socket.emit(&*name, &()),
+                };
+            }
+            tracing::debug!(sid = %socket.id, code = %refusal.code, "socket.io connection refused: {}", refusal.message);
+            let _ = socket.disconnect();
+            return;
+        }
+    };
     let id: ConnId = conn.id;
     drop(conn);
     // Handlers hold the connection's id, not the connection: the connection holds the

@@ -1,15 +1,16 @@
 //! Raw WebSocket routes (tokio-tungstenite): the upgrade, token check, then one task
 //! reading frames in order and one writing the connection's bounded queue.
 //!
-//! Close codes: 4401 refused token (after the dialect's error frame), 1009 a message
-//! over `limits.max_frame`, 1008 slow consumer, 1012 server restart, 1001 ping timeout.
+//! Close codes: 4401 refused token (after the dialect's error frame), 1013 connection
+//! limit (likewise), 1009 a message over `limits.max_frame`, 1008 slow consumer or rate
+//! limit, 1012 server restart, 1001 ping timeout.
 
 use super::Shared;
 use super::http::{Body, json_response};
 use crate::auth as token;
 use crate::auth::AuthError;
 use crate::config::Transport;
-use crate::hub::{Code, Frame, NewConn, Refusal, Sink, WsOut};
+use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -122,35 +123,36 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         None => Err(AuthError::Missing),
         Some(t) => sh.auth.verify(t),
     };
-    let identity = match identity {
-        Ok(id) => id,
-        Err(e) => {
-            let refusal = Refusal::from(&e);
+    let (out_tx, mut out_rx) = mpsc::channel::<WsOut>(sh.cfg.limits.outbound_queue);
+    let admitted = match identity {
+        Err(e) => Err((Refusal::from(&e), CLOSE_UNAUTHORIZED)),
+        Ok(identity) => hub
+            .connect(NewConn {
+                dialect: who.dialect.clone(),
+                transport: Transport::Websocket,
+                socket_id: None,
+                user: identity.user,
+                claims: identity.rooms,
+                user_agent: who.user_agent,
+                ip: Some(who.peer.ip().to_string()),
+                sink: Sink::Ws(out_tx.clone()),
+            })
+            .await
+            .map_err(|r| (r, CLOSE_TRY_LATER)),
+    };
+    let conn = match admitted {
+        Ok(conn) => conn,
+        Err((refusal, code)) => {
             if let Some(Frame::Text(t)) =
-                hub.refusal_frame(&who.dialect, Transport::Websocket, &refusal)
+                hub.refuse_connection(&who.dialect, Transport::Websocket, &refusal)
             {
                 let _ = tx_ws.send(Message::Text(t)).await;
             }
-            let _ = tx_ws
-                .send(close(CLOSE_UNAUTHORIZED, refusal.code.as_str()))
-                .await;
-            tracing::debug!(peer = %who.peer, error = %e, "websocket refused");
+            let _ = tx_ws.send(close(code, refusal.code.as_str())).await;
+            tracing::debug!(peer = %who.peer, code = %refusal.code, "websocket refused: {}", refusal.message);
             return;
         }
     };
-    let (out_tx, mut out_rx) = mpsc::channel::<WsOut>(sh.cfg.limits.outbound_queue);
-    let conn = hub
-        .connect(NewConn {
-            dialect: who.dialect,
-            transport: Transport::Websocket,
-            socket_id: None,
-            user: identity.user,
-            claims: identity.rooms,
-            user_agent: who.user_agent,
-            ip: Some(who.peer.ip().to_string()),
-            sink: Sink::Ws(out_tx.clone()),
-        })
-        .await;
     // The writer: the connection's queue, in order, then its close frame.
     let mut writer = tokio::spawn(async move {
         while let Some(out) = out_rx.recv().await {

@@ -41,7 +41,7 @@ pub fn registry() -> Arc<Registry> {
 
 /// The shipped configuration on ports chosen by the OS, bound to 127.0.0.1.
 pub fn test_config() -> Config {
-    let mut cfg: Config = toml::from_str(switchboard::config::DEFAULT_TOML).expect("default");
+    let mut cfg = Config::from_toml(switchboard::config::DEFAULT_TOML).expect("default");
     cfg.bind = "127.0.0.1".into();
     cfg.auth.secret = SECRET.into();
     cfg.instance = "test".into();

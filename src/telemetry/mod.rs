@@ -1,0 +1,174 @@
+//! Telemetry defined in one place: every metric the gateway exports, the label types,
+//! and the Prometheus text they are rendered as at `/metrics`.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A label value shared without copying (dialect and event names are interned).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+/// `{dialect, transport}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    /// Dialect name.
+    pub dialect: Name,
+    /// `websocket` or `socketio`.
+    pub transport: &'static str,
+}
+
+/// `{dialect, event}`: a canonical event name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Dialect name.
+    pub dialect: Name,
+    /// Canonical event name.
+    pub event: Name,
+}
+
+/// `{dialect, reason}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Dialect name.
+    pub dialect: Name,
+    /// A stable code.
+    pub reason: &'static str,
+}
+
+/// `{bus}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusLabels {
+    /// Bus kind.
+    pub bus: &'static str,
+}
+
+/// Every metric of one gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// Connections open now.
+    pub connections: Family<ConnLabels, Gauge>,
+    /// Connections accepted (authenticated) since start.
+    pub connections_opened: Family<ConnLabels, Counter>,
+    /// Connections refused at connect (token, limits).
+    pub connections_refused: Family<ReasonLabels, Counter>,
+    /// Events decoded from clients, by canonical name.
+    pub events_in: Family<EventLabels, Counter>,
+    /// Frames sent to clients, by canonical name.
+    pub events_out: Family<EventLabels, Counter>,
+    /// Frames that could not be read or mapped, by reason.
+    pub translation_failures: Family<ReasonLabels, Counter>,
+    /// Everything refused to a client, by code.
+    pub refusals: Family<ReasonLabels, Counter>,
+    /// Connections cut as slow consumers.
+    pub slow_consumers: Family<ConnLabels, Counter>,
+    /// Time to hand a delivery to the bus.
+    pub bus_publish_seconds: Family<BusLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchboard");
+        let connections = Family::<ConnLabels, Gauge>::default();
+        let connections_opened = Family::<ConnLabels, Counter>::default();
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        let events_in = Family::<EventLabels, Counter>::default();
+        let events_out = Family::<EventLabels, Counter>::default();
+        let translation_failures = Family::<ReasonLabels, Counter>::default();
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        let slow_consumers = Family::<ConnLabels, Counter>::default();
+        let bus_publish_seconds = Family::<BusLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(1e-6, 4.0, 12))
+        });
+        registry.register(
+            "connections",
+            "Client connections open now",
+            connections.clone(),
+        );
+        registry.register(
+            "connections_opened",
+            "Client connections accepted",
+            connections_opened.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections refused at connect",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "events_in",
+            "Events decoded from clients, by canonical name",
+            events_in.clone(),
+        );
+        registry.register(
+            "events_out",
+            "Frames sent to clients, by canonical name",
+            events_out.clone(),
+        );
+        registry.register(
+            "translation_failures",
+            "Client frames that could not be read or mapped, by reason",
+            translation_failures.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Events refused to clients, by code",
+            refusals.clone(),
+        );
+        registry.register(
+            "slow_consumers",
+            "Connections cut because their outbound queue was full",
+            slow_consumers.clone(),
+        );
+        registry.register(
+            "bus_publish_seconds",
+            "Time to hand a delivery to the bus",
+            bus_publish_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            connections_opened,
+            connections_refused,
+            events_in,
+            events_out,
+            translation_failures,
+            refusals,
+            slow_consumers,
+            bus_publish_seconds,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            let _ = writeln!(out, "# encoding failed");
+        }
+        out
+    }
+}
