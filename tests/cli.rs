@@ -309,3 +309,23 @@ fn config_default_and_check_print_the_effective_configuration_redacted() {
     );
     assert!(shown.contains("port = 4100"), "{shown}");
 }
+
+#[test]
+fn the_readmes_configuration_reference_is_the_generated_one() {
+    let out = switchboard(&["config", "reference"], b"");
+    assert!(out.status.success());
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let start = readme
+        .find("<!-- config-reference:start -->\n")
+        .expect("start marker")
+        + 32;
+    let end = readme
+        .find("<!-- config-reference:end -->")
+        .expect("end marker");
+    assert_eq!(
+        &readme[start..end],
+        text(&out.stdout),
+        "run `switchboard config reference` and paste it into the README"
+    );
+}

@@ -126,6 +126,8 @@ pub enum ConfigAction {
     },
     /// Print the documented default configuration file.
     Default,
+    /// Print the configuration reference (Markdown), generated from the default file.
+    Reference,
 }
 
 fn registry(mappings: Option<&PathBuf>) -> Result<Registry> {
@@ -208,6 +210,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { action } => match action {
+            ConfigAction::Reference => {
+                print!("{}", crate::config::reference::markdown());
+                Ok(ExitCode::SUCCESS)
+            }
             ConfigAction::Default => {
                 print!("{}", crate::config::DEFAULT_TOML);
                 Ok(ExitCode::SUCCESS)

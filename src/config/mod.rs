@@ -3,6 +3,7 @@
 
 mod env;
 mod load;
+pub mod reference;
 
 pub use env::{VARIABLES, apply_env};
 
