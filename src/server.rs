@@ -2,7 +2,10 @@
 //! listeners. The command line runs one; tests start one on port 0 in-process.
 
 use crate::auth::{Authenticator, DEVELOPMENT_SECRET};
-use crate::bus::{Bus, LocalBus};
+use crate::bus::{Bus, LocalBus, RedisBus};
+use crate::config::BusKind;
+use crate::hub::{LocalStore, RedisStore, Store, StoreLimits};
+use anyhow::Context;
 use crate::config::Config;
 use crate::dialect::Registry;
 use crate::hub::Hub;
@@ -37,8 +40,30 @@ impl Server {
             cfg.auth.secret.as_str()
         };
         let auth = Arc::new(Authenticator::hs256(secret, cfg.auth.leeway));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
-        let hub = Hub::new(&cfg, &cfg.instance_id(), registry, bus);
+        let instance = cfg.instance_id();
+        let limits = StoreLimits {
+            dedup_window: cfg.hub.dedup_window,
+            message_ttl: cfg.hub.message_ttl,
+            max_entries: cfg.hub.message_index,
+            presence_ttl: cfg.hub.presence_ttl,
+        };
+        let (bus, store): (Arc<dyn Bus>, Store) = match cfg.bus.kind {
+            BusKind::Local => (Arc::new(LocalBus::new()), Store::Local(LocalStore::new(limits))),
+            BusKind::Redis => {
+                let client = redis::Client::open(cfg.redis.url.as_str())
+                    .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;
+                let conn = client
+                    .get_connection_manager()
+                    .await
+                    .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
+                let bus = RedisBus::start(client, conn.clone(), &instance, cfg.bus.queue);
+                (Arc::new(bus), Store::Redis(RedisStore::new(conn, limits)))
+            }
+        };
+        let hub = Hub::new(&cfg, &instance, registry, bus, store);
+        if !cfg.amqp.url.is_empty() {
+            hub.attach_amqp(&cfg.amqp);
+        }
         let shutdown_deadline = cfg.shutdown_deadline;
         let listeners = Listeners::start(Arc::new(cfg), hub.clone(), auth.clone()).await?;
         Ok(Server {

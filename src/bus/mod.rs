@@ -7,18 +7,24 @@
 //! declared interest in one of its rooms (the local bus: this instance only), in publish
 //! order per publisher; `interest` is idempotent.
 
+pub mod amqp;
 mod local;
+mod redis;
+mod wire;
 
 pub use local::LocalBus;
+pub use redis::RedisBus;
 
 use crate::event::Event;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use thiserror::Error;
 
 /// A room an event can be delivered to: a conversation, or a user's personal room.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RoomKey {
     /// `conversationId` (= roomId = channelId).
     Conversation(Arc<str>),
@@ -48,15 +54,20 @@ impl fmt::Display for RoomKey {
 }
 
 /// Who receives a delivery.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Audience {
     /// The rooms; a connection in several of them receives the event once.
+    #[serde(default)]
     pub rooms: SmallVec<[RoomKey; 2]>,
     /// Every connection of every instance (rooms are then ignored).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub everyone: bool,
     /// Not to this connection (`instance`, connection id): the sender's own socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_connection: Option<(Arc<str>, u64)>,
     /// Not to any connection of this user (typing indicators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Arc<str>>,
 }
 
@@ -111,4 +122,8 @@ pub trait Bus: Send + Sync {
     fn interest(&self, room: &RoomKey, on: bool);
     /// Whether the bus can deliver now.
     fn ready(&self) -> bool;
+    /// The broker channels this instance listens to (empty for the in-process bus).
+    fn channels(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -12,6 +12,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SOCKET_MAX_PAYLOAD_BYTES", "limits.max_payload"),
     ("PRESENCE_TTL_SECONDS", "hub.presence_ttl"),
     ("SWITCHBOARD_MEMBERSHIP", "hub.membership"),
+    ("SWITCHBOARD_BUS", "bus.kind"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_HOST, REDIS_PORT", "redis.url (when REDIS_URL is unset)"),
+    ("AMQP_URL", "amqp.url"),
     (
         "PORT, WS_PORT, …",
         "listener.port of the listener whose port_env names it",
@@ -32,6 +36,26 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
         && let Some(v) = var("AUTH_JWT_SECRET").or_else(|| var("JWT_SECRET"))
     {
         cfg.auth.secret = v;
+    }
+    if let Some(v) = var("SWITCHBOARD_BUS") {
+        match v.as_str() {
+            "local" => cfg.bus.kind = super::BusKind::Local,
+            "redis" => cfg.bus.kind = super::BusKind::Redis,
+            _ => problems.push(format!("SWITCHBOARD_BUS=`{v}` must be local or redis (bus.kind)")),
+        }
+    }
+    if let Some(v) = var("REDIS_URL") {
+        cfg.redis.url = v;
+    } else if var("REDIS_HOST").is_some() || var("REDIS_PORT").is_some() {
+        let host = var("REDIS_HOST").unwrap_or_else(|| "localhost".into());
+        let port = var("REDIS_PORT").unwrap_or_else(|| "6379".into());
+        if port.trim().parse::<u16>().is_err() {
+            problems.push(format!("REDIS_PORT=`{port}` is not a port (redis.url)"));
+        }
+        cfg.redis.url = format!("redis://{host}:{}", port.trim());
+    }
+    if let Some(v) = var("AMQP_URL") {
+        cfg.amqp.url = v;
     }
     if let Some(v) = var("SOCKET_MAX_PAYLOAD_BYTES") {
         match v.trim().parse::<usize>() {

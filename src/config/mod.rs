@@ -59,6 +59,12 @@ pub struct Config {
     pub shutdown_deadline: Duration,
     /// Browser origins allowed.
     pub cors: CorsConfig,
+    /// How instances reach each other.
+    pub bus: BusConfig,
+    /// Redis, for the `redis` bus.
+    pub redis: RedisConfig,
+    /// RabbitMQ, beside the bus.
+    pub amqp: AmqpConfig,
     /// Client authentication.
     pub auth: AuthConfig,
     /// Socket.IO engine settings shared by every Socket.IO route.
@@ -81,12 +87,88 @@ impl Default for Config {
             bind: "0.0.0.0".into(),
             shutdown_deadline: Duration::from_secs(10),
             cors: CorsConfig::default(),
+            bus: BusConfig::default(),
+            redis: RedisConfig::default(),
+            amqp: AmqpConfig::default(),
             auth: AuthConfig::default(),
             socketio: SocketIoConfig::default(),
             limits: LimitsConfig::default(),
             hub: HubConfig::default(),
             webrtc: WebRtcConfig::default(),
             listeners: Vec::new(),
+        }
+    }
+}
+
+/// Which bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process.
+    Local,
+    /// Redis pub/sub.
+    Redis,
+}
+
+/// The bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusConfig {
+    /// Which bus.
+    pub kind: BusKind,
+    /// Deliveries waiting for the broker.
+    pub queue: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: BusKind::Local,
+            queue: 10_000,
+        }
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+/// RabbitMQ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AmqpConfig {
+    /// `amqp://user:pass@host:port/vhost`; empty: off.
+    pub url: String,
+    /// Durable topic exchange events are published to.
+    pub exchange: String,
+    /// Durable queue events are consumed from.
+    pub inbound_queue: String,
+    /// Unacknowledged inbound messages at a time.
+    pub prefetch: u16,
+    /// Events waiting for the exchange.
+    pub queue: usize,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: String::new(),
+            exchange: "switchboard.events".into(),
+            inbound_queue: "switchboard.inbound".into(),
+            prefetch: 100,
+            queue: 10_000,
         }
     }
 }
@@ -396,6 +478,18 @@ impl Config {
                 self.limits.burst
             ));
         }
+        if self.bus.queue == 0 {
+            p.push("bus.queue must be at least 1".into());
+        }
+        if self.amqp.queue == 0 || self.amqp.prefetch == 0 {
+            p.push("amqp.queue and amqp.prefetch must be at least 1".into());
+        }
+        if self.bus.kind == BusKind::Redis && !self.redis.url.starts_with("redis") {
+            p.push(format!("redis.url `{}` must be a redis:// or rediss:// URL", self.redis.url));
+        }
+        if !self.amqp.url.is_empty() && !self.amqp.url.starts_with("amqp") {
+            p.push(format!("amqp.url `{}` must be an amqp:// or amqps:// URL", self.amqp.url));
+        }
         if self.cors.allowed_origins.is_empty() {
             p.push("cors.allowed_origins must list at least one origin (or \"*\")".into());
         }
@@ -474,6 +568,8 @@ impl Config {
         if !c.auth.secret.is_empty() {
             c.auth.secret = "<redacted>".into();
         }
+        c.redis.url = redact_url(&c.redis.url);
+        c.amqp.url = redact_url(&c.amqp.url);
         for s in &mut c.webrtc.ice_servers {
             if s.credential.is_some() {
                 s.credential = Some("<redacted>".into());
@@ -491,6 +587,20 @@ impl Config {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "switchboard".into());
         format!("{host}-{}", std::process::id())
+    }
+}
+
+/// A URL with its password replaced.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -18,10 +18,10 @@ pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
     let store = &inner.store;
     let (relay_as, extra): (&str, Option<(&str, Value)>) = match &*ev.name {
         "call.offer" | "call.initiate" => {
-            if store.is_busy(&target).await {
+            if store.is_busy(&target).await? {
                 return Ok(reject_busy(inner, conn, ev, &target));
             }
-            store.set_busy(me, inner.settings.call_busy_ttl).await;
+            store.set_busy(me, inner.settings.call_busy_ttl).await?;
             let as_name = if &*ev.name == "call.initiate" {
                 "call.incoming"
             } else {
@@ -30,12 +30,12 @@ pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
             (as_name, None)
         }
         "call.answer" => {
-            store.set_busy(me, inner.settings.call_busy_ttl).await;
+            store.set_busy(me, inner.settings.call_busy_ttl).await?;
             ("call.answer", None)
         }
         "call.end" | "call.reject" | "call.cancel" => {
-            store.clear_busy(me).await;
-            store.clear_busy(&target).await;
+            store.clear_busy(me).await?;
+            store.clear_busy(&target).await?;
             let reason = match &*ev.name {
                 "call.reject" => "rejected",
                 "call.cancel" => "cancelled",

@@ -8,7 +8,7 @@ use crate::event::UserRef;
 use serde_json::Value;
 use socketioxide::extract::SocketRef;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -89,6 +89,7 @@ pub struct Conn {
     sink: Sink,
     closed: AtomicBool,
     bucket: Mutex<Bucket>,
+    last_seen: AtomicI64,
 }
 
 /// A token bucket, and how many events in a row it refused.
@@ -151,12 +152,23 @@ impl Conn {
             rooms: Mutex::new(BTreeSet::new()),
             sink: n.sink,
             closed: AtomicBool::new(false),
+            last_seen: AtomicI64::new(now),
             bucket: Mutex::new(Bucket {
                 tokens: burst,
                 at: Instant::now(),
                 strikes: 0,
             }),
         }
+    }
+
+    /// Last activity, Unix ms.
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Records activity.
+    pub fn seen(&self, at: i64) {
+        self.last_seen.store(at, Ordering::Relaxed);
     }
 
     /// Takes one token for an incoming event (refilled at `rate` per second up to

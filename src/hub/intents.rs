@@ -43,7 +43,7 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
             return ack;
         }
     }
-    presence::touch(inner, conn).await;
+    presence::touch(conn);
     let reg = inner.registry();
     let Some(dialect) = reg.dialect(&conn.dialect) else {
         return inner.refuse(
@@ -100,7 +100,7 @@ async fn intent(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refu
             Ok(json!({"success": true, "pong": true, "timestamp": crate::event::now_millis()}))
         }
         "presence.heartbeat" => presence::heartbeat(inner, conn, ev).await,
-        "room.join" => rooms::join(inner, conn, ev),
+        "room.join" => rooms::join(inner, conn, ev).await,
         "room.leave" => rooms::leave(inner, conn, ev),
         "message.send" => messages::send(inner, conn, ev).await,
         "message.edit" => messages::edit(inner, conn, ev).await,

@@ -14,7 +14,7 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
     if let Some(cref) = &client_ref
-        && let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await
+        && let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await?
     {
         // A retry of a send already accepted: confirm it again, broadcast nothing.
         confirm(inner, conn, ev, &first);
@@ -38,7 +38,7 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
         conversation_id: room.clone(),
         sender_id: conn.user.id.clone(),
     };
-    inner.store.index_message(&message_id, info).await;
+    inner.store.index_message(&message_id, info).await?;
     // To the room, and to every session of the sender, in the room or not.
     let mut audience = Audience::room(key);
     audience.rooms.push(RoomKey::user(&conn.user.id));
@@ -87,7 +87,7 @@ async fn own_message(
 async fn known_message(inner: &Inner, ev: &Event) -> Result<(String, MessageInfo), Refusal> {
     let id = id_text(ev.field("messageId"))
         .ok_or_else(|| Refusal::new(Code::BadEvent, "messageId is missing"))?;
-    let info = inner.store.message(&id).await.ok_or_else(|| {
+    let info = inner.store.message(&id).await?.ok_or_else(|| {
         Refusal::new(
             Code::NotFound,
             format!("message {id} is unknown here (too old, or not sent through this gateway)"),
@@ -126,7 +126,7 @@ pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
     body.insert("senderId".into(), json!(info.sender_id));
     body.insert("deletedAt".into(), json!(format_iso_millis(now_millis())));
     let deleted = inner.fact("message.deleted", body, Some(ev), conn);
-    inner.store.forget_message(&id).await;
+    inner.store.forget_message(&id).await?;
     inner.publish(
         deleted,
         Audience::room(RoomKey::conversation(&info.conversation_id)),
@@ -195,7 +195,7 @@ pub(super) async fn react(
     let count = inner
         .store
         .react(&id, emoji, &conn.user.id, add)
-        .await
+        .await?
         .unwrap_or(0);
     let mut body = Map::new();
     body.insert("messageId".into(), json!(id));

@@ -15,9 +15,16 @@ mod store;
 
 pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut};
 pub use refusal::{Code, Refusal};
-pub use store::{Claim, LocalStore, MessageInfo, PresenceChange, SocketPresence, StoreLimits};
+pub use store::{
+    Claim, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store, StoreError,
+    StoreLimits,
+};
 
+use crate::bus::amqp::{AmqpLink, Inject};
 use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
+use crate::config::AmqpConfig;
+use crate::dialect::Route;
+use crate::event::Target;
 use crate::config::{Config, Membership, Transport};
 use crate::dialect::{Direction, Registry, TranslateError, write_frame};
 use crate::event::{Event, Meta, Origin, now_millis};
@@ -75,10 +82,11 @@ pub(crate) struct Inner {
     conns: RwLock<HashMap<ConnId, Arc<Conn>>>,
     per_user: std::sync::Mutex<HashMap<String, usize>>,
     rooms: RwLock<HashMap<RoomKey, HashSet<ConnId>>>,
-    store: LocalStore,
+    store: Store,
     bus: Arc<dyn Bus>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    amqp: std::sync::OnceLock<AmqpLink>,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -104,7 +112,7 @@ pub(crate) fn id_text(v: Option<&Value>) -> Option<String> {
 
 impl Hub {
     /// A hub on `bus`, with `registry`'s dialects.
-    pub fn new(cfg: &Config, instance: &str, registry: Arc<Registry>, bus: Arc<dyn Bus>) -> Hub {
+    pub fn new(cfg: &Config, instance: &str, registry: Arc<Registry>, bus: Arc<dyn Bus>, store: Store) -> Hub {
         let inner = Arc::new(Inner {
             instance: Arc::from(instance),
             settings: HubSettings {
@@ -122,14 +130,11 @@ impl Hub {
             conns: RwLock::new(HashMap::new()),
             per_user: std::sync::Mutex::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
-            store: LocalStore::new(StoreLimits {
-                dedup_window: cfg.hub.dedup_window,
-                message_ttl: cfg.hub.message_ttl,
-                max_entries: cfg.hub.message_index,
-            }),
+            store,
             bus,
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::new()),
+            amqp: std::sync::OnceLock::new(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&inner), cfg.hub.presence_ttl));
@@ -153,6 +158,35 @@ impl Hub {
     /// This instance's id.
     pub fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    /// Starts the RabbitMQ link: events crossing the bus are exported, the inbound queue
+    /// is delivered to clients.
+    pub fn attach_amqp(&self, cfg: &AmqpConfig) {
+        let weak: std::sync::Weak<dyn Inject> = Arc::downgrade(&(self.inner.clone() as Arc<dyn Inject>));
+        let link = AmqpLink::start(cfg, &self.inner.instance, weak, self.inner.metrics.clone());
+        let _ = self.inner.amqp.set(link);
+    }
+
+    /// Whether every broker is reachable: (all, the bus, RabbitMQ when configured).
+    pub fn ready(&self) -> (bool, bool, Option<bool>) {
+        let bus = self.inner.bus.ready();
+        let amqp = self.inner.amqp.get().map(AmqpLink::ready);
+        let m = &self.inner.metrics;
+        m.broker_up.get_or_create(&BusLabels { bus: self.inner.bus.kind() }).set(i64::from(bus));
+        if let Some(a) = amqp {
+            m.broker_up.get_or_create(&BusLabels { bus: "amqp" }).set(i64::from(a));
+        }
+        (bus && amqp.unwrap_or(true), bus, amqp)
+    }
+
+    /// Delivers an event from outside (a service, RabbitMQ) to its target's clients on
+    /// every instance: `meta.target`, else the vocabulary's route.
+    ///
+    /// # Errors
+    /// No target, or the bus did not take it.
+    pub fn inject(&self, event: Event) -> Result<(), Refusal> {
+        self.inner.inject_event(event)
     }
 
     /// The gateway's metrics.
@@ -290,7 +324,7 @@ impl Hub {
 
     /// Activity on a connection (a ping, a pong) renews its presence.
     pub async fn touch(&self, conn: &Arc<Conn>) {
-        presence::touch(&self.inner, conn).await;
+        presence::touch(conn);
     }
 
     /// Handles one frame (JSON text) a client sent; returns the ack payload.
@@ -474,6 +508,9 @@ impl Inner {
 
     /// Publishes a fact to an audience.
     fn publish(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
+        if let Some(amqp) = self.amqp.get() {
+            amqp.export(&event);
+        }
         let t0 = std::time::Instant::now();
         let r = self
             .bus
@@ -590,6 +627,52 @@ fn conn_labels(conn: &Conn) -> ConnLabels {
             Transport::Websocket => "websocket",
             Transport::Socketio => "socketio",
         },
+    }
+}
+
+impl Inner {
+    fn inject_event(&self, event: Event) -> Result<(), Refusal> {
+        let audience = match &event.meta.target {
+            Some(Target::Room(id)) => Audience::room(RoomKey::conversation(id)),
+            Some(Target::User(id)) => Audience::room(RoomKey::user(id)),
+            Some(Target::Broadcast) => Audience {
+                everyone: true,
+                ..Audience::default()
+            },
+            Some(Target::Connection(_)) => {
+                return Err(Refusal::new(Code::BadEvent, "a connection target cannot be reached from outside"));
+            }
+            None => {
+                let reg = self.registry();
+                let route = reg.vocab.event(&event.name).and_then(|e| e.route.clone());
+                let id = |field: &str| id_text(event.field(field));
+                match route {
+                    Some(Route::Room(f)) => Audience::room(RoomKey::conversation(
+                        &id(&f).ok_or_else(|| Refusal::new(Code::BadEvent, format!("`{f}` is missing")))?,
+                    )),
+                    Some(Route::User(f)) => Audience::room(RoomKey::user(
+                        &id(&f).ok_or_else(|| Refusal::new(Code::BadEvent, format!("`{f}` is missing")))?,
+                    )),
+                    None => {
+                        return Err(Refusal::new(
+                            Code::BadEvent,
+                            format!("`{}` has no route: give it meta.target", event.name),
+                        ));
+                    }
+                }
+            }
+        };
+        self.publish(event, audience)
+    }
+}
+
+impl Inject for Inner {
+    fn registry(&self) -> Arc<Registry> {
+        Inner::registry(self)
+    }
+
+    fn inject(&self, event: Event) -> Result<(), String> {
+        self.inject_event(event).map_err(|r| r.message)
     }
 }
 

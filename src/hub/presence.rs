@@ -8,30 +8,50 @@ use crate::event::{Event, now_millis};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
-    let me = SocketPresence {
+/// The presence snapshot of one local connection.
+fn snapshot_of(conn: &Conn) -> SocketPresence {
+    SocketPresence {
         socket_id: conn.socket_id.to_string(),
         connected_at: conn.connected_at,
-        last_seen: conn.connected_at,
+        last_seen: conn.last_seen(),
         user_agent: conn.user_agent.clone(),
         ip: conn.ip.clone(),
-        refreshed: std::time::Instant::now(),
-    };
-    let change = inner.store.presence_add(&conn.user.id, me).await;
-    let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
-    announce(inner, conn, change, &rooms, None);
+    }
+}
+
+pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
+    if let Err(e) = inner.store.user_rooms_add(&conn.user.id, &conn.conversation_ids()).await {
+        tracing::warn!(user = %conn.user.id, "rooms not recorded: {e}");
+    }
+    match inner.store.presence_add(&conn.user.id, snapshot_of(conn)).await {
+        Ok(change) => {
+            let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+            announce(inner, conn, change, &rooms, None);
+        }
+        Err(e) => tracing::warn!(user = %conn.user.id, "presence not recorded: {e}"),
+    }
 }
 
 pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomKey]) {
-    let change = inner
-        .store
-        .presence_remove(&conn.user.id, &conn.socket_id)
-        .await;
-    announce(inner, conn, change, rooms, None);
+    match inner.store.presence_remove(&conn.user.id, &conn.socket_id).await {
+        Ok(change) if change.transition == Some(false) => {
+            // Offline: to every room any of the user's connections was in.
+            let mut all: Vec<RoomKey> = rooms.to_vec();
+            match inner.store.user_rooms_take(&conn.user.id).await {
+                Ok(ids) => all.extend(ids.iter().map(|id| RoomKey::conversation(id))),
+                Err(e) => tracing::warn!(user = %conn.user.id, "rooms not read: {e}"),
+            }
+            all.sort();
+            all.dedup();
+            announce(inner, conn, change, &all, None);
+        }
+        Ok(change) => announce(inner, conn, change, rooms, None),
+        Err(e) => tracing::warn!(user = %conn.user.id, "presence not removed (it expires): {e}"),
+    }
 }
 
-/// Every third of `ttl`: vouches for every local connection, then expires what nobody
-/// vouched for (connections of a dead instance, once the store is shared) and announces
+/// Every third of the presence TTL: vouches for every local connection, then expires
+/// what nobody vouched for (the connections of an instance that died) and announces
 /// those users offline to their own sessions.
 pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration) {
     let period = (ttl / 3).max(std::time::Duration::from_millis(100));
@@ -42,9 +62,19 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
         let Some(inner) = inner.upgrade() else { return };
         let conns: Vec<Arc<Conn>> = super::read(&inner.conns).values().cloned().collect();
         for c in &conns {
-            inner.store.presence_refresh(&c.user.id, &c.socket_id).await;
+            if let Err(e) = inner.store.presence_refresh(&c.user.id, &snapshot_of(c)).await {
+                tracing::warn!("presence not refreshed: {e}");
+                break;
+            }
         }
-        for (user, _) in inner.store.presence_expire(ttl).await {
+        let gone = match inner.store.presence_expire().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("presence not swept: {e}");
+                continue;
+            }
+        };
+        for user in gone {
             let mut body = Map::new();
             body.insert("userId".into(), json!(user));
             body.insert("status".into(), json!("offline"));
@@ -57,20 +87,16 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
     }
 }
 
-/// Activity on a connection renews its presence.
-pub(super) async fn touch(inner: &Inner, conn: &Conn) {
-    inner
-        .store
-        .presence_touch(&conn.user.id, &conn.socket_id, now_millis())
-        .await;
+/// Activity on a connection renews its presence (recorded locally; the keeper writes it).
+pub(super) fn touch(conn: &Conn) {
+    conn.seen(now_millis());
 }
 
 /// `presence.heartbeat`: renews presence and sends the snapshot to the user's sessions.
 pub(super) async fn heartbeat(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
-    let sockets = inner
-        .store
-        .presence_touch(&conn.user.id, &conn.socket_id, now_millis())
-        .await;
+    touch(conn);
+    inner.store.presence_refresh(&conn.user.id, &snapshot_of(conn)).await?;
+    let sockets = inner.store.presence_sockets(&conn.user.id).await?;
     let change = PresenceChange {
         transition: None,
         sockets,

@@ -94,6 +94,12 @@ impl From<&AuthError> for Refusal {
     }
 }
 
+impl From<super::store::StoreError> for Refusal {
+    fn from(e: super::store::StoreError) -> Refusal {
+        Refusal::new(Code::Unavailable, e.to_string())
+    }
+}
+
 impl From<&TranslateError> for Refusal {
     fn from(e: &TranslateError) -> Refusal {
         let code = match e {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// `room.join {conversationId}`: the policy decides; members of the room learn of it
 /// (`room.joined`); the ack says `{success, message}`.
-pub(super) fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let room = id_text(ev.field("conversationId"))
         .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
     if !may_join(inner.settings.membership, conn, &room) {
@@ -27,6 +27,7 @@ pub(super) fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, R
         ));
     }
     if inner.join(conn, key.clone()) {
+        inner.store.user_rooms_add(&conn.user.id, std::slice::from_ref(&room)).await?;
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));
         body.insert("userId".into(), json!(conn.user.id));

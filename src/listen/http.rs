@@ -150,20 +150,17 @@ impl Routes {
                     ),
                 );
                 resp
-            }
-            "/readyz" => {
+            }            "/readyz" => {
                 let bus = sh.hub.bus();
-                let ready = bus.ready() && !sh.shutdown.is_cancelled();
-                let status = if ready {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
+                let (brokers, bus_ready, amqp) = sh.hub.ready();
+                let ready = brokers && !sh.shutdown.is_cancelled();
+                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 json_response(
                     status,
                     &json!({
                         "status": if ready { "ready" } else { "unavailable" },
-                        "bus": {"kind": bus.kind(), "ready": bus.ready()},
+                        "bus": {"kind": bus.kind(), "ready": bus_ready},
+                        "amqp": amqp.map(|up| json!({"ready": up})),
                         "connections": sh.hub.connection_count(),
                         "shuttingDown": sh.shutdown.is_cancelled(),
                     }),

@@ -20,7 +20,7 @@ use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, TransportType};
 use socketioxide_core::{Str, Value as SioValue};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Events queued per socket before the socket is told to slow down.
@@ -40,7 +40,8 @@ pub(crate) struct RawFrame {
 struct Inbox {
     tx: mpsc::Sender<(RawFrame, AckSender)>,
     hub: Hub,
-    id: ConnId,
+    /// Set once the hub has registered the connection.
+    id: Arc<OnceLock<ConnId>>,
 }
 
 /// The extractor that queues an event into its socket's inbox, in arrival order.
@@ -67,7 +68,7 @@ impl FromMessageParts<LocalAdapter> for Queued {
         let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
         if let Err(mpsc::error::TrySendError::Full((_, ack))) = inbox.tx.try_send((frame, ack)) {
             // Overflow: the event is refused in the dialect's words; the socket stays.
-            if let Some(conn) = inbox.hub.conn(inbox.id) {
+            if let Some(conn) = inbox.id.get().and_then(|id| inbox.hub.conn(*id)) {
                 let r = Refusal::new(Code::Unavailable, "too many events in flight: slow down");
                 let reply = inbox.hub.refuse(&conn, &r);
                 let _ = ack.send(&reply);
@@ -120,6 +121,25 @@ pub(super) fn service(
 }
 
 async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth: Option<Value>) {
+    // The inbox and the handlers come first: a client may send (or leave) while the hub
+    // is still registering it. Events wait in the inbox; nothing is dropped.
+    let id_cell: Arc<OnceLock<ConnId>> = Arc::new(OnceLock::new());
+    let (tx, mut rx) = mpsc::channel::<(RawFrame, AckSender)>(INBOUND_QUEUE);
+    socket.extensions.insert(Inbox {
+        tx,
+        hub: sh.hub.clone(),
+        id: id_cell.clone(),
+    });
+    socket.on_fallback(async |_: Queued| {});
+    let (hub, cell) = (sh.hub.clone(), id_cell.clone());
+    socket.on_disconnect(move || {
+        let (hub, cell) = (hub.clone(), cell.clone());
+        async move {
+            if let Some(conn) = cell.get().and_then(|id| hub.conn(*id)) {
+                hub.disconnect(&conn).await;
+            }
+        }
+    });
     let parts = socket.req_parts();
     let token =
         token::from_socketio_auth(auth.as_ref()).or_else(|| token::from_query(parts.uri.query()));
@@ -167,26 +187,16 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
             return;
         }
     };
-    let id: ConnId = conn.id;
-    drop(conn);
     // Handlers hold the connection's id, not the connection: the connection holds the
     // socket, and the socket holds its handlers.
-    let (tx, mut rx) = mpsc::channel::<(RawFrame, AckSender)>(INBOUND_QUEUE);
-    socket.extensions.insert(Inbox {
-        tx,
-        hub: sh.hub.clone(),
-        id,
-    });
-    socket.on_fallback(async |_: Queued| {});
-    let hub = sh.hub.clone();
-    socket.on_disconnect(move || {
-        let hub = hub.clone();
-        async move {
-            if let Some(conn) = hub.conn(id) {
-                hub.disconnect(&conn).await;
-            }
-        }
-    });
+    let id: ConnId = conn.id;
+    let _ = id_cell.set(id);
+    if !socket.connected() {
+        // It left while being registered (its disconnect handler found no id yet).
+        sh.hub.disconnect(&conn).await;
+        return;
+    }
+    drop(conn);
     let hub = sh.hub.clone();
     sh.tasks.spawn(async move {
         while let Some((frame, ack)) = rx.recv().await {

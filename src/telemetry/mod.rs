@@ -60,6 +60,15 @@ pub struct BusLabels {
     pub bus: &'static str,
 }
 
+/// `{direction, outcome}` of RabbitMQ traffic.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AmqpLabels {
+    /// `out` (to the exchange) or `in` (from the inbound queue).
+    pub direction: &'static str,
+    /// `confirmed`, `dropped`, `delivered`, `rejected`, `requeued`.
+    pub outcome: &'static str,
+}
+
 /// Every metric of one gateway.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +90,10 @@ pub struct Metrics {
     pub slow_consumers: Family<ConnLabels, Counter>,
     /// Time to hand a delivery to the bus.
     pub bus_publish_seconds: Family<BusLabels, Histogram>,
+    /// RabbitMQ traffic by outcome.
+    pub amqp_events: Family<AmqpLabels, Counter>,
+    /// Whether each broker is reachable (1) or not (0).
+    pub broker_up: Family<BusLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -104,6 +117,10 @@ impl Metrics {
         let bus_publish_seconds = Family::<BusLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(1e-6, 4.0, 12))
         });
+        let amqp_events = Family::<AmqpLabels, Counter>::default();
+        let broker_up = Family::<BusLabels, Gauge>::default();
+        registry.register("amqp_events", "RabbitMQ events by direction and outcome", amqp_events.clone());
+        registry.register("broker_up", "Whether each broker is reachable (1) or not (0)", broker_up.clone());
         registry.register(
             "connections",
             "Client connections open now",
@@ -160,7 +177,14 @@ impl Metrics {
             refusals,
             slow_consumers,
             bus_publish_seconds,
+            amqp_events,
+            broker_up,
         }
+    }
+
+    /// Counts one RabbitMQ event.
+    pub fn amqp(&self, direction: &'static str, outcome: &'static str) {
+        self.amqp_events.get_or_create(&AmqpLabels { direction, outcome }).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,0 +1,320 @@
+//! The in-process store (one instance). Every map is bounded, and what happens at the
+//! bound is written beside it.
+
+use super::{Claim, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Indexed {
+    info: MessageInfo,
+    reactions: HashMap<String, Vec<String>>,
+    expires: Instant,
+}
+
+/// A connection's snapshot and when it was last vouched for.
+type Vouched = (SocketPresence, Instant);
+
+/// The in-process store.
+pub struct LocalStore {
+    limits: StoreLimits,
+    presence: Mutex<HashMap<String, Vec<Vouched>>>,
+    busy: Mutex<HashMap<String, Instant>>,
+    dedup: Mutex<HashMap<(String, String), (String, Instant)>>,
+    messages: Mutex<HashMap<String, Indexed>>,
+    user_rooms: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Drops expired entries; if the map is still at its bound, drops the entries closest
+/// to expiry until a tenth of the bound is free. (Overflow: the oldest state is lost
+/// first: a very old message can no longer be edited, a very old clientRef is accepted
+/// again.)
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, max: usize, expiry: impl Fn(&V) -> Instant) {
+    if map.len() < max {
+        return;
+    }
+    let now = Instant::now();
+    map.retain(|_, v| expiry(v) > now);
+    if map.len() < max {
+        return;
+    }
+    let mut by_age: Vec<(Instant, K)> = map.iter().map(|(k, v)| (expiry(v), k.clone())).collect();
+    by_age.sort_by_key(|(t, _)| *t);
+    let drop = map.len() + 1 - max + max / 10;
+    for (_, k) in by_age.into_iter().take(drop) {
+        map.remove(&k);
+    }
+}
+
+fn snapshot(v: &[Vouched]) -> Vec<SocketPresence> {
+    v.iter().map(|(s, _)| s.clone()).collect()
+}
+
+impl LocalStore {
+    /// An empty store.
+    pub fn new(limits: StoreLimits) -> LocalStore {
+        LocalStore {
+            limits,
+            presence: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
+            dedup: Mutex::new(HashMap::new()),
+            messages: Mutex::new(HashMap::new()),
+            user_rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) async fn user_rooms_add(&self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+        lock(&self.user_rooms)
+            .entry(user.to_string())
+            .or_default()
+            .extend(rooms.iter().cloned());
+        Ok(())
+    }
+
+    pub(super) async fn user_rooms_take(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        Ok(lock(&self.user_rooms).remove(user).map(|s| s.into_iter().collect()).unwrap_or_default())
+    }
+
+    pub(super) async fn presence_add(&self, user: &str, socket: SocketPresence) -> Result<PresenceChange, StoreError> {
+        let mut map = lock(&self.presence);
+        let sockets = map.entry(user.to_string()).or_default();
+        let first = sockets.is_empty();
+        sockets.retain(|(s, _)| s.socket_id != socket.socket_id);
+        sockets.push((socket, Instant::now()));
+        Ok(PresenceChange {
+            transition: first.then_some(true),
+            sockets: snapshot(sockets),
+        })
+    }
+
+    pub(super) async fn presence_remove(&self, user: &str, socket_id: &str) -> Result<PresenceChange, StoreError> {
+        let mut map = lock(&self.presence);
+        let Some(sockets) = map.get_mut(user) else {
+            return Ok(PresenceChange {
+                transition: None,
+                sockets: Vec::new(),
+            });
+        };
+        let before = sockets.len();
+        sockets.retain(|(s, _)| s.socket_id != socket_id);
+        let last = before > 0 && sockets.is_empty();
+        let snap = snapshot(sockets);
+        if sockets.is_empty() {
+            map.remove(user);
+        }
+        Ok(PresenceChange {
+            transition: last.then_some(false),
+            sockets: snap,
+        })
+    }
+
+    pub(super) async fn presence_refresh(&self, user: &str, socket: &SocketPresence) -> Result<(), StoreError> {
+        let mut map = lock(&self.presence);
+        if let Some(sockets) = map.get_mut(user) {
+            for (s, at) in sockets.iter_mut().filter(|(s, _)| s.socket_id == socket.socket_id) {
+                *s = socket.clone();
+                *at = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn presence_sockets(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
+        Ok(lock(&self.presence).get(user).map(|v| snapshot(v)).unwrap_or_default())
+    }
+
+    pub(super) async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
+        let mut map = lock(&self.presence);
+        let Some(cutoff) = Instant::now().checked_sub(self.limits.presence_ttl) else {
+            return Ok(Vec::new());
+        };
+        let mut gone = Vec::new();
+        map.retain(|user, sockets| {
+            sockets.retain(|(_, at)| *at >= cutoff);
+            if sockets.is_empty() {
+                gone.push(user.clone());
+            }
+            !sockets.is_empty()
+        });
+        Ok(gone)
+    }
+
+    pub(super) async fn is_online(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.presence).contains_key(user))
+    }
+
+    pub(super) async fn is_busy(&self, user: &str) -> Result<bool, StoreError> {
+        let mut map = lock(&self.busy);
+        Ok(match map.get(user) {
+            Some(t) if *t > Instant::now() => true,
+            Some(_) => {
+                map.remove(user);
+                false
+            }
+            None => false,
+        })
+    }
+
+    pub(super) async fn set_busy(&self, user: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut map = lock(&self.busy);
+        make_room(&mut map, self.limits.max_entries, |t| *t);
+        map.insert(user.to_string(), Instant::now() + ttl);
+        Ok(())
+    }
+
+    pub(super) async fn clear_busy(&self, user: &str) -> Result<(), StoreError> {
+        lock(&self.busy).remove(user);
+        Ok(())
+    }
+
+    pub(super) async fn claim(&self, user: &str, client_ref: &str, message_id: &str) -> Result<Claim, StoreError> {
+        let mut map = lock(&self.dedup);
+        let key = (user.to_string(), client_ref.to_string());
+        let now = Instant::now();
+        if let Some((id, exp)) = map.get(&key)
+            && *exp > now
+        {
+            return Ok(Claim::Seen(id.clone()));
+        }
+        make_room(&mut map, self.limits.max_entries, |(_, t)| *t);
+        map.insert(key, (message_id.to_string(), now + self.limits.dedup_window));
+        Ok(Claim::New)
+    }
+
+    pub(super) async fn index_message(&self, message_id: &str, info: MessageInfo) -> Result<(), StoreError> {
+        let mut map = lock(&self.messages);
+        make_room(&mut map, self.limits.max_entries, |e| e.expires);
+        map.insert(
+            message_id.to_string(),
+            Indexed {
+                info,
+                reactions: HashMap::new(),
+                expires: Instant::now() + self.limits.message_ttl,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) async fn message(&self, message_id: &str) -> Result<Option<MessageInfo>, StoreError> {
+        let map = lock(&self.messages);
+        Ok(map
+            .get(message_id)
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.info.clone()))
+    }
+
+    pub(super) async fn forget_message(&self, message_id: &str) -> Result<(), StoreError> {
+        lock(&self.messages).remove(message_id);
+        Ok(())
+    }
+
+    pub(super) async fn react(&self, message_id: &str, emoji: &str, user: &str, add: bool) -> Result<Option<usize>, StoreError> {
+        let mut map = lock(&self.messages);
+        let Some(e) = map.get_mut(message_id) else {
+            return Ok(None);
+        };
+        let users = e.reactions.entry(emoji.to_string()).or_default();
+        users.retain(|u| u != user);
+        if add {
+            users.push(user.to_string());
+        }
+        Ok(Some(users.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(max: usize, ttl_ms: u64) -> LocalStore {
+        LocalStore::new(StoreLimits {
+            dedup_window: Duration::from_secs(300),
+            message_ttl: Duration::from_secs(60),
+            max_entries: max,
+            presence_ttl: Duration::from_millis(ttl_ms),
+        })
+    }
+
+    fn sock(id: &str) -> SocketPresence {
+        SocketPresence {
+            socket_id: id.into(),
+            connected_at: 1,
+            last_seen: 1,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn presence_is_online_at_the_first_device_and_offline_after_the_last() {
+        let s = store(10, 60_000);
+        assert_eq!(s.presence_add("u", sock("a")).await.expect("ok").transition, Some(true));
+        assert_eq!(s.presence_add("u", sock("b")).await.expect("ok").transition, None);
+        assert_eq!(s.presence_remove("u", "a").await.expect("ok").transition, None);
+        let last = s.presence_remove("u", "b").await.expect("ok");
+        assert_eq!(last.transition, Some(false));
+        assert!(!s.is_online("u").await.expect("ok"));
+    }
+
+    #[tokio::test]
+    async fn presence_expires_unless_refreshed() {
+        let s = store(10, 40);
+        s.presence_add("kept", sock("a")).await.expect("ok");
+        s.presence_add("lost", sock("b")).await.expect("ok");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        s.presence_refresh("kept", &sock("a")).await.expect("ok");
+        assert_eq!(s.presence_expire().await.expect("ok"), ["lost"]);
+        assert!(s.is_online("kept").await.expect("ok"));
+        assert!(!s.is_online("lost").await.expect("ok"));
+    }
+
+    #[tokio::test]
+    async fn a_client_ref_is_claimed_once_per_user() {
+        let s = store(10, 60_000);
+        assert_eq!(s.claim("u", "t1", "m1").await.expect("ok"), Claim::New);
+        assert_eq!(s.claim("u", "t1", "m2").await.expect("ok"), Claim::Seen("m1".into()));
+        assert_eq!(s.claim("v", "t1", "m3").await.expect("ok"), Claim::New);
+    }
+
+    #[tokio::test]
+    async fn the_message_index_stays_within_its_bound() {
+        let s = store(100, 60_000);
+        for i in 0..1000 {
+            let info = MessageInfo {
+                conversation_id: "c".into(),
+                sender_id: "u".into(),
+            };
+            s.index_message(&format!("m{i}"), info).await.expect("ok");
+        }
+        assert!(lock(&s.messages).len() <= 100);
+        assert!(s.message("m999").await.expect("ok").is_some());
+    }
+
+    #[tokio::test]
+    async fn busy_flags_expire() {
+        let s = store(10, 60_000);
+        s.set_busy("u", Duration::from_millis(30)).await.expect("ok");
+        assert!(s.is_busy("u").await.expect("ok"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!s.is_busy("u").await.expect("ok"));
+    }
+
+    #[tokio::test]
+    async fn reactions_count_each_user_once() {
+        let s = store(10, 60_000);
+        let info = MessageInfo {
+            conversation_id: "c".into(),
+            sender_id: "u".into(),
+        };
+        s.index_message("m", info).await.expect("ok");
+        assert_eq!(s.react("m", "👍", "a", true).await.expect("ok"), Some(1));
+        assert_eq!(s.react("m", "👍", "a", true).await.expect("ok"), Some(1));
+        assert_eq!(s.react("m", "👍", "b", true).await.expect("ok"), Some(2));
+        assert_eq!(s.react("m", "👍", "a", false).await.expect("ok"), Some(1));
+        assert_eq!(s.react("x", "👍", "a", true).await.expect("ok"), None);
+    }
+}

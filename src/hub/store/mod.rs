@@ -1,0 +1,228 @@
+//! The hub's shared state: presence per user across devices, the call busy flags, the
+//! de-duplication window and the recent-message index. One interface, two stores: the
+//! in-process one (one instance) and Redis (every instance shares it, under the specs'
+//! own keys, everything with a TTL).
+
+mod local;
+mod redis;
+
+pub use local::LocalStore;
+pub use redis::RedisStore;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use thiserror::Error;
+
+/// One connection of a user, for presence snapshots (`presence:update`'s `sockets[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SocketPresence {
+    /// The connection's client-visible id.
+    pub socket_id: String,
+    /// When it connected, Unix ms.
+    pub connected_at: i64,
+    /// Last activity, Unix ms.
+    pub last_seen: i64,
+    /// Its `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Its peer address.
+    pub ip: Option<String>,
+}
+
+/// A user's presence after a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresenceChange {
+    /// The user's first connection came (`Some(true)`), the last went (`Some(false)`),
+    /// or neither.
+    pub transition: Option<bool>,
+    /// The user's connections after the change.
+    pub sockets: Vec<SocketPresence>,
+}
+
+/// What the index remembers of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageInfo {
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Its author.
+    pub sender_id: String,
+}
+
+/// Whether a clientRef was seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First time: go on.
+    New,
+    /// Seen within the window: the message id it got then.
+    Seen(String),
+}
+
+/// Bounds and lifetimes of stored state.
+#[derive(Debug, Clone)]
+pub struct StoreLimits {
+    /// De-duplication window.
+    pub dedup_window: Duration,
+    /// How long a message is remembered.
+    pub message_ttl: Duration,
+    /// Messages remembered at most (and de-duplication keys at most), in process.
+    pub max_entries: usize,
+    /// How long presence lives unless refreshed.
+    pub presence_ttl: Duration,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, Clone, Error)]
+#[error("state store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// The store in use.
+pub enum Store {
+    /// In process.
+    Local(LocalStore),
+    /// Redis.
+    Redis(RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident . $m:ident ( $($a:expr),* )) => {
+        match $self {
+            Store::Local(s) => s.$m($($a),*).await,
+            Store::Redis(s) => s.$m($($a),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Adds a connection of `user`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_add(&self, user: &str, s: SocketPresence) -> Result<PresenceChange, StoreError> {
+        dispatch!(self.presence_add(user, s))
+    }
+
+    /// Removes a connection of `user`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_remove(&self, user: &str, socket_id: &str) -> Result<PresenceChange, StoreError> {
+        dispatch!(self.presence_remove(user, socket_id))
+    }
+
+    /// Vouches for an open connection (its snapshot, and its TTL renewed).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_refresh(&self, user: &str, s: &SocketPresence) -> Result<(), StoreError> {
+        dispatch!(self.presence_refresh(user, s))
+    }
+
+    /// A user's connections.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_sockets(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
+        dispatch!(self.presence_sockets(user))
+    }
+
+    /// Drops connections nobody vouched for within the TTL; the users who went offline.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.presence_expire())
+    }
+
+    /// Records conversation rooms `user` is in (the union over the user's connections,
+    /// kept while the user is online), so going offline reaches them all.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn user_rooms_add(&self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.user_rooms_add(user, rooms))
+    }
+
+    /// Takes (and forgets) the rooms recorded for `user`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn user_rooms_take(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.user_rooms_take(user))
+    }
+
+    /// Whether `user` is online.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn is_online(&self, user: &str) -> Result<bool, StoreError> {
+        dispatch!(self.is_online(user))
+    }
+
+    /// Whether `user` is in a call.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn is_busy(&self, user: &str) -> Result<bool, StoreError> {
+        dispatch!(self.is_busy(user))
+    }
+
+    /// Marks `user` busy for `ttl`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn set_busy(&self, user: &str, ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self.set_busy(user, ttl))
+    }
+
+    /// Clears `user`'s busy flag.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn clear_busy(&self, user: &str) -> Result<(), StoreError> {
+        dispatch!(self.clear_busy(user))
+    }
+
+    /// Claims `client_ref` for `user` with `message_id`, unless claimed within the window.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn claim(&self, user: &str, client_ref: &str, message_id: &str) -> Result<Claim, StoreError> {
+        dispatch!(self.claim(user, client_ref, message_id))
+    }
+
+    /// Remembers a message.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn index_message(&self, message_id: &str, info: MessageInfo) -> Result<(), StoreError> {
+        dispatch!(self.index_message(message_id, info))
+    }
+
+    /// What is remembered of a message.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn message(&self, message_id: &str) -> Result<Option<MessageInfo>, StoreError> {
+        dispatch!(self.message(message_id))
+    }
+
+    /// Forgets a deleted message.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn forget_message(&self, message_id: &str) -> Result<(), StoreError> {
+        dispatch!(self.forget_message(message_id))
+    }
+
+    /// Adds or removes `user`'s `emoji` on a message; the count after (`None`: unknown
+    /// message).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn react(&self, message_id: &str, emoji: &str, user: &str, add: bool) -> Result<Option<usize>, StoreError> {
+        dispatch!(self.react(message_id, emoji, user, add))
+    }
+}
