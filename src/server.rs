@@ -4,12 +4,12 @@
 use crate::auth::{Authenticator, DEVELOPMENT_SECRET};
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::BusKind;
-use crate::hub::{LocalStore, RedisStore, Store, StoreLimits};
-use anyhow::Context;
 use crate::config::Config;
 use crate::dialect::Registry;
 use crate::hub::Hub;
+use crate::hub::{LocalStore, RedisStore, Store, StoreLimits};
 use crate::listen::Listeners;
+use anyhow::Context;
 use anyhow::Result;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +48,10 @@ impl Server {
             presence_ttl: cfg.hub.presence_ttl,
         };
         let (bus, store): (Arc<dyn Bus>, Store) = match cfg.bus.kind {
-            BusKind::Local => (Arc::new(LocalBus::new()), Store::Local(LocalStore::new(limits))),
+            BusKind::Local => (
+                Arc::new(LocalBus::new()),
+                Store::Local(Box::new(LocalStore::new(limits))),
+            ),
             BusKind::Redis => {
                 let client = redis::Client::open(cfg.redis.url.as_str())
                     .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;

@@ -25,6 +25,14 @@ struct Running {
 
 impl Running {
     fn start(env: &[(&str, &str)], mappings: Option<&std::path::Path>) -> Running {
+        Running::start_edited(env, mappings, &[])
+    }
+
+    fn start_edited(
+        env: &[(&str, &str)],
+        mappings: Option<&std::path::Path>,
+        edits: &[(&str, &str)],
+    ) -> Running {
         let ports = [free_port(), free_port(), free_port()];
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         if let Some(m) = mappings {
@@ -45,8 +53,11 @@ impl Running {
         // Clerk's port has no variable: give it a config file.
         let dir = std::env::temp_dir().join(format!("sb-serve-{}", ports[0]));
         std::fs::create_dir_all(&dir).expect("tmp");
-        let cfg = switchboard::config::DEFAULT_TOML
+        let mut cfg = switchboard::config::DEFAULT_TOML
             .replace("port = 3002", &format!("port = {}", ports[2]));
+        for (from, to) in edits {
+            cfg = cfg.replace(from, to);
+        }
         let file = dir.join("switchboard.toml");
         std::fs::write(&file, cfg).expect("write config");
         cmd.arg("--config").arg(&file);
@@ -258,4 +269,83 @@ async fn sighup_reloads_good_mappings_and_keeps_the_old_ones_on_bad() {
         true,
         "still the good mapping"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_with_sigkill_leaves_no_user_online_and_no_call_busy() {
+    use redis::AsyncCommands;
+    let user = format!("killed-{}", std::process::id());
+    let mut running = Running::start_edited(
+        &[
+            ("AUTH_JWT_SECRET", SECRET),
+            ("SWITCHBOARD_BUS", "redis"),
+            ("PRESENCE_TTL_SECONDS", "1"),
+        ],
+        None,
+        &[("call_busy_ttl = \"300s\"", "call_busy_ttl = \"2s\"")],
+    );
+    // A second instance, alive, that sweeps what the dead one leaves.
+    let survivor = Live::start_with(|c| {
+        c.bus.kind = switchboard::config::BusKind::Redis;
+        c.hub.presence_ttl = Duration::from_secs(1);
+        c.instance = "survivor".into();
+    })
+    .await;
+    let live = Live::at(running.live_addrs());
+    let driver = Driver::start().await;
+    let k = Client::connect(&live, &driver, "nexus", "websocket", &user, None).await;
+    let _callee = Client::connect(
+        &survivor,
+        &driver,
+        "salala",
+        "websocket",
+        &format!("{user}-callee"),
+        None,
+    )
+    .await;
+    k.emit_wire(
+        "SIGNAL_SDP",
+        serde_json::json!({"targetId": format!("{user}-callee"), "type": "offer", "sdp": "v=0"}),
+        false,
+    )
+    .await;
+    let mut r = redis::Client::open("redis://127.0.0.1:6379")
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let t0 = Instant::now();
+    loop {
+        let busy: bool = r.exists(format!("user:call:{user}")).await.expect("exists");
+        if busy {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the caller is marked busy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let online: bool = r.sismember("online_users", &user).await.expect("sismember");
+    assert!(online);
+
+    running.signal("-KILL");
+    let _ = running.child.wait();
+    let t0 = Instant::now();
+    loop {
+        let online: bool = r.sismember("online_users", &user).await.expect("sismember");
+        let sockets: bool = r
+            .exists(format!("user_sockets:{user}"))
+            .await
+            .expect("exists");
+        let busy: bool = r.exists(format!("user:call:{user}")).await.expect("exists");
+        if !online && !sockets && !busy {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "online {online}, sockets {sockets}, busy {busy}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -10,6 +10,7 @@
 use crate::config::AmqpConfig;
 use crate::dialect::{DecodeContext, Direction, Registry};
 use crate::event::{Event, Origin, Target};
+use crate::telemetry::Metrics;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -17,7 +18,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use crate::telemetry::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -65,22 +65,40 @@ pub struct AmqpLink {
 
 impl AmqpLink {
     /// Starts the publisher and the consumer; they connect (and reconnect) by themselves.
-    pub fn start(cfg: &AmqpConfig, instance: &str, inject: Weak<dyn Inject>, metrics: Arc<Metrics>) -> AmqpLink {
+    pub fn start(
+        cfg: &AmqpConfig,
+        instance: &str,
+        inject: Weak<dyn Inject>,
+        metrics: Arc<Metrics>,
+    ) -> AmqpLink {
         let (out, rx) = mpsc::channel(cfg.queue);
         let stats = Arc::new(AmqpStats {
             connected: AtomicBool::new(false),
             metrics,
         });
-        tokio::spawn(run(cfg.clone(), instance.to_string(), rx, inject, stats.clone()));
+        tokio::spawn(run(
+            cfg.clone(),
+            instance.to_string(),
+            rx,
+            inject,
+            stats.clone(),
+        ));
         AmqpLink { out, stats }
     }
 
     /// Queues an event for the exchange, unless it came from RabbitMQ; never waits.
     pub fn export(&self, event: &Event) {
-        if event.meta.origin.as_ref().is_some_and(|o| &*o.dialect == ORIGIN) {
+        if event
+            .meta
+            .origin
+            .as_ref()
+            .is_some_and(|o| &*o.dialect == ORIGIN)
+        {
             return;
         }
-        let Ok(body) = serde_json::to_vec(event) else { return };
+        let Ok(body) = serde_json::to_vec(event) else {
+            return;
+        };
         if self.out.try_send((event.name.to_string(), body)).is_err() {
             self.stats.metrics.amqp("out", "dropped");
             tracing::warn!(event = %event.name, "amqp export queue full: event not exported");
@@ -130,7 +148,9 @@ async fn session(
 ) -> Result<(), LinkError> {
     let conn = Connection::connect(&cfg.url, ConnectionProperties::default()).await?;
     let publish = conn.create_channel().await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     publish
         .exchange_declare(
             cfg.exchange.as_str().into(),
@@ -144,9 +164,15 @@ async fn session(
         .await?;
     let consume = conn.create_channel().await?;
     consume
-        .queue_declare(cfg.inbound_queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
+        .queue_declare(
+            cfg.inbound_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
         .await?;
-    consume.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
+    consume
+        .basic_qos(cfg.prefetch, BasicQosOptions::default())
+        .await?;
     let mut consumer = consume
         .basic_consume(
             cfg.inbound_queue.as_str().into(),
@@ -202,9 +228,18 @@ async fn session(
 }
 
 /// Reads one inbound message and hands it to the bus; acks only once the bus took it.
-async fn inbound(d: lapin::message::Delivery, inject: &Weak<dyn Inject>, stats: &AmqpStats) -> Result<(), LinkError> {
+async fn inbound(
+    d: lapin::message::Delivery,
+    inject: &Weak<dyn Inject>,
+    stats: &AmqpStats,
+) -> Result<(), LinkError> {
     let Some(hub) = inject.upgrade() else {
-        d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+        d.acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await?;
         return Ok(());
     };
     let headers = d.properties.headers().clone().unwrap_or_default();
@@ -215,20 +250,34 @@ async fn inbound(d: lapin::message::Delivery, inject: &Weak<dyn Inject>, stats: 
             _ => None,
         })
     };
-    match read(&d.data, header("dialect"), header("target"), &hub.registry()) {
+    match read(
+        &d.data,
+        header("dialect"),
+        header("target"),
+        &hub.registry(),
+    ) {
         Err(why) => {
             stats.metrics.amqp("in", "rejected");
             tracing::warn!("rabbitmq: rejected an inbound message: {why}");
-            d.acker.reject(BasicRejectOptions { requeue: false }).await?;
+            d.acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
             Ok(())
         }
         Ok(events) => {
             for ev in events {
                 if let Err(e) = hub.inject(ev) {
                     stats.metrics.amqp("in", "requeued");
-                    tracing::warn!("rabbitmq: the bus did not take an inbound event ({e}); requeued");
+                    tracing::warn!(
+                        "rabbitmq: the bus did not take an inbound event ({e}); requeued"
+                    );
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                    d.acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await?;
                     return Ok(());
                 }
             }
@@ -242,11 +291,21 @@ async fn inbound(d: lapin::message::Delivery, inject: &Weak<dyn Inject>, stats: 
 /// An inbound message's events: canonical JSON, or a dialect's wire frame when a
 /// `dialect` header names it. The target is the `target` header (`room:<id>`,
 /// `user:<id>`, `everyone`), else the event's `meta.target`, else the vocabulary's route.
-fn read(data: &[u8], dialect: Option<String>, target: Option<String>, reg: &Registry) -> Result<Vec<Event>, String> {
+fn read(
+    data: &[u8],
+    dialect: Option<String>,
+    target: Option<String>,
+    reg: &Registry,
+) -> Result<Vec<Event>, String> {
     let mut events: Vec<Event> = match &dialect {
-        None => vec![serde_json::from_slice::<Event>(data).map_err(|e| format!("not a canonical event: {e}"))?],
+        None => vec![
+            serde_json::from_slice::<Event>(data)
+                .map_err(|e| format!("not a canonical event: {e}"))?,
+        ],
         Some(name) => {
-            let d = reg.dialect(name).ok_or_else(|| format!("unknown dialect `{name}`"))?;
+            let d = reg
+                .dialect(name)
+                .ok_or_else(|| format!("unknown dialect `{name}`"))?;
             d.decode_frame(data, Some(Direction::Down), &DecodeContext::default())
                 .map_err(|e| e.to_string())?
                 .into_iter()
@@ -263,7 +322,11 @@ fn read(data: &[u8], dialect: Option<String>, target: Option<String>, reg: &Regi
                 ev.meta.target = Some(match t.split_once(':') {
                     Some(("room", id)) => Target::Room(id.to_string()),
                     Some(("user", id)) => Target::User(id.to_string()),
-                    _ => return Err(format!("target header `{t}` is not room:<id>, user:<id> or everyone")),
+                    _ => {
+                        return Err(format!(
+                            "target header `{t}` is not room:<id>, user:<id> or everyone"
+                        ));
+                    }
                 });
             }
             None => {}

@@ -19,6 +19,12 @@ use tokio::sync::mpsc;
 /// Deliveries remembered to drop the copies that arrive on several channels.
 const SEEN: usize = 8192;
 
+/// A delivery's identity: its publishing instance and sequence number there.
+type DeliveryId = (Arc<str>, u64);
+
+/// The deliveries seen lately, oldest first, and the same as a set.
+type Seen = (VecDeque<DeliveryId>, HashSet<DeliveryId>);
+
 /// What the publisher sends: the channels and the encoded delivery.
 type Outgoing = (Vec<String>, Arc<Vec<u8>>);
 
@@ -29,7 +35,7 @@ struct Shared {
     subscribed: AtomicBool,
     publishing: AtomicBool,
     seq: AtomicU64,
-    seen: Mutex<(VecDeque<(Arc<str>, u64)>, HashSet<(Arc<str>, u64)>)>,
+    seen: Mutex<Seen>,
 }
 
 /// The Redis bus.
@@ -46,7 +52,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl RedisBus {
     /// Starts the publisher and the subscriber on `client` (`conn`: the shared
     /// multiplexed connection).
-    pub fn start(client: redis::Client, conn: ConnectionManager, instance: &str, queue: usize) -> RedisBus {
+    pub fn start(
+        client: redis::Client,
+        conn: ConnectionManager,
+        instance: &str,
+        queue: usize,
+    ) -> RedisBus {
         let shared = Arc::new(Shared {
             instance: Arc::from(instance),
             target: OnceLock::new(),
@@ -60,9 +71,12 @@ impl RedisBus {
         let (control, control_rx) = mpsc::unbounded_channel();
         tokio::spawn(publisher(conn, out_rx, Arc::downgrade(&shared)));
         tokio::spawn(subscriber(client, control_rx, Arc::downgrade(&shared)));
-        RedisBus { shared, out, control }
+        RedisBus {
+            shared,
+            out,
+            control,
+        }
     }
-
 }
 
 impl Shared {
@@ -119,7 +133,9 @@ impl Bus for RedisBus {
             .try_send((wire::channels(&delivery.audience), bytes))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => BusError::Full("redis publish queue"),
-                mpsc::error::TrySendError::Closed(_) => BusError::Unavailable("redis publisher stopped".into()),
+                mpsc::error::TrySendError::Closed(_) => {
+                    BusError::Unavailable("redis publisher stopped".into())
+                }
             })
     }
 
@@ -127,7 +143,11 @@ impl Bus for RedisBus {
         let ch = wire::channel(room);
         let changed = {
             let mut set = lock(&self.shared.interests);
-            if on { set.insert(ch.clone()) } else { set.remove(&ch) }
+            if on {
+                set.insert(ch.clone())
+            } else {
+                set.remove(&ch)
+            }
         };
         if changed {
             let _ = self.control.send((ch, on));
@@ -135,7 +155,8 @@ impl Bus for RedisBus {
     }
 
     fn ready(&self) -> bool {
-        self.shared.subscribed.load(Ordering::Relaxed) && self.shared.publishing.load(Ordering::Relaxed)
+        self.shared.subscribed.load(Ordering::Relaxed)
+            && self.shared.publishing.load(Ordering::Relaxed)
     }
 
     fn channels(&self) -> Vec<String> {
@@ -147,7 +168,11 @@ impl Bus for RedisBus {
 }
 
 /// Publishes queued deliveries in pipelined batches.
-async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Outgoing>, shared: Weak<Shared>) {
+async fn publisher(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<Outgoing>,
+    shared: Weak<Shared>,
+) {
     let mut batch = Vec::with_capacity(256);
     let mut backoff = Duration::from_millis(50);
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -166,7 +191,10 @@ async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Outgoing>
             }
             Err(e) => {
                 sh.publishing.store(false, Ordering::Relaxed);
-                tracing::warn!(lost = batch.len(), "redis publish failed ({e}); retrying the connection in {backoff:?}");
+                tracing::warn!(
+                    lost = batch.len(),
+                    "redis publish failed ({e}); retrying the connection in {backoff:?}"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -177,7 +205,11 @@ async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Outgoing>
 
 /// Keeps one pub/sub connection subscribed to this instance's interests, reconnecting
 /// and resubscribing when it drops.
-async fn subscriber(client: redis::Client, mut control: mpsc::UnboundedReceiver<(String, bool)>, shared: Weak<Shared>) {
+async fn subscriber(
+    client: redis::Client,
+    mut control: mpsc::UnboundedReceiver<(String, bool)>,
+    shared: Weak<Shared>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(sh) = shared.upgrade() else { return };

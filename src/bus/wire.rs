@@ -102,6 +102,9 @@ mod tests {
         assert_eq!(json(&back.e), json(&d.event));
         assert_eq!(back.a.rooms, d.audience.rooms);
         assert_eq!(back.a.except_user.as_deref(), Some("u"));
-        assert_eq!(channels(&d.audience), ["switchboard:{room:r}", "switchboard:{user:u}"]);
+        assert_eq!(
+            channels(&d.audience),
+            ["switchboard:{room:r}", "switchboard:{user:u}"]
+        );
     }
 }

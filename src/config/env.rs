@@ -14,7 +14,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_MEMBERSHIP", "hub.membership"),
     ("SWITCHBOARD_BUS", "bus.kind"),
     ("REDIS_URL", "redis.url"),
-    ("REDIS_HOST, REDIS_PORT", "redis.url (when REDIS_URL is unset)"),
+    (
+        "REDIS_HOST, REDIS_PORT",
+        "redis.url (when REDIS_URL is unset)",
+    ),
     ("AMQP_URL", "amqp.url"),
     (
         "PORT, WS_PORT, …",
@@ -41,7 +44,9 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
         match v.as_str() {
             "local" => cfg.bus.kind = super::BusKind::Local,
             "redis" => cfg.bus.kind = super::BusKind::Redis,
-            _ => problems.push(format!("SWITCHBOARD_BUS=`{v}` must be local or redis (bus.kind)")),
+            _ => problems.push(format!(
+                "SWITCHBOARD_BUS=`{v}` must be local or redis (bus.kind)"
+            )),
         }
     }
     if let Some(v) = var("REDIS_URL") {

@@ -485,10 +485,16 @@ impl Config {
             p.push("amqp.queue and amqp.prefetch must be at least 1".into());
         }
         if self.bus.kind == BusKind::Redis && !self.redis.url.starts_with("redis") {
-            p.push(format!("redis.url `{}` must be a redis:// or rediss:// URL", self.redis.url));
+            p.push(format!(
+                "redis.url `{}` must be a redis:// or rediss:// URL",
+                self.redis.url
+            ));
         }
         if !self.amqp.url.is_empty() && !self.amqp.url.starts_with("amqp") {
-            p.push(format!("amqp.url `{}` must be an amqp:// or amqps:// URL", self.amqp.url));
+            p.push(format!(
+                "amqp.url `{}` must be an amqp:// or amqps:// URL",
+                self.amqp.url
+            ));
         }
         if self.cors.allowed_origins.is_empty() {
             p.push("cors.allowed_origins must list at least one origin (or \"*\")".into());

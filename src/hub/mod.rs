@@ -23,10 +23,10 @@ pub use store::{
 use crate::bus::amqp::{AmqpLink, Inject};
 use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
 use crate::config::AmqpConfig;
-use crate::dialect::Route;
-use crate::event::Target;
 use crate::config::{Config, Membership, Transport};
+use crate::dialect::Route;
 use crate::dialect::{Direction, Registry, TranslateError, write_frame};
+use crate::event::Target;
 use crate::event::{Event, Meta, Origin, now_millis};
 use crate::telemetry::{BusLabels, ConnLabels, EventLabels, Metrics, Name, ReasonLabels};
 use serde_json::{Map, Value, json};
@@ -112,7 +112,13 @@ pub(crate) fn id_text(v: Option<&Value>) -> Option<String> {
 
 impl Hub {
     /// A hub on `bus`, with `registry`'s dialects.
-    pub fn new(cfg: &Config, instance: &str, registry: Arc<Registry>, bus: Arc<dyn Bus>, store: Store) -> Hub {
+    pub fn new(
+        cfg: &Config,
+        instance: &str,
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+        store: Store,
+    ) -> Hub {
         let inner = Arc::new(Inner {
             instance: Arc::from(instance),
             settings: HubSettings {
@@ -163,7 +169,8 @@ impl Hub {
     /// Starts the RabbitMQ link: events crossing the bus are exported, the inbound queue
     /// is delivered to clients.
     pub fn attach_amqp(&self, cfg: &AmqpConfig) {
-        let weak: std::sync::Weak<dyn Inject> = Arc::downgrade(&(self.inner.clone() as Arc<dyn Inject>));
+        let weak: std::sync::Weak<dyn Inject> =
+            Arc::downgrade(&(self.inner.clone() as Arc<dyn Inject>));
         let link = AmqpLink::start(cfg, &self.inner.instance, weak, self.inner.metrics.clone());
         let _ = self.inner.amqp.set(link);
     }
@@ -173,9 +180,15 @@ impl Hub {
         let bus = self.inner.bus.ready();
         let amqp = self.inner.amqp.get().map(AmqpLink::ready);
         let m = &self.inner.metrics;
-        m.broker_up.get_or_create(&BusLabels { bus: self.inner.bus.kind() }).set(i64::from(bus));
+        m.broker_up
+            .get_or_create(&BusLabels {
+                bus: self.inner.bus.kind(),
+            })
+            .set(i64::from(bus));
         if let Some(a) = amqp {
-            m.broker_up.get_or_create(&BusLabels { bus: "amqp" }).set(i64::from(a));
+            m.broker_up
+                .get_or_create(&BusLabels { bus: "amqp" })
+                .set(i64::from(a));
         }
         (bus && amqp.unwrap_or(true), bus, amqp)
     }
@@ -640,19 +653,26 @@ impl Inner {
                 ..Audience::default()
             },
             Some(Target::Connection(_)) => {
-                return Err(Refusal::new(Code::BadEvent, "a connection target cannot be reached from outside"));
+                return Err(Refusal::new(
+                    Code::BadEvent,
+                    "a connection target cannot be reached from outside",
+                ));
             }
             None => {
                 let reg = self.registry();
                 let route = reg.vocab.event(&event.name).and_then(|e| e.route.clone());
                 let id = |field: &str| id_text(event.field(field));
                 match route {
-                    Some(Route::Room(f)) => Audience::room(RoomKey::conversation(
-                        &id(&f).ok_or_else(|| Refusal::new(Code::BadEvent, format!("`{f}` is missing")))?,
-                    )),
-                    Some(Route::User(f)) => Audience::room(RoomKey::user(
-                        &id(&f).ok_or_else(|| Refusal::new(Code::BadEvent, format!("`{f}` is missing")))?,
-                    )),
+                    Some(Route::Room(f)) => {
+                        Audience::room(RoomKey::conversation(&id(&f).ok_or_else(|| {
+                            Refusal::new(Code::BadEvent, format!("`{f}` is missing"))
+                        })?))
+                    }
+                    Some(Route::User(f)) => {
+                        Audience::room(RoomKey::user(&id(&f).ok_or_else(|| {
+                            Refusal::new(Code::BadEvent, format!("`{f}` is missing"))
+                        })?))
+                    }
                     None => {
                         return Err(Refusal::new(
                             Code::BadEvent,

@@ -20,10 +20,18 @@ fn snapshot_of(conn: &Conn) -> SocketPresence {
 }
 
 pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
-    if let Err(e) = inner.store.user_rooms_add(&conn.user.id, &conn.conversation_ids()).await {
+    if let Err(e) = inner
+        .store
+        .user_rooms_add(&conn.user.id, &conn.conversation_ids())
+        .await
+    {
         tracing::warn!(user = %conn.user.id, "rooms not recorded: {e}");
     }
-    match inner.store.presence_add(&conn.user.id, snapshot_of(conn)).await {
+    match inner
+        .store
+        .presence_add(&conn.user.id, snapshot_of(conn))
+        .await
+    {
         Ok(change) => {
             let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
             announce(inner, conn, change, &rooms, None);
@@ -33,7 +41,11 @@ pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
 }
 
 pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomKey]) {
-    match inner.store.presence_remove(&conn.user.id, &conn.socket_id).await {
+    match inner
+        .store
+        .presence_remove(&conn.user.id, &conn.socket_id)
+        .await
+    {
         Ok(change) if change.transition == Some(false) => {
             // Offline: to every room any of the user's connections was in.
             let mut all: Vec<RoomKey> = rooms.to_vec();
@@ -62,7 +74,11 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
         let Some(inner) = inner.upgrade() else { return };
         let conns: Vec<Arc<Conn>> = super::read(&inner.conns).values().cloned().collect();
         for c in &conns {
-            if let Err(e) = inner.store.presence_refresh(&c.user.id, &snapshot_of(c)).await {
+            if let Err(e) = inner
+                .store
+                .presence_refresh(&c.user.id, &snapshot_of(c))
+                .await
+            {
                 tracing::warn!("presence not refreshed: {e}");
                 break;
             }
@@ -95,7 +111,10 @@ pub(super) fn touch(conn: &Conn) {
 /// `presence.heartbeat`: renews presence and sends the snapshot to the user's sessions.
 pub(super) async fn heartbeat(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     touch(conn);
-    inner.store.presence_refresh(&conn.user.id, &snapshot_of(conn)).await?;
+    inner
+        .store
+        .presence_refresh(&conn.user.id, &snapshot_of(conn))
+        .await?;
     let sockets = inner.store.presence_sockets(&conn.user.id).await?;
     let change = PresenceChange {
         transition: None,

@@ -27,7 +27,10 @@ pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
         ));
     }
     if inner.join(conn, key.clone()) {
-        inner.store.user_rooms_add(&conn.user.id, std::slice::from_ref(&room)).await?;
+        inner
+            .store
+            .user_rooms_add(&conn.user.id, std::slice::from_ref(&room))
+            .await?;
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));
         body.insert("userId".into(), json!(conn.user.id));

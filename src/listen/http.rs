@@ -150,11 +150,16 @@ impl Routes {
                     ),
                 );
                 resp
-            }            "/readyz" => {
+            }
+            "/readyz" => {
                 let bus = sh.hub.bus();
                 let (brokers, bus_ready, amqp) = sh.hub.ready();
                 let ready = brokers && !sh.shutdown.is_cancelled();
-                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 json_response(
                     status,
                     &json!({

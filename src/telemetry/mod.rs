@@ -119,8 +119,16 @@ impl Metrics {
         });
         let amqp_events = Family::<AmqpLabels, Counter>::default();
         let broker_up = Family::<BusLabels, Gauge>::default();
-        registry.register("amqp_events", "RabbitMQ events by direction and outcome", amqp_events.clone());
-        registry.register("broker_up", "Whether each broker is reachable (1) or not (0)", broker_up.clone());
+        registry.register(
+            "amqp_events",
+            "RabbitMQ events by direction and outcome",
+            amqp_events.clone(),
+        );
+        registry.register(
+            "broker_up",
+            "Whether each broker is reachable (1) or not (0)",
+            broker_up.clone(),
+        );
         registry.register(
             "connections",
             "Client connections open now",
@@ -184,7 +192,9 @@ impl Metrics {
 
     /// Counts one RabbitMQ event.
     pub fn amqp(&self, direction: &'static str, outcome: &'static str) {
-        self.amqp_events.get_or_create(&AmqpLabels { direction, outcome }).inc();
+        self.amqp_events
+            .get_or_create(&AmqpLabels { direction, outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -33,7 +33,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// to expiry until a tenth of the bound is free. (Overflow: the oldest state is lost
 /// first: a very old message can no longer be edited, a very old clientRef is accepted
 /// again.)
-fn make_room<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, max: usize, expiry: impl Fn(&V) -> Instant) {
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    expiry: impl Fn(&V) -> Instant,
+) {
     if map.len() < max {
         return;
     }
@@ -67,7 +71,11 @@ impl LocalStore {
         }
     }
 
-    pub(super) async fn user_rooms_add(&self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+    pub(super) async fn user_rooms_add(
+        &self,
+        user: &str,
+        rooms: &[String],
+    ) -> Result<(), StoreError> {
         lock(&self.user_rooms)
             .entry(user.to_string())
             .or_default()
@@ -76,10 +84,17 @@ impl LocalStore {
     }
 
     pub(super) async fn user_rooms_take(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        Ok(lock(&self.user_rooms).remove(user).map(|s| s.into_iter().collect()).unwrap_or_default())
+        Ok(lock(&self.user_rooms)
+            .remove(user)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default())
     }
 
-    pub(super) async fn presence_add(&self, user: &str, socket: SocketPresence) -> Result<PresenceChange, StoreError> {
+    pub(super) async fn presence_add(
+        &self,
+        user: &str,
+        socket: SocketPresence,
+    ) -> Result<PresenceChange, StoreError> {
         let mut map = lock(&self.presence);
         let sockets = map.entry(user.to_string()).or_default();
         let first = sockets.is_empty();
@@ -91,7 +106,11 @@ impl LocalStore {
         })
     }
 
-    pub(super) async fn presence_remove(&self, user: &str, socket_id: &str) -> Result<PresenceChange, StoreError> {
+    pub(super) async fn presence_remove(
+        &self,
+        user: &str,
+        socket_id: &str,
+    ) -> Result<PresenceChange, StoreError> {
         let mut map = lock(&self.presence);
         let Some(sockets) = map.get_mut(user) else {
             return Ok(PresenceChange {
@@ -112,10 +131,17 @@ impl LocalStore {
         })
     }
 
-    pub(super) async fn presence_refresh(&self, user: &str, socket: &SocketPresence) -> Result<(), StoreError> {
+    pub(super) async fn presence_refresh(
+        &self,
+        user: &str,
+        socket: &SocketPresence,
+    ) -> Result<(), StoreError> {
         let mut map = lock(&self.presence);
         if let Some(sockets) = map.get_mut(user) {
-            for (s, at) in sockets.iter_mut().filter(|(s, _)| s.socket_id == socket.socket_id) {
+            for (s, at) in sockets
+                .iter_mut()
+                .filter(|(s, _)| s.socket_id == socket.socket_id)
+            {
                 *s = socket.clone();
                 *at = Instant::now();
             }
@@ -123,8 +149,14 @@ impl LocalStore {
         Ok(())
     }
 
-    pub(super) async fn presence_sockets(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
-        Ok(lock(&self.presence).get(user).map(|v| snapshot(v)).unwrap_or_default())
+    pub(super) async fn presence_sockets(
+        &self,
+        user: &str,
+    ) -> Result<Vec<SocketPresence>, StoreError> {
+        Ok(lock(&self.presence)
+            .get(user)
+            .map(|v| snapshot(v))
+            .unwrap_or_default())
     }
 
     pub(super) async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
@@ -171,7 +203,12 @@ impl LocalStore {
         Ok(())
     }
 
-    pub(super) async fn claim(&self, user: &str, client_ref: &str, message_id: &str) -> Result<Claim, StoreError> {
+    pub(super) async fn claim(
+        &self,
+        user: &str,
+        client_ref: &str,
+        message_id: &str,
+    ) -> Result<Claim, StoreError> {
         let mut map = lock(&self.dedup);
         let key = (user.to_string(), client_ref.to_string());
         let now = Instant::now();
@@ -181,11 +218,18 @@ impl LocalStore {
             return Ok(Claim::Seen(id.clone()));
         }
         make_room(&mut map, self.limits.max_entries, |(_, t)| *t);
-        map.insert(key, (message_id.to_string(), now + self.limits.dedup_window));
+        map.insert(
+            key,
+            (message_id.to_string(), now + self.limits.dedup_window),
+        );
         Ok(Claim::New)
     }
 
-    pub(super) async fn index_message(&self, message_id: &str, info: MessageInfo) -> Result<(), StoreError> {
+    pub(super) async fn index_message(
+        &self,
+        message_id: &str,
+        info: MessageInfo,
+    ) -> Result<(), StoreError> {
         let mut map = lock(&self.messages);
         make_room(&mut map, self.limits.max_entries, |e| e.expires);
         map.insert(
@@ -199,7 +243,10 @@ impl LocalStore {
         Ok(())
     }
 
-    pub(super) async fn message(&self, message_id: &str) -> Result<Option<MessageInfo>, StoreError> {
+    pub(super) async fn message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<MessageInfo>, StoreError> {
         let map = lock(&self.messages);
         Ok(map
             .get(message_id)
@@ -212,7 +259,13 @@ impl LocalStore {
         Ok(())
     }
 
-    pub(super) async fn react(&self, message_id: &str, emoji: &str, user: &str, add: bool) -> Result<Option<usize>, StoreError> {
+    pub(super) async fn react(
+        &self,
+        message_id: &str,
+        emoji: &str,
+        user: &str,
+        add: bool,
+    ) -> Result<Option<usize>, StoreError> {
         let mut map = lock(&self.messages);
         let Some(e) = map.get_mut(message_id) else {
             return Ok(None);
@@ -252,9 +305,18 @@ mod tests {
     #[tokio::test]
     async fn presence_is_online_at_the_first_device_and_offline_after_the_last() {
         let s = store(10, 60_000);
-        assert_eq!(s.presence_add("u", sock("a")).await.expect("ok").transition, Some(true));
-        assert_eq!(s.presence_add("u", sock("b")).await.expect("ok").transition, None);
-        assert_eq!(s.presence_remove("u", "a").await.expect("ok").transition, None);
+        assert_eq!(
+            s.presence_add("u", sock("a")).await.expect("ok").transition,
+            Some(true)
+        );
+        assert_eq!(
+            s.presence_add("u", sock("b")).await.expect("ok").transition,
+            None
+        );
+        assert_eq!(
+            s.presence_remove("u", "a").await.expect("ok").transition,
+            None
+        );
         let last = s.presence_remove("u", "b").await.expect("ok");
         assert_eq!(last.transition, Some(false));
         assert!(!s.is_online("u").await.expect("ok"));
@@ -276,7 +338,10 @@ mod tests {
     async fn a_client_ref_is_claimed_once_per_user() {
         let s = store(10, 60_000);
         assert_eq!(s.claim("u", "t1", "m1").await.expect("ok"), Claim::New);
-        assert_eq!(s.claim("u", "t1", "m2").await.expect("ok"), Claim::Seen("m1".into()));
+        assert_eq!(
+            s.claim("u", "t1", "m2").await.expect("ok"),
+            Claim::Seen("m1".into())
+        );
         assert_eq!(s.claim("v", "t1", "m3").await.expect("ok"), Claim::New);
     }
 
@@ -297,7 +362,9 @@ mod tests {
     #[tokio::test]
     async fn busy_flags_expire() {
         let s = store(10, 60_000);
-        s.set_busy("u", Duration::from_millis(30)).await.expect("ok");
+        s.set_busy("u", Duration::from_millis(30))
+            .await
+            .expect("ok");
         assert!(s.is_busy("u").await.expect("ok"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!s.is_busy("u").await.expect("ok"));

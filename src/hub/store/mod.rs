@@ -78,7 +78,7 @@ pub struct StoreError(pub String);
 /// The store in use.
 pub enum Store {
     /// In process.
-    Local(LocalStore),
+    Local(Box<LocalStore>),
     /// Redis.
     Redis(RedisStore),
 }
@@ -97,7 +97,11 @@ impl Store {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn presence_add(&self, user: &str, s: SocketPresence) -> Result<PresenceChange, StoreError> {
+    pub async fn presence_add(
+        &self,
+        user: &str,
+        s: SocketPresence,
+    ) -> Result<PresenceChange, StoreError> {
         dispatch!(self.presence_add(user, s))
     }
 
@@ -105,7 +109,11 @@ impl Store {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn presence_remove(&self, user: &str, socket_id: &str) -> Result<PresenceChange, StoreError> {
+    pub async fn presence_remove(
+        &self,
+        user: &str,
+        socket_id: &str,
+    ) -> Result<PresenceChange, StoreError> {
         dispatch!(self.presence_remove(user, socket_id))
     }
 
@@ -189,7 +197,12 @@ impl Store {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn claim(&self, user: &str, client_ref: &str, message_id: &str) -> Result<Claim, StoreError> {
+    pub async fn claim(
+        &self,
+        user: &str,
+        client_ref: &str,
+        message_id: &str,
+    ) -> Result<Claim, StoreError> {
         dispatch!(self.claim(user, client_ref, message_id))
     }
 
@@ -197,7 +210,11 @@ impl Store {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn index_message(&self, message_id: &str, info: MessageInfo) -> Result<(), StoreError> {
+    pub async fn index_message(
+        &self,
+        message_id: &str,
+        info: MessageInfo,
+    ) -> Result<(), StoreError> {
         dispatch!(self.index_message(message_id, info))
     }
 
@@ -222,7 +239,13 @@ impl Store {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn react(&self, message_id: &str, emoji: &str, user: &str, add: bool) -> Result<Option<usize>, StoreError> {
+    pub async fn react(
+        &self,
+        message_id: &str,
+        emoji: &str,
+        user: &str,
+        add: bool,
+    ) -> Result<Option<usize>, StoreError> {
         dispatch!(self.react(message_id, emoji, user, add))
     }
 }

@@ -63,22 +63,37 @@ impl RedisStore {
 
     async fn snapshot(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
         let mut c = self.c();
-        let ids: Vec<String> = c.smembers(format!("user_sockets:{user}")).await.map_err(err)?;
+        let ids: Vec<String> = c
+            .smembers(format!("user_sockets:{user}"))
+            .await
+            .map_err(err)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|s| format!("socket:{s}")).collect();
-        let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await.map_err(err)?;
+        let raw: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
         let mut out: Vec<SocketPresence> = raw
             .into_iter()
             .flatten()
             .filter_map(|j| serde_json::from_str(&j).ok())
             .collect();
-        out.sort_by(|a, b| a.connected_at.cmp(&b.connected_at).then(a.socket_id.cmp(&b.socket_id)));
+        out.sort_by(|a, b| {
+            a.connected_at
+                .cmp(&b.connected_at)
+                .then(a.socket_id.cmp(&b.socket_id))
+        });
         Ok(out)
     }
 
-    pub(super) async fn presence_add(&self, user: &str, s: SocketPresence) -> Result<PresenceChange, StoreError> {
+    pub(super) async fn presence_add(
+        &self,
+        user: &str,
+        s: SocketPresence,
+    ) -> Result<PresenceChange, StoreError> {
         let json = serde_json::to_string(&s).map_err(|e| StoreError(e.to_string()))?;
         let added: i64 = Script::new(ADD)
             .key(format!("user_sockets:{user}"))
@@ -109,15 +124,27 @@ impl RedisStore {
             .map_err(err)
     }
 
-    pub(super) async fn presence_remove(&self, user: &str, socket_id: &str) -> Result<PresenceChange, StoreError> {
+    pub(super) async fn presence_remove(
+        &self,
+        user: &str,
+        socket_id: &str,
+    ) -> Result<PresenceChange, StoreError> {
         let r = self.remove(user, socket_id).await?;
         Ok(PresenceChange {
             transition: (r == 1).then_some(false),
-            sockets: if r == -1 { self.snapshot(user).await? } else { Vec::new() },
+            sockets: if r == -1 {
+                self.snapshot(user).await?
+            } else {
+                Vec::new()
+            },
         })
     }
 
-    pub(super) async fn presence_refresh(&self, user: &str, s: &SocketPresence) -> Result<(), StoreError> {
+    pub(super) async fn presence_refresh(
+        &self,
+        user: &str,
+        s: &SocketPresence,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(s).map_err(|e| StoreError(e.to_string()))?;
         let ttl = ms(self.limits.presence_ttl);
         let key = format!("user_sockets:{user}");
@@ -141,7 +168,10 @@ impl RedisStore {
             .map_err(err)
     }
 
-    pub(super) async fn presence_sockets(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
+    pub(super) async fn presence_sockets(
+        &self,
+        user: &str,
+    ) -> Result<Vec<SocketPresence>, StoreError> {
         self.snapshot(user).await
     }
 
@@ -163,11 +193,17 @@ impl RedisStore {
         let users: Vec<String> = c.smembers("online_users").await.map_err(err)?;
         let mut gone = Vec::new();
         for user in users {
-            let sockets: Vec<String> = c.smembers(format!("user_sockets:{user}")).await.map_err(err)?;
+            let sockets: Vec<String> = c
+                .smembers(format!("user_sockets:{user}"))
+                .await
+                .map_err(err)?;
             for sid in sockets {
                 let alive: bool = c.exists(format!("socket:{sid}")).await.map_err(err)?;
                 if !alive {
-                    let _: i64 = c.srem(format!("user_sockets:{user}"), &sid).await.map_err(err)?;
+                    let _: i64 = c
+                        .srem(format!("user_sockets:{user}"), &sid)
+                        .await
+                        .map_err(err)?;
                 }
             }
             if self.remove(&user, "").await? == 1 {
@@ -179,7 +215,11 @@ impl RedisStore {
 
     /// Online is `user_sockets:{id}` existing (it expires with its TTL); `online_users` is
     /// the index the sweep keeps in step with it.
-    pub(super) async fn user_rooms_add(&self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+    pub(super) async fn user_rooms_add(
+        &self,
+        user: &str,
+        rooms: &[String],
+    ) -> Result<(), StoreError> {
         let key = format!("user_rooms:{user}");
         redis::pipe()
             .sadd(&key, rooms)
@@ -205,11 +245,17 @@ impl RedisStore {
     }
 
     pub(super) async fn is_online(&self, user: &str) -> Result<bool, StoreError> {
-        self.c().exists(format!("user_sockets:{user}")).await.map_err(err)
+        self.c()
+            .exists(format!("user_sockets:{user}"))
+            .await
+            .map_err(err)
     }
 
     pub(super) async fn is_busy(&self, user: &str) -> Result<bool, StoreError> {
-        self.c().exists(format!("user:call:{user}")).await.map_err(err)
+        self.c()
+            .exists(format!("user:call:{user}"))
+            .await
+            .map_err(err)
     }
 
     pub(super) async fn set_busy(&self, user: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -223,7 +269,12 @@ impl RedisStore {
         self.c().del(format!("user:call:{user}")).await.map_err(err)
     }
 
-    pub(super) async fn claim(&self, user: &str, client_ref: &str, message_id: &str) -> Result<Claim, StoreError> {
+    pub(super) async fn claim(
+        &self,
+        user: &str,
+        client_ref: &str,
+        message_id: &str,
+    ) -> Result<Claim, StoreError> {
         let key = format!("dedup:{user}:{client_ref}");
         let mut c = self.c();
         let set: Option<String> = redis::cmd("SET")
@@ -242,10 +293,17 @@ impl RedisStore {
         Ok(first.map_or(Claim::New, Claim::Seen))
     }
 
-    pub(super) async fn index_message(&self, message_id: &str, info: MessageInfo) -> Result<(), StoreError> {
+    pub(super) async fn index_message(
+        &self,
+        message_id: &str,
+        info: MessageInfo,
+    ) -> Result<(), StoreError> {
         let key = format!("message:{message_id}");
         redis::pipe()
-            .hset_multiple(&key, &[("c", &info.conversation_id), ("s", &info.sender_id)])
+            .hset_multiple(
+                &key,
+                &[("c", &info.conversation_id), ("s", &info.sender_id)],
+            )
             .ignore()
             .pexpire(&key, ms(self.limits.message_ttl) as i64)
             .ignore()
@@ -254,7 +312,10 @@ impl RedisStore {
             .map_err(err)
     }
 
-    pub(super) async fn message(&self, message_id: &str) -> Result<Option<MessageInfo>, StoreError> {
+    pub(super) async fn message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<MessageInfo>, StoreError> {
         let (c, s): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(format!("message:{message_id}"))
             .arg("c")
@@ -269,12 +330,24 @@ impl RedisStore {
     }
 
     pub(super) async fn forget_message(&self, message_id: &str) -> Result<(), StoreError> {
-        self.c().del(format!("message:{message_id}")).await.map_err(err)
+        self.c()
+            .del(format!("message:{message_id}"))
+            .await
+            .map_err(err)
     }
 
-    pub(super) async fn react(&self, message_id: &str, emoji: &str, user: &str, add: bool) -> Result<Option<usize>, StoreError> {
+    pub(super) async fn react(
+        &self,
+        message_id: &str,
+        emoji: &str,
+        user: &str,
+        add: bool,
+    ) -> Result<Option<usize>, StoreError> {
         let mut c = self.c();
-        let known: bool = c.exists(format!("message:{message_id}")).await.map_err(err)?;
+        let known: bool = c
+            .exists(format!("message:{message_id}"))
+            .await
+            .map_err(err)?;
         if !known {
             return Ok(None);
         }
