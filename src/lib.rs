@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -15,4 +16,5 @@ pub mod event;
 pub mod hub;
 pub mod listen;
 pub mod server;
+pub mod sioclient;
 pub mod telemetry;

@@ -88,6 +88,9 @@ pub enum Command {
         #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Load generator: N clients of a dialect, R rooms, S senders at a rate; reports
+    /// connects/s, deliveries/s, latency percentiles, errors and the server's RSS.
+    Bench(crate::bench::Options),
     /// Inspect the configuration.
     Config {
         /// What to do with it.
@@ -203,6 +206,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dialects { markdown } => {
             let reg = registry(cli.mappings.as_ref())?;
             print!("{}", report::dialects(&reg, markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(opts) => {
+            serve::init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let report = rt.block_on(crate::bench::run(&opts))?;
+            let json = serde_json::to_string_pretty(&report)?;
+            if let Some(path) = &opts.json {
+                std::fs::write(path, &json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{json}");
+            eprintln!(
+                "{}\n{}",
+                crate::bench::Report::markdown_header(),
+                report.markdown_row()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { config } => {

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
-fn init_logging() {
+/// Logs to stderr (`RUST_LOG`, default `info`; `SWITCHBOARD_LOG_FORMAT=json` for JSON).
+pub(super) fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");

@@ -1,0 +1,271 @@
+//! One bench client: connects in its dialect (Socket.IO over websocket, or a raw
+//! WebSocket), joins its room, then reads until the end of the run, timing every
+//! message that carries the bench marker; a sender also sends at its share of the rate.
+
+use super::Plan;
+use super::stats::Stats;
+use crate::dialect::{Direction, write_frame};
+use crate::event::{Event, Meta};
+use crate::sioclient::{self, Incoming};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The marker every bench message's content starts with: `bench:<unix nanos>`.
+pub const MARKER: &str = "bench:";
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The send time in a frame carrying the marker, if any.
+fn marked(text: &str) -> Option<u64> {
+    let at = memchr::memmem::find(text.as_bytes(), MARKER.as_bytes())?;
+    let digits = &text[at + MARKER.len()..];
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    digits[..end].parse().ok()
+}
+
+/// A canonical intent in the plan's dialect: (wire name, payload).
+fn wire(plan: &Plan, name: &str, body: Value) -> Option<(String, Value)> {
+    let d = plan.registry.dialect(&plan.dialect)?;
+    let ev = Event::new(name, body.as_object().cloned().unwrap_or_default());
+    let enc = d.encode(&ev, Direction::Up).ok()?;
+    Some((
+        enc.name.to_string(),
+        enc.payload_value().unwrap_or(Value::Object(Map::new())),
+    ))
+}
+
+type WsRead = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// A connected client: its sender and what it reads.
+enum Conn {
+    Sio(sioclient::Sender, mpsc::UnboundedReceiver<Incoming>),
+    Ws(mpsc::UnboundedSender<Message>, WsRead),
+}
+
+async fn open(plan: &Plan, i: usize, room: &str) -> Result<Conn, String> {
+    let base = &plan.urls[i % plan.urls.len()];
+    let user = format!("bench-{i}");
+    let rooms = plan.raw_ws.then(|| vec![room.to_string()]);
+    let token = plan
+        .auth
+        .mint(&user, Some(&user), rooms, Duration::from_secs(24 * 3600))
+        .map_err(|e| e.to_string())?;
+    if plan.raw_ws {
+        let url = format!(
+            "{}{}?token={token}",
+            base.replacen("http://", "ws://", 1),
+            plan.path
+        );
+        let req = url.into_client_request().map_err(|e| e.to_string())?;
+        let (ws, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(req),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        let (mut w, r) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if w.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Conn::Ws(tx, r))
+    } else {
+        let auth = json!({"token": format!("Bearer {token}")});
+        let (s, rx) = sioclient::connect(
+            base,
+            &plan.path,
+            &plan.ns,
+            Some(&auth),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Conn::Sio(s, rx))
+    }
+}
+
+/// Joins the room (Socket.IO dialects with a join event), waiting for the ack.
+async fn join(plan: &Plan, conn: &mut Conn, room: &str) -> Result<(), String> {
+    let Conn::Sio(s, rx) = conn else {
+        return Ok(());
+    };
+    let Some((name, payload)) = wire(plan, "room.join", json!({"conversationId": room})) else {
+        return Ok(());
+    };
+    s.emit(&name, &payload, Some(1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Incoming::Ack { id: 1, .. })) => return Ok(()),
+            Ok(Some(Incoming::Closed(why))) => return Err(why),
+            Ok(Some(_)) => continue,
+            _ => return Err("no join ack".into()),
+        }
+    }
+}
+
+/// Runs client `i` of the plan: connect, join, report ready, read (and send) until the
+/// run ends.
+pub async fn run(
+    plan: Arc<Plan>,
+    stats: Arc<Stats>,
+    i: usize,
+    ready: mpsc::Sender<bool>,
+    go: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+) {
+    let room = format!("{}-room-{}", plan.prefix, i % plan.rooms);
+    let mut conn = match open(&plan, i, &room).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(client = i, "connect failed: {e}");
+            stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+            let _ = ready.send(false).await;
+            return;
+        }
+    };
+    if let Err(e) = join(&plan, &mut conn, &room).await {
+        tracing::debug!(client = i, "join failed: {e}");
+        stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+        let _ = ready.send(false).await;
+        return;
+    }
+    let _ = ready.send(true).await;
+    let mut go = go;
+    // Senders: the first `senders` clients, each at rate / senders per second.
+    let sender = i < plan.senders;
+    let send_task = sender.then(|| {
+        let (plan, stats, room) = (plan.clone(), stats.clone(), room.clone());
+        let mut go = go.clone();
+        let tx = match &conn {
+            Conn::Sio(s, _) => Either::Sio(s.clone()),
+            Conn::Ws(t, _) => Either::Ws(t.clone()),
+        };
+        tokio::spawn(async move {
+            let Ok(start) = go.wait_for(Option::is_some).await.map(|v| v.unwrap_or_else(tokio::time::Instant::now)) else {
+                return;
+            };
+            let per_sec = plan.rate / plan.senders as f64;
+            let end = start + plan.duration;
+            let mut sent: u64 = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while tokio::time::Instant::now() < end {
+                tick.tick().await;
+                let due = (start.elapsed().as_secs_f64() * per_sec) as u64;
+                while sent < due {
+                    let body = json!({"conversationId": room, "content": format!("{MARKER}{}:{sent}", now_nanos()), "kind": "TEXT"});
+                    let Some((name, payload)) = wire(&plan, "message.send", body) else { return };
+                    let ok = match &tx {
+                        Either::Sio(s) => s.emit(&name, &payload, None),
+                        Either::Ws(t) => send_ws(&plan, t, &name, &payload),
+                    };
+                    if !ok {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    sent += 1;
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    let Ok(start) = go
+        .wait_for(Option::is_some)
+        .await
+        .map(|v| v.unwrap_or_else(tokio::time::Instant::now))
+    else {
+        return;
+    };
+    let end = start + plan.duration + plan.drain;
+    loop {
+        let text = match &mut conn {
+            Conn::Sio(_, rx) => match tokio::time::timeout_at(end, rx.recv()).await {
+                Ok(Some(Incoming::Event { text, .. })) => text,
+                Ok(Some(Incoming::Ack { .. })) => continue,
+                Ok(Some(Incoming::Closed(_)) | None) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(_) => break,
+            },
+            Conn::Ws(_, r) => match tokio::time::timeout_at(end, r.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(_) => break,
+            },
+        };
+        match marked(&text) {
+            Some(t0) => stats.record(i, now_nanos().saturating_sub(t0) / 1000),
+            None if text.contains("\"error\"")
+                || text.contains("\"ERROR\"")
+                || text.contains("\"exception\"") =>
+            {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
+    if let Some(t) = send_task {
+        t.abort();
+    }
+    if let Conn::Sio(s, _) = &conn {
+        s.close();
+    }
+}
+
+enum Either {
+    Sio(sioclient::Sender),
+    Ws(mpsc::UnboundedSender<Message>),
+}
+
+fn send_ws(plan: &Plan, tx: &mpsc::UnboundedSender<Message>, name: &str, payload: &Value) -> bool {
+    let Some(framing) = plan.registry.dialect(&plan.dialect).map(|d| d.framing) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    write_frame(framing, name, Some(payload), &Meta::fresh(), &mut buf);
+    tx.send(Message::Text(
+        String::from_utf8(buf).unwrap_or_default().into(),
+    ))
+    .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_is_found_in_any_dialect() {
+        assert_eq!(
+            marked(r#"["message:new",{"content":"bench:123:4"}]"#),
+            Some(123)
+        );
+        assert_eq!(
+            marked(r#"{"event":"NEW_MESSAGE","data":{"contentText":"bench:99:0"}}"#),
+            Some(99)
+        );
+        assert_eq!(marked(r#"["x",{}]"#), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! A Socket.IO client of our own (Engine.IO v4, websocket transport only) on
+//! tokio-tungstenite: the handshake, the namespace connect with an `auth` payload,
+//! events and acks both ways, and the server's pings answered. The bench tool drives
+//! clients with it; fronting Socket.IO backends will too. (`rust_socketio` cannot answer
+//! a server's ack and is unmaintained; see ../shared/DEPENDENCIES.md.)
+
+mod packet;
+
+pub use packet::{Packet, parse};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Why a connection failed.
+#[derive(Debug, Error)]
+pub enum SioError {
+    /// The WebSocket could not be opened.
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server refused the namespace connect (`44{"message"}`).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The server spoke something else than Engine.IO v4.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// What the server sent.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// An event: the whole `["name", …]` JSON text, and the ack id the server asks for.
+    Event {
+        /// The JSON array text.
+        text: String,
+        /// The server wants an ack with this id.
+        ack: Option<u64>,
+    },
+    /// The server answered one of our acks: its id and the JSON array text.
+    Ack {
+        /// Our ack id.
+        id: u64,
+        /// The JSON array of arguments.
+        text: String,
+    },
+    /// The server disconnected us from the namespace, or the connection ended.
+    Closed(String),
+}
+
+/// Sends to the server.
+#[derive(Clone)]
+pub struct Sender {
+    tx: mpsc::UnboundedSender<Message>,
+    ns_prefix: String,
+}
+
+impl Sender {
+    /// Emits `name` with one payload argument; with `ack`, asks for an ack with that id.
+    pub fn emit(&self, name: &str, payload: &Value, ack: Option<u64>) -> bool {
+        let args = Value::Array(vec![Value::String(name.to_string()), payload.clone()]);
+        self.emit_raw(&args.to_string(), ack)
+    }
+
+    /// Emits a pre-serialised `["name", …]` array.
+    pub fn emit_raw(&self, array_json: &str, ack: Option<u64>) -> bool {
+        let id = ack.map(|a| a.to_string()).unwrap_or_default();
+        let frame = format!("42{}{id}{array_json}", self.ns_prefix);
+        self.tx.send(Message::Text(frame.into())).is_ok()
+    }
+
+    /// Answers a server's ack request with one argument.
+    pub fn ack(&self, id: u64, payload: &Value) -> bool {
+        let frame = format!(
+            "43{}{id}{}",
+            self.ns_prefix,
+            Value::Array(vec![payload.clone()])
+        );
+        self.tx.send(Message::Text(frame.into())).is_ok()
+    }
+
+    /// Leaves the namespace and closes.
+    pub fn close(&self) {
+        let _ = self.tx.send(Message::Text(
+            format!("41{}", self.ns_prefix.trim_end_matches(',')).into(),
+        ));
+        let _ = self.tx.send(Message::Close(None));
+    }
+}
+
+/// Connects to `base` (`http://host:port`), at `path` (`/socket.io`), namespace `ns`
+/// (`/` or `/ws/app`), with `auth` (the handshake's auth payload); returns once the
+/// namespace accepted us.
+///
+/// # Errors
+/// The socket did not open, the server refused the namespace, or did not answer within
+/// `timeout`.
+pub async fn connect(
+    base: &str,
+    path: &str,
+    ns: &str,
+    auth: Option<&Value>,
+    timeout: Duration,
+) -> Result<(Sender, mpsc::UnboundedReceiver<Incoming>), SioError> {
+    let ws_base = base
+        .replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1);
+    let url = format!(
+        "{ws_base}{}/?EIO=4&transport=websocket",
+        path.trim_end_matches('/')
+    );
+    let req = url.into_client_request()?;
+    let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req))
+        .await
+        .map_err(|_| SioError::Timeout)??;
+    let (mut w, mut r) = ws.split();
+    let ns_prefix = if ns == "/" {
+        String::new()
+    } else {
+        format!("{ns},")
+    };
+    // Engine.IO open, then our namespace connect.
+    let open = tokio::time::timeout(timeout, r.next())
+        .await
+        .map_err(|_| SioError::Timeout)?;
+    match open {
+        Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
+        other => {
+            return Err(SioError::Protocol(format!(
+                "expected the open packet, got {other:?}"
+            )));
+        }
+    }
+    let auth = auth.map(Value::to_string).unwrap_or_default();
+    w.send(Message::Text(format!("40{ns_prefix}{auth}").into()))
+        .await?;
+    loop {
+        let m = tokio::time::timeout(timeout, r.next())
+            .await
+            .map_err(|_| SioError::Timeout)?;
+        let text = match m {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(SioError::Protocol("closed during the handshake".into())),
+        };
+        if text.as_str() == "2" {
+            w.send(Message::Text("3".into())).await?;
+            continue;
+        }
+        match parse(&text) {
+            Some(Packet::Connect { .. }) => break,
+            Some(Packet::ConnectError { message, .. }) => return Err(SioError::Refused(message)),
+            _ => continue,
+        }
+    }
+    let (tx, mut out) = mpsc::unbounded_channel::<Message>();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(m) = out.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if w.send(m).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = w.close().await;
+    });
+    let pong = tx.clone();
+    tokio::spawn(async move {
+        let why = loop {
+            let text = match r.next().await {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(f))) => break format!("closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e.to_string(),
+                None => break "closed".to_string(),
+            };
+            if text.as_str() == "2" {
+                let _ = pong.send(Message::Text("3".into()));
+                continue;
+            }
+            let incoming = match parse(&text) {
+                Some(Packet::Event { ack, args, .. }) => Incoming::Event {
+                    text: args.to_string(),
+                    ack,
+                },
+                Some(Packet::Ack { id, args, .. }) => Incoming::Ack {
+                    id,
+                    text: args.to_string(),
+                },
+                Some(Packet::Disconnect { .. }) => break "disconnected by the server".to_string(),
+                _ => continue,
+            };
+            if events_tx.send(incoming).is_err() {
+                return;
+            }
+        };
+        let _ = events_tx.send(Incoming::Closed(why));
+    });
+    Ok((Sender { tx, ns_prefix }, events))
+}
