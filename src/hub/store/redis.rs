@@ -177,13 +177,14 @@ impl RedisStore {
 
     pub(super) async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
         let mut c = self.c();
-        // One sweeper at a time across instances.
+        // One sweeper at a time across instances, for a short while (an instance with a
+        // longer TTL must not keep the others from sweeping).
         let lock: Option<String> = redis::cmd("SET")
             .arg("switchboard:presence-sweep")
             .arg(1)
             .arg("NX")
             .arg("PX")
-            .arg(ms(self.limits.presence_ttl / 3))
+            .arg(ms((self.limits.presence_ttl / 3).min(Duration::from_secs(1))))
             .query_async(&mut c)
             .await
             .map_err(err)?;
