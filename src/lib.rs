@@ -18,3 +18,4 @@ pub mod listen;
 pub mod server;
 pub mod sioclient;
 pub mod telemetry;
+pub mod webhook;

@@ -67,6 +67,15 @@ impl Server {
         if !cfg.amqp.url.is_empty() {
             hub.attach_amqp(&cfg.amqp);
         }
+        if !cfg.webhook.is_empty() {
+            tracing::warn!(
+                endpoints = cfg.webhook.len(),
+                "webhook deliveries are queued in memory: those pending are LOST if the process stops"
+            );
+            let w =
+                crate::webhook::Webhooks::start(&cfg.webhook, &cfg.webhooks, hub.metrics().clone());
+            hub.attach_webhooks(Arc::new(w));
+        }
         let shutdown_deadline = cfg.shutdown_deadline;
         let listeners = Listeners::start(Arc::new(cfg), hub.clone(), auth.clone()).await?;
         Ok(Server {

@@ -8,8 +8,8 @@
 //! with backoff after a broker restart, and redeclare what they use.
 
 use crate::config::AmqpConfig;
-use crate::dialect::{DecodeContext, Direction, Registry};
-use crate::event::{Event, Origin, Target};
+use crate::dialect::Registry;
+use crate::event::Event;
 use crate::telemetry::Metrics;
 use futures_util::StreamExt;
 use lapin::options::{
@@ -250,10 +250,12 @@ async fn inbound(
             _ => None,
         })
     };
-    match read(
+    let (dialect, target) = (header("dialect"), header("target"));
+    match crate::hub::external::read(
         &d.data,
-        header("dialect"),
-        header("target"),
+        dialect.as_deref(),
+        target.as_deref(),
+        ORIGIN,
         &hub.registry(),
     ) {
         Err(why) => {
@@ -285,87 +287,5 @@ async fn inbound(
             d.acker.ack(BasicAckOptions::default()).await?;
             Ok(())
         }
-    }
-}
-
-/// An inbound message's events: canonical JSON, or a dialect's wire frame when a
-/// `dialect` header names it. The target is the `target` header (`room:<id>`,
-/// `user:<id>`, `everyone`), else the event's `meta.target`, else the vocabulary's route.
-fn read(
-    data: &[u8],
-    dialect: Option<String>,
-    target: Option<String>,
-    reg: &Registry,
-) -> Result<Vec<Event>, String> {
-    let mut events: Vec<Event> = match &dialect {
-        None => vec![
-            serde_json::from_slice::<Event>(data)
-                .map_err(|e| format!("not a canonical event: {e}"))?,
-        ],
-        Some(name) => {
-            let d = reg
-                .dialect(name)
-                .ok_or_else(|| format!("unknown dialect `{name}`"))?;
-            d.decode_frame(data, Some(Direction::Down), &DecodeContext::default())
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .collect()
-        }
-    };
-    for ev in &mut events {
-        if reg.vocab.event(&ev.name).is_none() {
-            return Err(format!("unknown canonical event `{}`", ev.name));
-        }
-        match target.as_deref() {
-            Some("everyone") => ev.meta.target = Some(Target::Broadcast),
-            Some(t) => {
-                ev.meta.target = Some(match t.split_once(':') {
-                    Some(("room", id)) => Target::Room(id.to_string()),
-                    Some(("user", id)) => Target::User(id.to_string()),
-                    _ => {
-                        return Err(format!(
-                            "target header `{t}` is not room:<id>, user:<id> or everyone"
-                        ));
-                    }
-                });
-            }
-            None => {}
-        }
-        ev.meta.origin = Some(Origin {
-            dialect: Arc::from(ORIGIN),
-            instance: String::new(),
-            connection: dialect.clone().unwrap_or_default(),
-        });
-    }
-    Ok(events)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inbound_messages_are_canonical_or_a_named_dialect() {
-        let reg = Registry::embedded().expect("mappings");
-        let evs = read(
-            br#"{"name":"message.created","body":{"conversationId":"r","messageId":"m","senderId":"s","content":"hi"},"meta":{"target":{"room":"r"}}}"#,
-            None,
-            None,
-            &reg,
-        )
-        .expect("canonical");
-        assert_eq!(evs[0].meta.target, Some(Target::Room("r".into())));
-        let evs = read(
-            br#"["message:created",{"message":{"id":"m","content":"x","channelId":"c","userId":"u","createdAt":"2024-01-01T00:00:00.000Z"}}]"#,
-            Some("clerk".into()),
-            Some("user:u9".into()),
-            &reg,
-        )
-        .expect("clerk wire form");
-        assert_eq!(&*evs[0].name, "message.created");
-        assert_eq!(evs[0].meta.target, Some(Target::User("u9".into())));
-        assert!(read(b"{}", None, None, &reg).is_err());
-        assert!(read(b"[]", Some("nope".into()), None, &reg).is_err());
-        assert!(read(br#"{"name":"no.such"}"#, None, None, &reg).is_err());
     }
 }

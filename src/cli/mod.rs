@@ -3,6 +3,7 @@
 mod lines;
 mod serve;
 mod translate;
+mod webhooks;
 
 pub use lines::{Line, LineReader};
 
@@ -91,6 +92,23 @@ pub enum Command {
     /// Load generator: N clients of a dialect, R rooms, S senders at a rate; reports
     /// connects/s, deliveries/s, latency percentiles, errors and the server's RSS.
     Bench(crate::bench::Options),
+    /// Webhook dead letters and endpoints of a running gateway (internal API).
+    Webhooks {
+        /// The gateway's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        api: String,
+        /// The internal API secret.
+        #[arg(
+            long,
+            env = "INTERNAL_API_SECRET",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        secret: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: webhooks::WebhooksAction,
+    },
     /// Inspect the configuration.
     Config {
         /// What to do with it.
@@ -226,6 +244,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 crate::bench::Report::markdown_header(),
                 report.markdown_row()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhooks {
+            api,
+            secret,
+            action,
+        } => {
+            println!("{}", webhooks::run(&api, &secret, &action)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { config } => {

@@ -20,6 +20,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("AMQP_URL", "amqp.url"),
     (
+        "WEBHOOK_URL, WEBHOOK_SECRET",
+        "one [[webhook]] named master, every type",
+    ),
+    ("SWITCHBOARD_WEBHOOK_ALLOW", "webhooks.allow (appended)"),
+    ("INTERNAL_API_SECRET", "internal_api.secret"),
+    (
         "PORT, WS_PORT, …",
         "listener.port of the listener whose port_env names it",
     ),
@@ -61,6 +67,35 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
     }
     if let Some(v) = var("AMQP_URL") {
         cfg.amqp.url = v;
+    }
+    if let Some(url) = var("WEBHOOK_URL") {
+        let secret = var("WEBHOOK_SECRET").unwrap_or_default();
+        if secret.is_empty() {
+            problems.push("WEBHOOK_URL is set without WEBHOOK_SECRET (webhook signing)".into());
+        }
+        cfg.webhook.push(super::WebhookEndpoint {
+            name: "master".into(),
+            url,
+            secrets: secret
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            events: Vec::new(),
+            timeout: std::time::Duration::from_secs(10),
+            headers: Default::default(),
+            standard: false,
+        });
+    }
+    if let Some(v) = var("SWITCHBOARD_WEBHOOK_ALLOW") {
+        cfg.webhooks.allow.extend(
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    if let Some(v) = var("INTERNAL_API_SECRET") {
+        cfg.internal_api.secret = v;
     }
     if let Some(v) = var("SOCKET_MAX_PAYLOAD_BYTES") {
         match v.trim().parse::<usize>() {

@@ -181,7 +181,8 @@ impl Config {
     /// # Errors
     /// Every unknown key and bad value, one per entry.
     pub fn from_toml(text: &str) -> Result<Config, Vec<String>> {
-        let cfg = parse(text)?;
+        let mut cfg = parse(text)?;
+        cfg.normalize();
         let p = cfg.problems();
         if p.is_empty() { Ok(cfg) } else { Err(p) }
     }

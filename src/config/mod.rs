@@ -65,6 +65,13 @@ pub struct Config {
     pub redis: RedisConfig,
     /// RabbitMQ, beside the bus.
     pub amqp: AmqpConfig,
+    /// Webhook delivery settings.
+    pub webhooks: WebhooksConfig,
+    /// Webhook endpoints.
+    #[serde(rename = "webhook")]
+    pub webhook: Vec<WebhookEndpoint>,
+    /// The internal API.
+    pub internal_api: InternalApiConfig,
     /// Client authentication.
     pub auth: AuthConfig,
     /// Socket.IO engine settings shared by every Socket.IO route.
@@ -90,6 +97,9 @@ impl Default for Config {
             bus: BusConfig::default(),
             redis: RedisConfig::default(),
             amqp: AmqpConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            webhook: Vec::new(),
+            internal_api: InternalApiConfig::default(),
             auth: AuthConfig::default(),
             socketio: SocketIoConfig::default(),
             limits: LimitsConfig::default(),
@@ -171,6 +181,91 @@ impl Default for AmqpConfig {
             queue: 10_000,
         }
     }
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Delays before each retry.
+    #[serde(with = "humantime_list")]
+    pub retry: Vec<Duration>,
+    /// ± fraction applied to each delay.
+    pub jitter: f64,
+    /// Longest `Retry-After` honoured.
+    #[serde(with = "humantime_serde")]
+    pub retry_after_max: Duration,
+    /// Deliveries waiting per endpoint.
+    pub queue: usize,
+    /// Requests in flight per endpoint.
+    pub concurrency: usize,
+    /// Response bytes read at most.
+    pub max_response_bytes: usize,
+    /// Dead letters kept.
+    pub dead_letters: usize,
+    /// Private addresses and ranges allowed as targets.
+    pub allow: Vec<String>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        WebhooksConfig {
+            retry: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(1800),
+                h(2),
+                h(5),
+                h(10),
+                h(10),
+            ],
+            jitter: 0.2,
+            retry_after_max: Duration::from_secs(3600),
+            queue: 10_000,
+            concurrency: 8,
+            max_response_bytes: 65_536,
+            dead_letters: 10_000,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// One webhook endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    /// A name for logs, metrics and the API (default `webhook-<n>`).
+    #[serde(default)]
+    pub name: String,
+    /// `http://` URL the events are POSTed to.
+    pub url: String,
+    /// Signing secrets (several during a rotation; one signature per secret).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Event types wanted (`message.created`, …); empty: every type.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// How long one attempt may take.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Also send the Standard Webhooks headers.
+    #[serde(default)]
+    pub standard: bool,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The internal API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InternalApiConfig {
+    /// `X-Internal-Secret`; empty: off.
+    pub secret: String,
 }
 
 /// Browser origins allowed on the realtime paths.
@@ -428,6 +523,7 @@ impl Config {
             problems,
         })?;
         let mut problems = apply_env(&mut cfg, &|k| std::env::var(k).ok());
+        cfg.normalize();
         problems.extend(cfg.problems());
         if problems.is_empty() {
             Ok(cfg)
@@ -436,6 +532,15 @@ impl Config {
                 origin: origin.to_string(),
                 problems,
             })
+        }
+    }
+
+    /// Fills what is derived: unnamed webhooks get `webhook-<n>`.
+    pub fn normalize(&mut self) {
+        for (i, w) in self.webhook.iter_mut().enumerate() {
+            if w.name.is_empty() {
+                w.name = format!("webhook-{i}");
+            }
         }
     }
 
@@ -495,6 +600,55 @@ impl Config {
                 "amqp.url `{}` must be an amqp:// or amqps:// URL",
                 self.amqp.url
             ));
+        }
+        if !(0.0..1.0).contains(&self.webhooks.jitter) {
+            p.push(format!(
+                "webhooks.jitter ({}) must be at least 0 and below 1",
+                self.webhooks.jitter
+            ));
+        }
+        if self.webhooks.queue == 0
+            || self.webhooks.concurrency == 0
+            || self.webhooks.dead_letters == 0
+        {
+            p.push(
+                "webhooks.queue, webhooks.concurrency and webhooks.dead_letters must be at least 1"
+                    .into(),
+            );
+        }
+        for a in &self.webhooks.allow {
+            if a.parse::<ipnet::IpNet>().is_err() && a.parse::<std::net::IpAddr>().is_err() {
+                p.push(format!(
+                    "webhooks.allow: `{a}` is not an address or CIDR range"
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, w) in self.webhook.iter().enumerate() {
+            if !w.url.starts_with("http://") {
+                p.push(format!(
+                    "webhook[{i}].url `{}` must be an http:// URL (https is not supported yet)",
+                    w.url
+                ));
+            } else if w.url.parse::<hyper::Uri>().is_err() {
+                p.push(format!("webhook[{i}].url `{}` is not a URL", w.url));
+            }
+            if w.secrets.is_empty() || w.secrets.iter().any(String::is_empty) {
+                p.push(format!(
+                    "webhook[{i}].secrets must hold at least one non-empty secret"
+                ));
+            }
+            if w.standard && w.secrets.iter().any(|s| !s.starts_with("whsec_")) {
+                p.push(format!(
+                    "webhook[{i}]: Standard Webhooks secrets start with `whsec_`"
+                ));
+            }
+            if w.timeout.is_zero() {
+                p.push(format!("webhook[{i}].timeout must be longer than 0s"));
+            }
+            if !names.insert(w.name.clone()) {
+                p.push(format!("webhook[{i}].name `{}` is used twice", w.name));
+            }
         }
         if self.cors.allowed_origins.is_empty() {
             p.push("cors.allowed_origins must list at least one origin (or \"*\")".into());
@@ -575,6 +729,14 @@ impl Config {
             c.auth.secret = "<redacted>".into();
         }
         c.redis.url = redact_url(&c.redis.url);
+        if !c.internal_api.secret.is_empty() {
+            c.internal_api.secret = "<redacted>".into();
+        }
+        for w in &mut c.webhook {
+            for s in &mut w.secrets {
+                *s = "<redacted>".into();
+            }
+        }
         c.amqp.url = redact_url(&c.amqp.url);
         for s in &mut c.webrtc.ice_servers {
             if s.credential.is_some() {
@@ -607,6 +769,26 @@ fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// A list of durations as humantime texts.
+mod humantime_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(d.iter().map(|d| humantime::format_duration(*d).to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                humantime::parse_duration(s)
+                    .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration: {e}")))
+            })
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod calls;
 mod conn;
+pub mod external;
 mod intents;
 mod messages;
 mod presence;
@@ -87,6 +88,7 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
     amqp: std::sync::OnceLock<AmqpLink>,
+    webhooks: std::sync::OnceLock<Arc<crate::webhook::Webhooks>>,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -141,6 +143,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::new()),
             amqp: std::sync::OnceLock::new(),
+            webhooks: std::sync::OnceLock::new(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&inner), cfg.hub.presence_ttl));
@@ -173,6 +176,16 @@ impl Hub {
             Arc::downgrade(&(self.inner.clone() as Arc<dyn Inject>));
         let link = AmqpLink::start(cfg, &self.inner.instance, weak, self.inner.metrics.clone());
         let _ = self.inner.amqp.set(link);
+    }
+
+    /// Sends the events the webhook dialect maps to `webhooks`' endpoints.
+    pub fn attach_webhooks(&self, webhooks: Arc<crate::webhook::Webhooks>) {
+        let _ = self.inner.webhooks.set(webhooks);
+    }
+
+    /// The webhook engine, when endpoints are configured.
+    pub fn webhooks(&self) -> Option<&Arc<crate::webhook::Webhooks>> {
+        self.inner.webhooks.get()
     }
 
     /// Whether every broker is reachable: (all, the bus, RabbitMQ when configured).
@@ -521,8 +534,19 @@ impl Inner {
 
     /// Publishes a fact to an audience.
     fn publish(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
-        if let Some(amqp) = self.amqp.get() {
-            amqp.export(&event);
+        self.publish_with(event, audience, true)
+    }
+
+    /// Publishes a fact; with `export`, also to RabbitMQ and webhooks (without: a fact
+    /// only the clients care about, like a presence snapshot).
+    fn publish_with(&self, event: Event, audience: Audience, export: bool) -> Result<(), Refusal> {
+        if export {
+            if let Some(amqp) = self.amqp.get() {
+                amqp.export(&event);
+            }
+            if let Some(w) = self.webhooks.get() {
+                w.offer(&event, &self.registry());
+            }
         }
         let t0 = std::time::Instant::now();
         let r = self

@@ -177,7 +177,9 @@ fn announce(
     } else {
         Audience::room(RoomKey::user(&conn.user.id))
     };
-    if let Err(e) = inner.publish(ev, audience) {
+    // Only a transition (online, offline) is news beyond the user's own sessions.
+    let export = change.transition.is_some();
+    if let Err(e) = inner.publish_with(ev, audience, export) {
         tracing::warn!(user = %conn.user.id, "presence not announced: {}", e.message);
     }
 }

@@ -1,7 +1,7 @@
 //! One port's HTTP server: accepts TCP connections, serves HTTP/1.1 with upgrades, and
 //! routes each request to a Socket.IO server, a raw WebSocket route, or the HTTP API.
 
-use super::{Shared, socketio, ws};
+use super::{Shared, internal, socketio, ws};
 use crate::config::{ListenerConfig, Transport};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
@@ -123,6 +123,16 @@ impl Routes {
             && let Some(resp) = self.api(&req)
         {
             return resp;
+        }
+        if self.api && req.uri().path().starts_with("/api/") {
+            let path = req.uri().path().to_string();
+            if let Some(resp) = internal::handle(req, &self.shared).await {
+                return resp;
+            }
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "not found", "path": path}),
+            );
         }
         json_response(
             StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 //! dialects, and the HTTP API where configured.
 
 mod http;
+mod internal;
 mod socketio;
 mod ws;
 

@@ -69,6 +69,15 @@ pub struct AmqpLabels {
     pub outcome: &'static str,
 }
 
+/// `{endpoint, outcome}` of webhook attempts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Endpoint name.
+    pub endpoint: Name,
+    /// `delivered`, `http_error`, `unreachable`, `gone`, `forbidden`, `queue_full`.
+    pub outcome: &'static str,
+}
+
 /// Every metric of one gateway.
 pub struct Metrics {
     registry: Registry,
@@ -94,6 +103,12 @@ pub struct Metrics {
     pub amqp_events: Family<AmqpLabels, Counter>,
     /// Whether each broker is reachable (1) or not (0).
     pub broker_up: Family<BusLabels, Gauge>,
+    /// Webhook attempts by endpoint and outcome.
+    pub webhook_attempts: Family<WebhookLabels, Counter>,
+    /// Webhook deliveries waiting, all endpoints.
+    pub webhook_queue: Family<BusLabels, Gauge>,
+    /// Dead letters held.
+    pub webhook_dead: Gauge,
 }
 
 impl Default for Metrics {
@@ -117,6 +132,24 @@ impl Metrics {
         let bus_publish_seconds = Family::<BusLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(1e-6, 4.0, 12))
         });
+        let webhook_attempts = Family::<WebhookLabels, Counter>::default();
+        let webhook_queue = Family::<BusLabels, Gauge>::default();
+        let webhook_dead = Gauge::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook attempts by endpoint and outcome",
+            webhook_attempts.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook deliveries waiting",
+            webhook_queue.clone(),
+        );
+        registry.register(
+            "webhook_dead_letters",
+            "Webhook dead letters held",
+            webhook_dead.clone(),
+        );
         let amqp_events = Family::<AmqpLabels, Counter>::default();
         let broker_up = Family::<BusLabels, Gauge>::default();
         registry.register(
@@ -187,7 +220,20 @@ impl Metrics {
             bus_publish_seconds,
             amqp_events,
             broker_up,
+            webhook_attempts,
+            webhook_queue,
+            webhook_dead,
         }
+    }
+
+    /// Counts one webhook outcome.
+    pub fn webhook(&self, endpoint: &str, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&WebhookLabels {
+                endpoint: Name::from(endpoint),
+                outcome,
+            })
+            .inc();
     }
 
     /// Counts one RabbitMQ event.

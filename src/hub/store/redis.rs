@@ -184,7 +184,9 @@ impl RedisStore {
             .arg(1)
             .arg("NX")
             .arg("PX")
-            .arg(ms((self.limits.presence_ttl / 3).min(Duration::from_secs(1))))
+            .arg(ms(
+                (self.limits.presence_ttl / 3).min(Duration::from_secs(1))
+            ))
             .query_async(&mut c)
             .await
             .map_err(err)?;

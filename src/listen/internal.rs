@@ -1,0 +1,130 @@
+//! The internal API (the spec's path 3 authentication: `X-Internal-Secret` =
+//! `INTERNAL_API_SECRET`, compared in constant time), for the master service and
+//! operators:
+//!
+//! - `POST /api/events[?dialect=NAME][&target=room:ID|user:ID|everyone]`: an event in
+//!   canonical form (or in a dialect's wire form), delivered to clients through the bus,
+//!   and to webhooks.
+//! - `GET /api/webhooks`: endpoints and their queues; `GET /api/webhooks/dead`: dead
+//!   letters; `POST /api/webhooks/dead/replay[?id=evt_…]`; `POST /api/webhooks/NAME/enable`.
+
+use super::Shared;
+use super::http::{Body, json_response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Answers an internal API request, or `None` when the path is not one of its.
+pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Response<Body>> {
+    let path = req.uri().path().to_string();
+    let ours =
+        path == "/api/events" || path == "/api/webhooks" || path.starts_with("/api/webhooks/");
+    if !ours {
+        return None;
+    }
+    let secret = &sh.cfg.internal_api.secret;
+    if secret.is_empty() {
+        return Some(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "the internal API is off (INTERNAL_API_SECRET)"}),
+        ));
+    }
+    let given = req
+        .headers()
+        .get("x-internal-secret")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(given.ct_eq(secret.as_bytes())) {
+        return Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "wrong or missing X-Internal-Secret"}),
+        ));
+    }
+    let hub = &sh.hub;
+    let webhooks = hub.webhooks();
+    Some(match (req.method().clone(), path.as_str()) {
+        (Method::POST, "/api/events") => {
+            let dialect = query(&req, "dialect");
+            let target = query(&req, "target");
+            let body: Bytes = match Limited::new(req.into_body(), sh.cfg.limits.max_frame)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Some(json_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &json!({"error": e.to_string()}),
+                    ));
+                }
+            };
+            match crate::hub::external::read(
+                &body,
+                dialect.as_deref(),
+                target.as_deref(),
+                "api",
+                &hub.registry(),
+            ) {
+                Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
+                Ok(events) => {
+                    let mut accepted = Vec::new();
+                    for ev in events {
+                        let name = ev.name.to_string();
+                        if let Err(r) = hub.inject(ev) {
+                            let status = if r.code == crate::hub::Code::Unavailable {
+                                StatusCode::SERVICE_UNAVAILABLE
+                            } else {
+                                StatusCode::BAD_REQUEST
+                            };
+                            return Some(json_response(
+                                status,
+                                &json!({"error": r.message, "code": r.code.as_str()}),
+                            ));
+                        }
+                        accepted.push(name);
+                    }
+                    json_response(StatusCode::ACCEPTED, &json!({"accepted": accepted}))
+                }
+            }
+        }
+        (Method::GET, "/api/webhooks") => json_response(
+            StatusCode::OK,
+            &json!({"endpoints": webhooks.map(|w| w.status()).unwrap_or_default()}),
+        ),
+        (Method::GET, "/api/webhooks/dead") => json_response(
+            StatusCode::OK,
+            &json!({"dead": webhooks.map(|w| w.dead_letters()).unwrap_or_default()}),
+        ),
+        (Method::POST, "/api/webhooks/dead/replay") => {
+            let id = query(&req, "id");
+            let n = webhooks.map_or(0, |w| w.replay(id.as_deref()));
+            json_response(StatusCode::OK, &json!({"replayed": n}))
+        }
+        (Method::POST, p) if p.starts_with("/api/webhooks/") && p.ends_with("/enable") => {
+            let name = p
+                .trim_start_matches("/api/webhooks/")
+                .trim_end_matches("/enable");
+            if webhooks.is_some_and(|w| w.enable(name)) {
+                json_response(StatusCode::OK, &json!({"enabled": name}))
+            } else {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!("no webhook endpoint `{name}`")}),
+                )
+            }
+        }
+        _ => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "method not allowed"}),
+        ),
+    })
+}

@@ -1,0 +1,198 @@
+//! One delivery attempt: resolve and check the target, sign, POST with the endpoint's
+//! timeout, read at most `max_response_bytes` of the answer, and classify the outcome.
+//! Redirects are not followed (a 3xx is a failed attempt).
+
+use super::guard::Guard;
+use super::sign;
+use crate::config::WebhookEndpoint;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::{Duration, SystemTime};
+
+/// The HTTP client every endpoint shares.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A client with pooled keep-alive connections.
+pub fn client() -> HttpClient {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(c)
+}
+
+/// What one event sends: the same on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Payload {
+    /// `evt_…`: the body's `id` and `X-Webhook-Id`.
+    pub id: String,
+    /// The event type (`message.created`).
+    pub kind: String,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx.
+    Delivered(u16),
+    /// 410: the endpoint is disabled until re-enabled.
+    Gone,
+    /// Anything else: retried on the schedule (a `Retry-After` is honoured).
+    Failed {
+        /// The status, when there was an answer.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
+        /// The server's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The target is not allowed (a private address): no retry can help.
+    Forbidden(String),
+}
+
+impl Outcome {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered(_) => "delivered",
+            Outcome::Gone => "gone",
+            Outcome::Failed {
+                status: Some(_), ..
+            } => "http_error",
+            Outcome::Failed { status: None, .. } => "unreachable",
+            Outcome::Forbidden(_) => "forbidden",
+        }
+    }
+}
+
+fn retry_after(v: &HeaderValue) -> Option<Duration> {
+    let s = v.to_str().ok()?.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(s).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Makes one attempt.
+pub async fn attempt(
+    http: &HttpClient,
+    guard: &Guard,
+    ep: &WebhookEndpoint,
+    p: &Payload,
+    max_bytes: usize,
+) -> Outcome {
+    let uri: Uri = match ep.url.parse() {
+        Ok(u) => u,
+        Err(e) => return Outcome::Forbidden(format!("bad url: {e}")),
+    };
+    let (Some(host), Some(authority)) = (uri.host(), uri.authority().cloned()) else {
+        return Outcome::Forbidden("the url has no host".into());
+    };
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = match guard.resolve(host, port).await {
+        Ok(a) => a,
+        Err(e) if e.contains("webhooks.allow") => return Outcome::Forbidden(e),
+        Err(e) => {
+            return Outcome::Failed {
+                status: None,
+                reason: e,
+                retry_after: None,
+            };
+        }
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = format!("http://{addr}{path}");
+    let ts = now_secs();
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(target)
+        .header(HOST, authority.as_str())
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            USER_AGENT,
+            concat!("switchboard/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("x-webhook-event", p.kind.as_str())
+        .header("x-webhook-id", p.id.as_str())
+        .header("x-webhook-timestamp", ts.to_string())
+        .header(
+            "x-webhook-signature",
+            sign::github_style(&ep.secrets, p.body.as_bytes()),
+        );
+    if ep.standard {
+        req = req
+            .header("webhook-id", p.id.as_str())
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                sign::standard(&ep.secrets, &p.id, ts, p.body.as_bytes()),
+            );
+    }
+    for (k, v) in &ep.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            req = req.header(k, v);
+        }
+    }
+    let req = match req.body(Full::new(Bytes::from(p.body.clone()))) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Forbidden(format!("cannot build the request: {e}")),
+    };
+    let sent = async {
+        let resp = http.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let ra = resp.headers().get(RETRY_AFTER).and_then(retry_after);
+        // Read at most `max_bytes` of the answer; the rest is not read.
+        let mut body = resp.into_body();
+        let mut read = 0usize;
+        while read < max_bytes {
+            match body.frame().await {
+                Some(Ok(f)) => read += f.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+        Ok::<_, String>((status, ra))
+    };
+    match tokio::time::timeout(ep.timeout, sent).await {
+        Err(_) => Outcome::Failed {
+            status: None,
+            reason: format!("no answer within {:?}", ep.timeout),
+            retry_after: None,
+        },
+        Ok(Err(e)) => Outcome::Failed {
+            status: None,
+            reason: e,
+            retry_after: None,
+        },
+        Ok(Ok((status, ra))) => match status.as_u16() {
+            s if status.is_success() => Outcome::Delivered(s),
+            410 => Outcome::Gone,
+            s => Outcome::Failed {
+                status: Some(s),
+                reason: format!("HTTP {status}"),
+                retry_after: ra,
+            },
+        },
+    }
+}
