@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             headers: Default::default(),
             standard: false,
         };
-        let hooks = Webhooks::start(&[ep], &settings, Arc::new(Metrics::new()));
+        let hooks = Webhooks::start(&[ep], &settings, Arc::new(Metrics::new()), None);
         let t0 = Instant::now();
         for i in 0..events {
             let body = json!({"conversationId": "c", "messageId": format!("m{i}"), "senderId": "s", "content": "a webhook of a typical size, with a sentence of text"});

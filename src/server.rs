@@ -68,12 +68,20 @@ impl Server {
             hub.attach_amqp(&cfg.amqp);
         }
         if !cfg.webhook.is_empty() {
-            tracing::warn!(
-                endpoints = cfg.webhook.len(),
-                "webhook deliveries are queued in memory: those pending are LOST if the process stops"
+            let amqp = (!cfg.amqp.url.is_empty()).then_some(&cfg.amqp);
+            if amqp.is_none() {
+                tracing::warn!(
+                    endpoints = cfg.webhook.len(),
+                    "webhook deliveries are queued in memory: those pending are LOST if the process \
+                     stops (set AMQP_URL for durable queues)"
+                );
+            }
+            let w = crate::webhook::Webhooks::start(
+                &cfg.webhook,
+                &cfg.webhooks,
+                hub.metrics().clone(),
+                amqp,
             );
-            let w =
-                crate::webhook::Webhooks::start(&cfg.webhook, &cfg.webhooks, hub.metrics().clone());
             hub.attach_webhooks(Arc::new(w));
         }
         let shutdown_deadline = cfg.shutdown_deadline;

@@ -468,3 +468,73 @@ async fn a_rabbitmq_restart_loses_nothing_queued() {
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_webhooks_dead_letter_and_replay_through_rabbitmq() {
+    let _turn = RABBIT.lock().await;
+    let status = std::sync::Arc::new(std::sync::Mutex::new(500u16));
+    let got: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let addr = live::receiver(status.clone(), got.clone()).await;
+    let name = unique("dl").replace('-', "");
+    let ep = switchboard::config::WebhookEndpoint {
+        name: name.clone(),
+        url: format!("http://{addr}/hooks"),
+        secrets: vec!["s".into()],
+        events: Vec::new(),
+        timeout: Duration::from_secs(2),
+        headers: Default::default(),
+        standard: false,
+    };
+    let live = Live::start_with(move |c| {
+        c.amqp.url = AMQP.into();
+        c.amqp.exchange = unique("sb.dl.events");
+        c.amqp.inbound_queue = unique("sb.dl.in");
+        c.webhook = vec![ep];
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.retry = vec![Duration::from_millis(50); 2];
+        c.internal_api.secret = "in".into();
+    })
+    .await;
+    let api = live.addrs()[0];
+    let ev = json!({"name": "participant.removed", "body": {"conversationId": "dl", "userId": "u"}, "meta": {"target": {"room": "dl"}}});
+    let (code, _) = live::post(api, "/api/events", "in", &ev.to_string()).await;
+    assert_eq!(code, 202);
+    // Three failed attempts, then the dead-letter queue in RabbitMQ.
+    let t0 = Instant::now();
+    let letter = loop {
+        let (_, answer) = live::get_internal(api, "/api/webhooks/dead", "in").await;
+        let mine = answer["dead"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["endpoint"] == json!(name)).cloned());
+        if let Some(l) = mine {
+            break l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "dead-lettered: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letter["attempts"], 3, "{letter}");
+    *status.lock().expect("status") = 200;
+    let id = letter["id"].as_str().expect("id").to_string();
+    let (code, answer) =
+        live::post(api, &format!("/api/webhooks/dead/replay?id={id}"), "in", "").await;
+    assert_eq!(code, 200, "{answer}");
+    until("the replayed delivery", Duration::from_secs(10), || {
+        got.lock().expect("got").contains(&id)
+    })
+    .await;
+    let conn = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let ch = conn.create_channel().await.expect("channel");
+    for q in [
+        format!("switchboard.webhooks.{name}"),
+        format!("switchboard.webhooks.{name}.retry"),
+    ] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+}

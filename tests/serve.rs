@@ -349,3 +349,73 @@ async fn an_instance_killed_with_sigkill_leaves_no_user_online_and_no_call_busy(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_a_sigkill_with_rabbitmq() {
+    let status = Arc::new(Mutex::new(503u16));
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let addr = live::receiver(status.clone(), got.clone()).await;
+    let name = format!("kill{}", std::process::id());
+    let hook = format!(
+        "\n[[webhook]]\nname = \"{name}\"\nurl = \"http://{addr}/hooks\"\nsecrets = [\"s\"]\n"
+    );
+    let edits = [
+        (
+            "retry = [\"5s\", \"5m\", \"30m\", \"2h\", \"5h\", \"10h\", \"10h\"]",
+            "retry = [\"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\", \"200ms\"]",
+        ),
+        ("allow = []", "allow = [\"127.0.0.1\"]"),
+        ("[internal_api]", &format!("{hook}\n[internal_api]")),
+    ];
+    let env = [
+        ("AUTH_JWT_SECRET", SECRET),
+        ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        ("INTERNAL_API_SECRET", "in"),
+    ];
+    let mut first = Running::start_edited(&env, None, &edits);
+    let api = first.live_addrs()[0];
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let ev = serde_json::json!({"name": "conversation.created", "body": {"conversationId": format!("k{i}")}, "meta": {"target": "broadcast"}});
+        let (code, body) = live::post(api, "/api/events", "in", &ev.to_string()).await;
+        assert_eq!(code, 202, "{body}");
+        ids.push(i);
+    }
+    // Give the first instance time to queue them in RabbitMQ and fail a few attempts.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(got.lock().expect("got").is_empty());
+    first.signal("-KILL");
+    let _ = first.child.wait();
+    // The receiver recovers; a new instance takes over the durable queues.
+    *status.lock().expect("status") = 200;
+    let second = Running::start_edited(&env, None, &edits);
+    let t0 = Instant::now();
+    loop {
+        let distinct: std::collections::HashSet<String> =
+            got.lock().expect("got").iter().cloned().collect();
+        if distinct.len() >= 20 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "delivered after the SIGKILL: {}",
+            distinct.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
+    // Clean up this run's queues.
+    let conn = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("rabbitmq");
+    let ch = conn.create_channel().await.expect("channel");
+    for q in [
+        format!("switchboard.webhooks.{name}"),
+        format!("switchboard.webhooks.{name}.retry"),
+    ] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+}

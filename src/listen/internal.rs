@@ -100,14 +100,22 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
             StatusCode::OK,
             &json!({"endpoints": webhooks.map(|w| w.status()).unwrap_or_default()}),
         ),
-        (Method::GET, "/api/webhooks/dead") => json_response(
-            StatusCode::OK,
-            &json!({"dead": webhooks.map(|w| w.dead_letters()).unwrap_or_default()}),
-        ),
+        (Method::GET, "/api/webhooks/dead") => match webhooks {
+            None => json_response(StatusCode::OK, &json!({"dead": []})),
+            Some(w) => match w.dead_letters().await {
+                Ok(d) => json_response(StatusCode::OK, &json!({"dead": d})),
+                Err(e) => json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": e})),
+            },
+        },
         (Method::POST, "/api/webhooks/dead/replay") => {
             let id = query(&req, "id");
-            let n = webhooks.map_or(0, |w| w.replay(id.as_deref()));
-            json_response(StatusCode::OK, &json!({"replayed": n}))
+            match webhooks {
+                None => json_response(StatusCode::OK, &json!({"replayed": 0})),
+                Some(w) => match w.replay(id.as_deref()).await {
+                    Ok(n) => json_response(StatusCode::OK, &json!({"replayed": n})),
+                    Err(e) => json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": e})),
+                },
+            }
         }
         (Method::POST, p) if p.starts_with("/api/webhooks/") && p.ends_with("/enable") => {
             let name = p

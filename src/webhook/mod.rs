@@ -4,8 +4,11 @@
 //! time per request slot (`send.rs`), retried on a schedule with jitter, parked while an
 //! endpoint answers 410, and dead-lettered after the last attempt (`queue.rs`). Each
 //! endpoint has its own queue and workers: one slow or failing endpoint never delays the
-//! others. The queue is in memory (bounded; lost on restart: a warning says so at start).
+//! others. With RabbitMQ configured the queues are durable (`durable.rs`): pending
+//! deliveries survive a restart or a SIGKILL; without it they are in memory (bounded;
+//! lost on restart: a warning says so at start).
 
+mod durable;
 mod guard;
 mod queue;
 mod send;
@@ -16,7 +19,7 @@ pub use queue::DeadLetter;
 pub use send::{Outcome, Payload};
 pub use sign::{github_style, standard};
 
-use crate::config::{WebhookEndpoint, WebhooksConfig};
+use crate::config::{AmqpConfig, WebhookEndpoint, WebhooksConfig};
 use crate::dialect::{Direction, Framing, Registry, write_frame};
 use crate::event::Event;
 use crate::telemetry::Metrics;
@@ -28,6 +31,8 @@ use std::sync::Arc;
 pub struct Webhooks {
     endpoints: Vec<Arc<Endpoint>>,
     dead: Arc<queue::DeadLetters>,
+    durable: Option<(durable::Durable, Vec<WebhookEndpoint>)>,
+    metrics: Arc<Metrics>,
 }
 
 /// An endpoint's state, for the internal API.
@@ -40,16 +45,19 @@ pub struct EndpointStatus {
     pub url: String,
     /// Parked after a 410, until re-enabled.
     pub disabled: bool,
-    /// Deliveries waiting (first attempts and retries).
-    pub queued: usize,
+    /// Deliveries waiting (first attempts and retries) in memory; `None` when they wait
+    /// in RabbitMQ (see its queues `switchboard.webhooks.<name>` and `.retry`).
+    pub queued: Option<usize>,
 }
 
 impl Webhooks {
-    /// Starts the workers of every endpoint.
+    /// Starts the workers of every endpoint: on durable queues in RabbitMQ when `amqp`
+    /// is given, else in memory.
     pub fn start(
         endpoints: &[WebhookEndpoint],
         settings: &WebhooksConfig,
         metrics: Arc<Metrics>,
+        amqp: Option<&AmqpConfig>,
     ) -> Webhooks {
         let http = send::client();
         let guard = Arc::new(Guard::new(&settings.allow));
@@ -57,7 +65,17 @@ impl Webhooks {
             settings.dead_letters,
             metrics.clone(),
         ));
-        let endpoints = endpoints
+        if let Some(amqp) = amqp {
+            let d =
+                durable::Durable::start(amqp, endpoints, settings, http, guard, metrics.clone());
+            return Webhooks {
+                endpoints: Vec::new(),
+                dead,
+                durable: Some((d, endpoints.to_vec())),
+                metrics,
+            };
+        }
+        let eps = endpoints
             .iter()
             .map(|cfg| {
                 Endpoint::start(
@@ -70,13 +88,23 @@ impl Webhooks {
                 )
             })
             .collect();
-        Webhooks { endpoints, dead }
+        Webhooks {
+            endpoints: eps,
+            dead,
+            durable: None,
+            metrics,
+        }
+    }
+
+    /// Whether pending deliveries are kept in RabbitMQ.
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
     }
 
     /// Queues `event` for every endpoint that wants its type (events the webhook dialect
     /// does not map are not webhooks). Never waits.
     pub fn offer(&self, event: &Event, registry: &Registry) {
-        if self.endpoints.is_empty() {
+        if self.endpoints.is_empty() && self.durable.is_none() {
             return;
         }
         let Some(d) = registry.dialect("webhook") else {
@@ -110,15 +138,37 @@ impl Webhooks {
         for ep in &self.endpoints {
             ep.offer(&payload);
         }
+        if let Some((d, eps)) = &self.durable {
+            for ep in eps
+                .iter()
+                .filter(|e| e.events.is_empty() || e.events.contains(&payload.kind))
+            {
+                d.offer(&ep.name, &payload, &self.metrics);
+            }
+        }
     }
 
     /// Every endpoint's state.
     pub fn status(&self) -> Vec<EndpointStatus> {
-        self.endpoints.iter().map(|e| e.status()).collect()
+        match &self.durable {
+            Some((d, eps)) => eps
+                .iter()
+                .map(|e| EndpointStatus {
+                    name: e.name.clone(),
+                    url: e.url.clone(),
+                    disabled: d.is_disabled(&e.name),
+                    queued: None,
+                })
+                .collect(),
+            None => self.endpoints.iter().map(|e| e.status()).collect(),
+        }
     }
 
     /// Re-enables an endpoint parked after a 410; false if there is none by that name.
     pub fn enable(&self, name: &str) -> bool {
+        if let Some((d, _)) = &self.durable {
+            return d.enable(name);
+        }
         match self.endpoints.iter().find(|e| e.name() == name) {
             Some(e) => {
                 e.enable();
@@ -129,13 +179,25 @@ impl Webhooks {
     }
 
     /// The dead letters, oldest first.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead.list()
+    ///
+    /// # Errors
+    /// RabbitMQ (holding them) is unreachable.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
+        match &self.durable {
+            Some((d, _)) => d.dead_letters().await,
+            None => Ok(self.dead.list()),
+        }
     }
 
     /// Puts dead letters back in their endpoints' queues for a fresh schedule (all, or
     /// those with this event id); returns how many.
-    pub fn replay(&self, id: Option<&str>) -> usize {
+    ///
+    /// # Errors
+    /// RabbitMQ (holding them) is unreachable.
+    pub async fn replay(&self, id: Option<&str>) -> Result<usize, String> {
+        if let Some((d, _)) = &self.durable {
+            return d.replay(id).await;
+        }
         let letters = self.dead.take(id);
         let n = letters.len();
         for l in letters {
@@ -143,6 +205,6 @@ impl Webhooks {
                 ep.offer(&Arc::new(l.payload()));
             }
         }
-        n
+        Ok(n)
     }
 }

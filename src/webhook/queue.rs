@@ -76,7 +76,7 @@ impl DeadLetters {
         }
     }
 
-    fn push(&self, l: DeadLetter) {
+    pub(super) fn push(&self, l: DeadLetter) {
         tracing::warn!(endpoint = %l.endpoint, id = %l.id, attempts = l.attempts, "webhook dead-lettered: {}", l.last_error);
         let mut items = lock(&self.items);
         if items.len() >= self.max {
@@ -210,7 +210,7 @@ impl Endpoint {
             name: self.cfg.name.clone(),
             url: self.cfg.url.clone(),
             disabled: self.disabled.load(Ordering::Relaxed),
-            queued: self.depth(),
+            queued: Some(self.depth()),
         }
     }
 
@@ -265,20 +265,27 @@ impl Endpoint {
         self.notify.notify_one();
     }
 
-    /// The delay before retry number `n` (1-based), jittered; `None` after the last.
     fn delay(&self, n: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        let base = *self
-            .settings
-            .retry
-            .get(usize::try_from(n).ok()?.checked_sub(1)?)?;
-        let j = self.settings.jitter;
-        let factor = 1.0 + (fastrand::f64() * 2.0 - 1.0) * j;
-        let jittered = base.mul_f64(factor.max(0.0));
-        Some(match retry_after {
-            Some(ra) => ra.min(self.settings.retry_after_max).max(jittered.min(ra)),
-            None => jittered,
-        })
+        retry_delay(&self.settings, n, retry_after)
     }
+}
+
+/// The delay before retry number `n` (1-based): the schedule's, ±jitter, or the server's
+/// `Retry-After` (up to `retry_after_max`); `None` after the last retry.
+pub(super) fn retry_delay(
+    settings: &WebhooksConfig,
+    n: u32,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    let base = *settings
+        .retry
+        .get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+    let factor = 1.0 + (fastrand::f64() * 2.0 - 1.0) * settings.jitter;
+    let jittered = base.mul_f64(factor.max(0.0));
+    Some(match retry_after {
+        Some(ra) => ra.min(settings.retry_after_max).max(jittered.min(ra)),
+        None => jittered,
+    })
 }
 
 /// A worker lives as long as the process (endpoints are not removed at run time).

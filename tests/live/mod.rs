@@ -584,3 +584,94 @@ pub fn can_receive(dialect: &str, name: &str) -> bool {
 
 /// The client dialects the hub serves.
 pub const CLIENT_DIALECTS: [&str; 5] = ["nexus", "clerk", "phase10", "salala", "chat-service"];
+
+/// A webhook receiver that counts deliveries by event id and answers `status`.
+pub async fn receiver(
+    status: Arc<std::sync::Mutex<u16>>,
+    got: Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::net::SocketAddr {
+    use http_body_util::{BodyExt, Full};
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = tcp.accept().await else {
+                return;
+            };
+            let (status, got) = (status.clone(), got.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (status, got) = (status.clone(), got.clone());
+                        async move {
+                            let id = req
+                                .headers()
+                                .get("x-webhook-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string();
+                            let _ = req.into_body().collect().await;
+                            let code = *status.lock().expect("status");
+                            if code == 200 {
+                                got.lock().expect("got").push(id);
+                            }
+                            let mut resp =
+                                hyper::Response::new(Full::new(bytes::Bytes::from_static(b"")));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(code).expect("status");
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// POSTs to the internal API; (status, whole answer).
+pub async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    secret: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {secret}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+/// GETs from the internal API; (status, JSON answer).
+pub async fn get_internal(addr: std::net::SocketAddr, path: &str, secret: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {secret}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, serde_json::from_str(body).unwrap_or(Value::Null))
+}
