@@ -493,27 +493,35 @@ async fn gone_disables_retry_after_is_honoured_and_private_targets_are_refused()
     // `localhost` resolves to ::1 as well as 127.0.0.1 here; only 127.0.0.1/32 is
     // allowed, so it goes to 127.0.0.1 or nowhere. A target with no allowed address is
     // refused without a request.
-    let live2 = start(vec![endpoint("blocked", &blocked.url())], |c| {
-        c.webhooks.allow = vec![]
-    })
+    // By address (checked before the request) and by name (checked by the resolver).
+    let by_name = blocked.url().replace("127.0.0.1", "localhost");
+    let live2 = start(
+        vec![
+            endpoint("blocked", &blocked.url()),
+            endpoint("blocked-name", &by_name),
+        ],
+        |c| c.webhooks.allow = vec![],
+    )
     .await;
     post(live2.addrs()[0], "/api/events", Some(INTERNAL), &ev(3)).await;
     let t0 = Instant::now();
     let dead = loop {
         let d = get(live2.addrs()[0], "/api/webhooks/dead").await;
-        if d["dead"].as_array().is_some_and(|a| !a.is_empty())
+        if d["dead"].as_array().is_some_and(|a| a.len() >= 2)
             || t0.elapsed() > Duration::from_secs(5)
         {
             break d;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(
-        dead["dead"][0]["lastError"]
-            .as_str()
-            .is_some_and(|e| e.contains("webhooks.allow")),
-        "{dead}"
-    );
+    for i in 0..2 {
+        assert!(
+            dead["dead"][i]["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("webhooks.allow")),
+            "{dead}"
+        );
+    }
     assert_eq!(
         blocked
             .got()

@@ -237,7 +237,7 @@ pub struct WebhookEndpoint {
     /// A name for logs, metrics and the API (default `webhook-<n>`).
     #[serde(default)]
     pub name: String,
-    /// `http://` URL the events are POSTed to.
+    /// `http://` or `https://` URL the events are POSTed to.
     pub url: String,
     /// Signing secrets (several during a rotation; one signature per secret).
     #[serde(default)]
@@ -625,9 +625,9 @@ impl Config {
         }
         let mut names = BTreeSet::new();
         for (i, w) in self.webhook.iter().enumerate() {
-            if !w.url.starts_with("http://") {
+            if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
                 p.push(format!(
-                    "webhook[{i}].url `{}` must be an http:// URL (https is not supported yet)",
+                    "webhook[{i}].url `{}` must be an http:// or https:// URL",
                     w.url
                 ));
             } else if w.url.parse::<hyper::Uri>().is_err() {

@@ -1,11 +1,20 @@
 //! Where a webhook may go: targets that resolve to private, loopback, link-local,
 //! unspecified or multicast addresses are refused unless allowed (`webhooks.allow`,
-//! `SWITCHBOARD_WEBHOOK_ALLOW`). The request then goes to the address that was checked,
-//! so a DNS answer that changes between the check and the connection (rebinding) does
-//! not matter.
+//! `SWITCHBOARD_WEBHOOK_ALLOW`). The check is the HTTP client's DNS resolver itself
+//! (`GuardedResolver`), so the connection goes only to addresses that were checked: a
+//! DNS answer that changes between a check and the connection (rebinding) does not help.
+//! IP literals, which skip the resolver, are checked before the request.
 
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::IpNet;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The message of a refused target (the sender recognises it).
+pub const REFUSED: &str = "private, loopback or link-local targets need webhooks.allow";
 
 /// The allowlist.
 #[derive(Debug, Clone, Default)]
@@ -57,26 +66,37 @@ impl Guard {
     pub fn permits(&self, addr: &SocketAddr) -> bool {
         !Guard::is_internal(addr.ip()) || self.allow.iter().any(|n| n.contains(&addr.ip()))
     }
+}
 
-    /// Resolves `host:port` and returns the first address webhooks may reach.
-    ///
-    /// # Errors
-    /// The name does not resolve, or resolves only to refused addresses.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
-        addrs
-            .iter()
-            .find(|a| self.permits(a))
-            .copied()
-            .ok_or_else(|| {
-                format!(
-                    "{host} resolves to {} only: private, loopback or link-local targets need webhooks.allow",
-                    addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
-                )
-            })
+/// A DNS resolver for the HTTP client that returns only the addresses the guard permits.
+#[derive(Clone)]
+pub struct GuardedResolver(pub Arc<Guard>);
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let guard = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                all.iter().copied().filter(|a| guard.permits(a)).collect();
+            if allowed.is_empty() {
+                let ips: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to {} only: {REFUSED}", ips.join(", ")),
+                ));
+            }
+            Ok(allowed.into_iter())
+        })
     }
 }
 

@@ -59,8 +59,8 @@ impl Webhooks {
         metrics: Arc<Metrics>,
         amqp: Option<&AmqpConfig>,
     ) -> Webhooks {
-        let http = send::client();
         let guard = Arc::new(Guard::new(&settings.allow));
+        let http = send::client(guard.clone());
         let dead = Arc::new(queue::DeadLetters::new(
             settings.dead_letters,
             metrics.clone(),

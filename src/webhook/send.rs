@@ -1,30 +1,59 @@
-//! One delivery attempt: resolve and check the target, sign, POST with the endpoint's
-//! timeout, read at most `max_response_bytes` of the answer, and classify the outcome.
-//! Redirects are not followed (a 3xx is a failed attempt).
+//! One delivery attempt: sign, POST (http or https) with the endpoint's timeout through
+//! a client whose resolver only returns permitted addresses, read at most
+//! `max_response_bytes` of the answer, and classify the outcome. Redirects are not
+//! followed (a 3xx is a failed attempt).
 
-use super::guard::Guard;
+use super::guard::{Guard, GuardedResolver, REFUSED};
 use super::sign;
 use crate::config::WebhookEndpoint;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The HTTP client every endpoint shares.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP(S) client every endpoint shares.
+pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
-/// A client with pooled keep-alive connections.
-pub fn client() -> HttpClient {
-    let mut c = HttpConnector::new();
+/// TLS with the system's roots (ring); without any, https targets fail their handshake
+/// (http ones work) and a warning says why.
+fn tls() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        tracing::warn!(
+            "no system TLS roots found: https webhooks will fail (install ca-certificates)"
+        );
+    }
+    builder.with_root_certificates(roots).with_no_client_auth()
+}
+
+/// A client with pooled keep-alive connections, TLS with the system's roots, and the
+/// guard as its resolver.
+pub fn client(guard: Arc<Guard>) -> HttpClient {
+    let mut c = HttpConnector::new_with_resolver(GuardedResolver(guard));
     c.set_nodelay(true);
+    c.enforce_http(false);
     c.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(c);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
-        .build(c)
+        .build(https)
 }
 
 /// What one event sends: the same on every attempt.
@@ -85,6 +114,18 @@ fn retry_after(v: &HeaderValue) -> Option<Duration> {
     )
 }
 
+/// An error and its causes, one line (the resolver's refusal is inside hyper's error).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -104,28 +145,27 @@ pub async fn attempt(
         Ok(u) => u,
         Err(e) => return Outcome::Forbidden(format!("bad url: {e}")),
     };
-    let (Some(host), Some(authority)) = (uri.host(), uri.authority().cloned()) else {
+    let Some(host) = uri.host() else {
         return Outcome::Forbidden("the url has no host".into());
     };
-    let port = uri.port_u16().unwrap_or(80);
-    let addr = match guard.resolve(host, port).await {
-        Ok(a) => a,
-        Err(e) if e.contains("webhooks.allow") => return Outcome::Forbidden(e),
-        Err(e) => {
-            return Outcome::Failed {
-                status: None,
-                reason: e,
-                retry_after: None,
-            };
+    // IP literals skip the resolver: check them here.
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        if !guard.permits(&std::net::SocketAddr::new(ip, port)) {
+            return Outcome::Forbidden(format!("{ip}: {REFUSED}"));
         }
-    };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let target = format!("http://{addr}{path}");
+    }
     let ts = now_secs();
     let mut req = Request::builder()
         .method(Method::POST)
-        .uri(target)
-        .header(HOST, authority.as_str())
+        .uri(uri.clone())
         .header(CONTENT_TYPE, "application/json")
         .header(
             USER_AGENT,
@@ -160,7 +200,7 @@ pub async fn attempt(
         Err(e) => return Outcome::Forbidden(format!("cannot build the request: {e}")),
     };
     let sent = async {
-        let resp = http.request(req).await.map_err(|e| e.to_string())?;
+        let resp = http.request(req).await.map_err(|e| error_chain(&e))?;
         let status = resp.status();
         let ra = resp.headers().get(RETRY_AFTER).and_then(retry_after);
         // Read at most `max_bytes` of the answer; the rest is not read.
@@ -180,6 +220,7 @@ pub async fn attempt(
             reason: format!("no answer within {:?}", ep.timeout),
             retry_after: None,
         },
+        Ok(Err(e)) if e.contains(REFUSED) => Outcome::Forbidden(e),
         Ok(Err(e)) => Outcome::Failed {
             status: None,
             reason: e,
