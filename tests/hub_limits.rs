@@ -143,7 +143,7 @@ async fn rooms_per_connection_are_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_and_the_others_keep_up() {
     let live = Live::start_with(|c| {
-        c.limits.outbound_queue = 256;
+        c.limits.outbound_queue = 1024;
         c.limits.rate = 1e6;
         c.limits.burst = 1e6;
     })
@@ -164,7 +164,7 @@ async fn a_slow_consumer_is_cut_and_the_others_keep_up() {
     let sender =
         Client::connect(&live, &driver, "nexus", "websocket", "sender", Some(&["r"])).await;
     let content = "z".repeat(4000);
-    let n = 3000;
+    let n = 5000;
     let t0 = Instant::now();
     for i in 0..n {
         sender.emit_wire("SEND_MSG", json!({"roomId": "r", "type": "TEXT", "contentText": content, "clientRef": format!("m{i}")}), false).await;

@@ -17,6 +17,16 @@ pub struct Entry {
 
 /// Every key of the default file with its comment.
 pub fn entries() -> Vec<Entry> {
+    let mut out = file_entries();
+    out.extend(WEBHOOK_KEYS.iter().map(|(k, d, doc)| Entry {
+        key: (*k).to_string(),
+        default: (*d).to_string(),
+        doc: (*doc).to_string(),
+    }));
+    out
+}
+
+fn file_entries() -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     let mut section = String::new();
     let mut doc: Vec<String> = Vec::new();
@@ -102,6 +112,41 @@ pub fn entries() -> Vec<Entry> {
     out
 }
 
+/// `[[webhook]]` has no entry in the default file (it ships none): its keys.
+const WEBHOOK_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "webhook[].name",
+        "\"webhook-<n>\"",
+        "A name for logs, metrics and the internal API.",
+    ),
+    (
+        "webhook[].url",
+        "(required)",
+        "`http://` or `https://` URL the events are POSTed to.",
+    ),
+    (
+        "webhook[].secrets",
+        "(required)",
+        "Signing secrets; during a rotation several, one signature each (`whsec_…` for Standard Webhooks).",
+    ),
+    (
+        "webhook[].events",
+        "[]",
+        "Event types wanted (`message.created`, …); empty: every type.",
+    ),
+    (
+        "webhook[].timeout",
+        "\"10s\"",
+        "How long one attempt may take.",
+    ),
+    ("webhook[].headers", "{}", "Extra request headers."),
+    (
+        "webhook[].standard",
+        "false",
+        "Also send the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+    ),
+];
+
 /// The reference as a Markdown table.
 pub fn markdown() -> String {
     let mut s = String::from("| key | default | meaning |\n|---|---|---|\n");
@@ -145,6 +190,15 @@ mod tests {
         let mut cfg = Config::from_toml(DEFAULT_TOML).expect("default");
         cfg.webrtc.ice_servers[0].username = Some("u".into());
         cfg.webrtc.ice_servers[0].credential = Some("c".into());
+        cfg.webhook.push(crate::config::WebhookEndpoint {
+            name: "n".into(),
+            url: "http://example.com/".into(),
+            secrets: vec!["s".into()],
+            events: vec!["message.created".into()],
+            timeout: std::time::Duration::from_secs(1),
+            headers: [("x".to_string(), "y".to_string())].into_iter().collect(),
+            standard: true,
+        });
         let v = toml::Value::try_from(&cfg).expect("serialises");
         let mut keys = Vec::new();
         leaves("", &v, &mut keys);
@@ -152,6 +206,8 @@ mod tests {
         let optional = [
             "webrtc.ice_servers[].username",
             "webrtc.ice_servers[].credential",
+            // A free-form table: the entry is `webhook[].headers`.
+            "webhook[].headers.x",
         ];
         for k in keys {
             let k = k
