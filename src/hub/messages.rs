@@ -96,12 +96,35 @@ async fn known_message(inner: &Inner, ev: &Event) -> Result<(String, MessageInfo
     Ok((id, info))
 }
 
-/// `message.edit` → `message.updated`.
-pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
-    let (id, info) = own_message(inner, conn, ev).await?;
+/// A known message in a room the sender is in (read receipts and reactions).
+async fn message_in_my_room(
+    inner: &Inner,
+    conn: &Conn,
+    ev: &Event,
+) -> Result<(String, MessageInfo, RoomKey), Refusal> {
+    let (id, info) = known_message(inner, ev).await?;
+    let key = RoomKey::conversation(&info.conversation_id);
+    if !conn.in_room(&key) {
+        return Err(Refusal::new(
+            Code::NotMember,
+            format!("not a member of conversation {}", info.conversation_id),
+        ));
+    }
+    Ok((id, info, key))
+}
+
+/// The body every fact about a stored message starts with.
+fn about(id: &str, info: &MessageInfo) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("messageId".into(), json!(id));
     body.insert("conversationId".into(), json!(info.conversation_id));
+    body
+}
+
+/// `message.edit` → `message.updated`.
+pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+    let (id, info) = own_message(inner, conn, ev).await?;
+    let mut body = about(&id, &info);
     body.insert("senderId".into(), json!(info.sender_id));
     body.insert(
         "content".into(),
@@ -120,9 +143,7 @@ pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
 /// `message.delete` → `message.deleted`.
 pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let (id, info) = own_message(inner, conn, ev).await?;
-    let mut body = Map::new();
-    body.insert("messageId".into(), json!(id));
-    body.insert("conversationId".into(), json!(info.conversation_id));
+    let mut body = about(&id, &info);
     body.insert("senderId".into(), json!(info.sender_id));
     body.insert("deletedAt".into(), json!(format_iso_millis(now_millis())));
     let deleted = inner.fact("message.deleted", body, Some(ev), conn);
@@ -136,17 +157,8 @@ pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
 
 /// `message.mark_read` → `message.read` to the message's room.
 pub(super) async fn mark_read(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
-    let (id, info) = known_message(inner, ev).await?;
-    let key = RoomKey::conversation(&info.conversation_id);
-    if !conn.in_room(&key) {
-        return Err(Refusal::new(
-            Code::NotMember,
-            format!("not a member of conversation {}", info.conversation_id),
-        ));
-    }
-    let mut body = Map::new();
-    body.insert("messageId".into(), json!(id));
-    body.insert("conversationId".into(), json!(info.conversation_id));
+    let (id, info, key) = message_in_my_room(inner, conn, ev).await?;
+    let mut body = about(&id, &info);
     body.insert("userId".into(), json!(conn.user.id));
     body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
     let read = inner.fact("message.read", body, Some(ev), conn);
@@ -181,14 +193,7 @@ pub(super) async fn react(
     ev: &Event,
     add: bool,
 ) -> Result<Ack, Refusal> {
-    let (id, info) = known_message(inner, ev).await?;
-    let key = RoomKey::conversation(&info.conversation_id);
-    if !conn.in_room(&key) {
-        return Err(Refusal::new(
-            Code::NotMember,
-            format!("not a member of conversation {}", info.conversation_id),
-        ));
-    }
+    let (id, info, key) = message_in_my_room(inner, conn, ev).await?;
     let emoji = ev
         .str_field("emoji")
         .ok_or_else(|| Refusal::new(Code::BadEvent, "emoji is missing"))?;
@@ -197,9 +202,7 @@ pub(super) async fn react(
         .react(&id, emoji, &conn.user.id, add)
         .await?
         .unwrap_or(0);
-    let mut body = Map::new();
-    body.insert("messageId".into(), json!(id));
-    body.insert("conversationId".into(), json!(info.conversation_id));
+    let mut body = about(&id, &info);
     body.insert("emoji".into(), json!(emoji));
     body.insert("userId".into(), json!(conn.user.id));
     body.insert("reactionCount".into(), json!(count));
