@@ -97,6 +97,10 @@ impl Server {
 
     /// Stops: tells every client, closes them, waits for their tasks up to `deadline`.
     pub async fn shutdown(self, deadline: Duration) {
+        let t0 = std::time::Instant::now();
         self.listeners.shutdown(deadline).await;
+        if let Some(w) = self.hub.webhooks() {
+            w.flush(deadline.saturating_sub(t0.elapsed())).await;
+        }
     }
 }

@@ -455,6 +455,11 @@ async fn closed_connections_leave_nothing_behind() {
         }
     }
     let hub = live.hub();
+    // A Socket.IO client hears "connect" as the hub registers it: wait for the last.
+    let deadline = tokio::time::Instant::now() + live::WAIT;
+    while hub.connection_count() < 30 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(hub.connection_count(), 30);
     assert_eq!(
         hub.room_count(),

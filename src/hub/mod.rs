@@ -540,6 +540,7 @@ impl Inner {
     /// Publishes a fact; with `export`, also to RabbitMQ and webhooks (without: a fact
     /// only the clients care about, like a presence snapshot).
     fn publish_with(&self, event: Event, audience: Audience, export: bool) -> Result<(), Refusal> {
+        tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, "fact published");
         if export {
             if let Some(amqp) = self.amqp.get() {
                 amqp.export(&event);

@@ -65,6 +65,10 @@ fn props(p: &Payload, attempts: u32) -> BasicProperties {
     h.insert("type".into(), AMQPValue::LongString(p.kind.clone().into()));
     h.insert("id".into(), AMQPValue::LongString(p.id.clone().into()));
     h.insert("attempts".into(), AMQPValue::LongUInt(attempts));
+    h.insert(
+        "trace".into(),
+        AMQPValue::LongString(p.trace.clone().into()),
+    );
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
@@ -98,6 +102,7 @@ fn payload_of(d: &lapin::message::Delivery) -> Payload {
         id: text(header(d, "id")),
         kind: text(header(d, "type")),
         body: String::from_utf8_lossy(&d.data).into_owned(),
+        trace: text(header(d, "trace")),
     }
 }
 
@@ -201,6 +206,19 @@ impl Durable {
         {
             metrics.webhook(endpoint, "queue_full");
             tracing::warn!(endpoint, id = %p.id, "webhook not queued: the publish buffer is full (RabbitMQ down?)");
+        }
+    }
+
+    /// Waits (up to `deadline`) until every offered delivery is confirmed by RabbitMQ;
+    /// the number still waiting after it.
+    pub(super) async fn flush(&self, deadline: Duration) -> usize {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let waiting = self.out.max_capacity() - self.out.capacity();
+            if waiting == 0 || tokio::time::Instant::now() >= end {
+                return waiting;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

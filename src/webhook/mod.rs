@@ -96,6 +96,37 @@ impl Webhooks {
         }
     }
 
+    /// At shutdown: hands every offered delivery to RabbitMQ (durable mode, up to
+    /// `deadline`), or reports what the in-memory queues lose.
+    pub async fn flush(&self, deadline: std::time::Duration) {
+        match &self.durable {
+            Some((d, _)) => {
+                let left = d.flush(deadline).await;
+                if left > 0 {
+                    tracing::warn!(
+                        left,
+                        "webhook deliveries not yet in RabbitMQ at shutdown are lost"
+                    );
+                } else {
+                    tracing::info!("webhook deliveries all handed to RabbitMQ");
+                }
+            }
+            None => {
+                let pending: usize = self
+                    .endpoints
+                    .iter()
+                    .map(|e| e.status().queued.unwrap_or(0))
+                    .sum();
+                if pending > 0 {
+                    tracing::warn!(
+                        pending,
+                        "webhook deliveries pending in memory are lost at shutdown (configure AMQP_URL)"
+                    );
+                }
+            }
+        }
+    }
+
     /// Whether pending deliveries are kept in RabbitMQ.
     pub fn is_durable(&self) -> bool {
         self.durable.is_some()
@@ -134,6 +165,7 @@ impl Webhooks {
             id,
             kind: enc.name.to_string(),
             body: String::from_utf8(body).unwrap_or_default(),
+            trace: event.meta.trace_id.to_string(),
         });
         for ep in &self.endpoints {
             ep.offer(&payload);

@@ -55,6 +55,7 @@ impl DeadLetter {
             id: self.id.clone(),
             kind: self.kind.clone(),
             body: self.body.clone(),
+            trace: String::new(),
         }
     }
 }
@@ -327,7 +328,7 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
             .inc();
         match outcome {
             Outcome::Delivered(status) => {
-                tracing::debug!(endpoint = %e.cfg.name, id = %job.payload.id, attempt = job.attempts, status, "webhook delivered");
+                tracing::debug!(endpoint = %e.cfg.name, id = %job.payload.id, trace_id = %job.payload.trace, attempt = job.attempts, status, "webhook delivered");
             }
             Outcome::Gone => {
                 tracing::warn!(endpoint = %e.cfg.name, "webhook endpoint answered 410 Gone: disabled until re-enabled");

@@ -65,6 +65,9 @@ pub struct Payload {
     pub kind: String,
     /// The JSON body.
     pub body: String,
+    /// The event's trace id, for logs (not sent).
+    #[serde(default)]
+    pub trace: String,
 }
 
 /// How an attempt ended.
