@@ -248,6 +248,10 @@ impl Hub {
     /// Over `limits.max_connections` or `limits.max_connections_per_user`: the listener
     /// refuses the connection in the dialect's words ([`Hub::refuse_connection`]).
     pub async fn connect(&self, n: NewConn) -> Result<Arc<Conn>, Refusal> {
+        Box::pin(self.register(n)).await
+    }
+
+    async fn register(&self, n: NewConn) -> Result<Arc<Conn>, Refusal> {
         let inner = &self.inner;
         let s = &inner.settings;
         {
@@ -311,6 +315,10 @@ impl Hub {
 
     /// Unregisters a connection (the client left, or the server cut it).
     pub async fn disconnect(&self, conn: &Arc<Conn>) {
+        Box::pin(self.unregister(conn)).await;
+    }
+
+    async fn unregister(&self, conn: &Arc<Conn>) {
         let inner = &self.inner;
         if write(&inner.conns).remove(&conn.id).is_none() {
             return;
@@ -354,8 +362,11 @@ impl Hub {
     }
 
     /// Handles one frame (JSON text) a client sent; returns the ack payload.
+    ///
+    /// The work is boxed: a connection's task then holds a pointer while it waits, not
+    /// the whole state machine of every intent (which an idle connection would carry).
     pub async fn handle_frame(&self, conn: &Arc<Conn>, text: &[u8]) -> Ack {
-        intents::handle_frame(&self.inner, conn, text).await
+        Box::pin(intents::handle_frame(&self.inner, conn, text)).await
     }
 
     /// Counts a refused connection and returns the frame refusing it, in `dialect`'s

@@ -69,7 +69,11 @@ pub(super) fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let limit = task_sh.cfg.limits.max_frame;
+                // tungstenite preallocates its read buffer (128 KiB by default): 4 KiB
+                // per connection, like socketioxide's, keeps idle connections cheap.
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0)
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
                 let ws = WebSocketStream::from_raw_socket(
@@ -215,6 +219,19 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         }
     }
     hub.disconnect(&conn).await;
+    if conn.is_closed() {
+        // The server closed it: read (and drop) what the client still sends until its
+        // close reply, for a moment, so that closing the socket with unread data does not
+        // reset the connection before the client has read our close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(m)) = rx_ws.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     // A connection the hub cut (slow consumer) gets a moment to take its close frame;
     // any other gets its queue flushed, within bounds.
     let grace = if conn.is_closed() {
