@@ -14,7 +14,7 @@ use engineioxide::service::NotFoundService;
 use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
-use socketioxide::handler::FromMessageParts;
+use socketioxide::handler::{ConnectHandler, FromMessageParts};
 use socketioxide::service::SocketIoService;
 use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, TransportType};
@@ -43,6 +43,13 @@ struct Inbox {
     /// Set once the hub has registered the connection.
     id: Arc<OnceLock<ConnId>>,
 }
+
+/// The receiving end of a socket's inbox, until its handler takes it.
+#[derive(Clone)]
+struct InboxRx(Arc<std::sync::Mutex<Option<Queue>>>);
+
+/// A socket's queue of events, with the acks to answer.
+type Queue = mpsc::Receiver<(RawFrame, AckSender)>;
 
 /// The extractor that queues an event into its socket's inbox, in arrival order.
 pub(crate) struct Queued;
@@ -107,30 +114,52 @@ pub(super) fn service(
     let (svc, io) = builder.build_svc();
     for (ns, dialect) in namespaces {
         let sh = sh.clone();
+        let hub = sh.hub.clone();
         let dialect: Arc<str> = Arc::from(dialect.as_str());
-        io.ns(
-            ns.clone(),
-            move |socket: SocketRef, TryData(auth): TryData<Value>| {
-                let sh = sh.clone();
-                let dialect = dialect.clone();
-                async move { on_connect(sh, dialect, socket, auth.ok()).await }
-            },
-        );
+        let handler = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+            let sh = sh.clone();
+            let dialect = dialect.clone();
+            async move { on_connect(sh, dialect, socket, auth.ok()).await }
+        };
+        // The inbox is installed by a middleware: socketioxide runs middlewares before it
+        // tells the client it is connected, and runs the handler after, as a task; an
+        // event sent at once must find the inbox.
+        let install = move |socket: SocketRef| {
+            let hub = hub.clone();
+            async move {
+                let (tx, rx) = mpsc::channel::<(RawFrame, AckSender)>(INBOUND_QUEUE);
+                socket.extensions.insert(Inbox {
+                    tx,
+                    hub,
+                    id: Arc::new(OnceLock::new()),
+                });
+                socket
+                    .extensions
+                    .insert(InboxRx(Arc::new(std::sync::Mutex::new(Some(rx)))));
+                socket.on_fallback(async |_: Queued| {});
+                Ok::<(), Infallible>(())
+            }
+        };
+        io.ns(ns.clone(), handler.with(install));
     }
     svc
 }
 
 async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth: Option<Value>) {
-    // The inbox and the handlers come first: a client may send (or leave) while the hub
+    // The inbox came first (the middleware): a client may send (or leave) while the hub
     // is still registering it. Events wait in the inbox; nothing is dropped.
-    let id_cell: Arc<OnceLock<ConnId>> = Arc::new(OnceLock::new());
-    let (tx, mut rx) = mpsc::channel::<(RawFrame, AckSender)>(INBOUND_QUEUE);
-    socket.extensions.insert(Inbox {
-        tx,
-        hub: sh.hub.clone(),
-        id: id_cell.clone(),
-    });
-    socket.on_fallback(async |_: Queued| {});
+    let (Some(inbox), Some(rx)) = (
+        socket.extensions.get::<Inbox>(),
+        socket
+            .extensions
+            .get::<InboxRx>()
+            .and_then(|r| r.0.lock().unwrap_or_else(|p| p.into_inner()).take()),
+    ) else {
+        let _ = socket.disconnect();
+        return;
+    };
+    let mut rx = rx;
+    let id_cell = inbox.id.clone();
     let (hub, cell) = (sh.hub.clone(), id_cell.clone());
     socket.on_disconnect(move || {
         let (hub, cell) = (hub.clone(), cell.clone());
