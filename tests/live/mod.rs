@@ -432,8 +432,9 @@ impl Client {
         match &self.transport {
             Transport::Ws(tx) => {
                 let frame = json!({"event": name, "traceId": "00000000-0000-4000-8000-000000000000", "data": payload});
-                tx.send(Message::Text(frame.to_string().into()))
-                    .expect("ws open");
+                // A server may close the socket under a flood (the rate limit): what is
+                // sent after that is lost, as for any client; tests check the close.
+                let _ = tx.send(Message::Text(frame.to_string().into()));
             }
             Transport::Sio { driver, id } => {
                 driver
