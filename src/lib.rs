@@ -18,4 +18,5 @@ pub mod listen;
 pub mod server;
 pub mod sioclient;
 pub mod telemetry;
+pub mod upstream;
 pub mod webhook;

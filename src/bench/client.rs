@@ -51,7 +51,7 @@ type WsRead = futures_util::stream::SplitStream<
 
 /// A connected client: its sender and what it reads.
 enum Conn {
-    Sio(sioclient::Sender, mpsc::UnboundedReceiver<Incoming>),
+    Sio(sioclient::Sender, mpsc::Receiver<Incoming>),
     Ws(mpsc::UnboundedSender<Message>, WsRead),
 }
 

@@ -4,8 +4,10 @@
 mod env;
 mod load;
 pub mod reference;
+mod upstream;
 
 pub use env::{VARIABLES, apply_env};
+pub use upstream::{ConnectMode, Resign, TokenForward, UpstreamConfig};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -85,6 +87,9 @@ pub struct Config {
     /// One HTTP server per port.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
+    /// Legacy backends routes may front.
+    #[serde(rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
 }
 
 impl Default for Config {
@@ -106,6 +111,7 @@ impl Default for Config {
             hub: HubConfig::default(),
             webrtc: WebRtcConfig::default(),
             listeners: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -486,6 +492,9 @@ pub struct RouteConfig {
     pub namespace: Option<String>,
     /// The dialect spoken on this route.
     pub dialect: String,
+    /// The `[[upstream]]` this route's clients are proxied to (instead of the hub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 impl Config {
@@ -717,8 +726,14 @@ impl Config {
                         r.path
                     ));
                 }
+                if let Some(u) = &r.upstream
+                    && !self.upstreams.iter().any(|x| &x.name == u)
+                {
+                    p.push(format!("{key}.upstream: no [[upstream]] is named `{u}`"));
+                }
             }
         }
+        upstream::problems(&self.upstreams, &mut p);
         p
     }
 
@@ -731,6 +746,11 @@ impl Config {
         c.redis.url = redact_url(&c.redis.url);
         if !c.internal_api.secret.is_empty() {
             c.internal_api.secret = "<redacted>".into();
+        }
+        for u in &mut c.upstreams {
+            if let Some(r) = &mut u.resign {
+                r.secret = "<redacted>".into();
+            }
         }
         for w in &mut c.webhook {
             for s in &mut w.secrets {
@@ -793,7 +813,7 @@ mod humantime_list {
 }
 
 /// `Duration` as humantime text ("25s", "5m") in TOML.
-mod humantime_serde {
+pub(crate) mod humantime_serde {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

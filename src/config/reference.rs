@@ -18,11 +18,16 @@ pub struct Entry {
 /// Every key of the default file with its comment.
 pub fn entries() -> Vec<Entry> {
     let mut out = file_entries();
-    out.extend(WEBHOOK_KEYS.iter().map(|(k, d, doc)| Entry {
-        key: (*k).to_string(),
-        default: (*d).to_string(),
-        doc: (*doc).to_string(),
-    }));
+    out.extend(
+        WEBHOOK_KEYS
+            .iter()
+            .chain(super::upstream::KEYS)
+            .map(|(k, d, doc)| Entry {
+                key: (*k).to_string(),
+                default: (*d).to_string(),
+                doc: (*doc).to_string(),
+            }),
+    );
     out
 }
 
@@ -80,7 +85,7 @@ fn file_entries() -> Vec<Entry> {
             out.push(Entry {
                 key,
                 default: "see the file".into(),
-                doc: "Paths bound to dialects: `{ path, transport = \"websocket\" | \"socketio\", namespace, dialect }`.".into(),
+                doc: "Paths bound to dialects: `{ path, transport = \"websocket\" | \"socketio\", namespace, dialect, upstream }` (`upstream`: the `[[upstream]]` this route's clients are proxied to).".into(),
             });
             doc.clear();
             continue;
@@ -199,6 +204,14 @@ mod tests {
             headers: [("x".to_string(), "y".to_string())].into_iter().collect(),
             standard: true,
         });
+        let mut up: crate::config::UpstreamConfig = toml::from_str(
+            "name = \"b\"\nurl = \"ws://h/ws\"\ndialect = \"nexus\"\ntransport = \"websocket\"\ntoken = \"query\"\nanswers = { \"message.send\" = \"message.created\" }\n[resign]\nsecret = \"s\"\nclaims = { userId = \"sub\" }\nextra = { aud = \"x\" }\n",
+        )
+        .expect("upstream");
+        up.hub = vec!["presence.*".into()];
+        up.shared = vec!["room.join".into()];
+        up.http = vec!["/api/".into()];
+        cfg.upstreams.push(up);
         let v = toml::Value::try_from(&cfg).expect("serialises");
         let mut keys = Vec::new();
         leaves("", &v, &mut keys);
@@ -208,6 +221,10 @@ mod tests {
             "webrtc.ice_servers[].credential",
             // A free-form table: the entry is `webhook[].headers`.
             "webhook[].headers.x",
+            // Free-form tables: the entries are the tables.
+            "upstream[].answers.message.send",
+            "upstream[].resign.claims.userId",
+            "upstream[].resign.extra.aud",
         ];
         for k in keys {
             let k = k

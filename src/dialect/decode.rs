@@ -76,6 +76,28 @@ impl Dialect {
         })
     }
 
+    /// Decodes `payload` as this dialect's wire form of `canonical` in `dir` (a backend's
+    /// Socket.IO ack that carries, say, the created message): `None` when no rule of an
+    /// exact wire name maps `canonical` that way.
+    ///
+    /// # Errors
+    /// As [`Dialect::decode`].
+    pub fn decode_as(
+        &self,
+        canonical: &str,
+        dir: Direction,
+        payload: Value,
+        ctx: &DecodeContext,
+    ) -> Option<Result<Decoded, TranslateError>> {
+        let wire = self.rules.iter().find_map(|r| match &r.wire {
+            WireName::Exact(n) if r.decodes && r.dir == dir && &*r.canonical == canonical => {
+                Some(n.to_string())
+            }
+            _ => None,
+        })?;
+        Some(self.decode(WireEvent::new(wire, Some(payload)), Some(dir), ctx))
+    }
+
     /// Finds the rule for `name` in `dir`: `(name known in dir, matching rule)`. Template
     /// parameters of the chosen rule are inserted into `payload`.
     fn select_decoder(

@@ -85,6 +85,8 @@ pub struct Conn {
     pub ctx: DecodeContext,
     /// Cancelled when the hub cuts the connection (slow consumer, shutdown).
     pub cancel: CancellationToken,
+    /// A full member of the hub (see [`NewConn::member`]).
+    pub member: bool,
     rooms: Mutex<BTreeSet<RoomKey>>,
     sink: Sink,
     closed: AtomicBool,
@@ -128,6 +130,10 @@ pub struct NewConn {
     pub ip: Option<String>,
     /// Where its frames go.
     pub sink: Sink,
+    /// A full member of the hub (rooms, presence, the ready event); `false` for a
+    /// client whose events all go to a backend: the hub then only counts it, limits
+    /// it and closes it at shutdown.
+    pub member: bool,
 }
 
 impl Conn {
@@ -149,6 +155,7 @@ impl Conn {
             user_agent: n.user_agent,
             ip: n.ip,
             cancel: CancellationToken::new(),
+            member: n.member,
             rooms: Mutex::new(BTreeSet::new()),
             sink: n.sink,
             closed: AtomicBool::new(false),

@@ -4,13 +4,40 @@
 
 use super::conn::Rate;
 use super::{Ack, Code, Conn, Inner, Refusal, calls, messages, presence, rooms};
-use crate::dialect::Direction;
+use crate::dialect::{Decoded, Direction};
 use crate::event::Event;
 use crate::telemetry::{EventLabels, Name, ReasonLabels};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -> Ack {
+    let events = match admit(inner, conn, text) {
+        Ok(evs) => evs,
+        Err(ack) => return ack,
+    };
+    let mut acks = Vec::with_capacity(events.len());
+    for ev in events {
+        acks.push(handle_event(inner, conn, &ev).await);
+    }
+    match acks.len() {
+        1 => acks.pop().unwrap_or(Value::Null),
+        _ => json!({"success": acks.iter().all(|a| a["success"] == true), "results": acks}),
+    }
+}
+
+/// One decoded intent: counted, handled, refused in the sender's dialect if it must be.
+pub(super) async fn handle_event(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Ack {
+    match intent(inner, conn, ev).await {
+        Ok(ack) => ack,
+        Err(r) => {
+            tracing::debug!(conn = conn.id, event = %ev.name, code = %r.code, "refused: {}", r.message);
+            inner.refuse(conn, &r, Some(ev))
+        }
+    }
+}
+
+/// The limits, then decoding: the frame's events, or the ack of its refusal.
+pub(super) fn admit(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -> Result<Decoded, Ack> {
     if text.len() > inner.settings.max_payload {
         let r = Refusal::new(
             Code::PayloadTooLarge,
@@ -20,7 +47,7 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
                 inner.settings.max_payload
             ),
         );
-        return inner.refuse(conn, &r, None);
+        return Err(inner.refuse(conn, &r, None));
     }
     let s = &inner.settings;
     match conn.take_token(s.rate, s.burst, s.rate_strikes) {
@@ -30,7 +57,7 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
                 Code::RateLimited,
                 format!("more than {} events per second: slow down", s.rate),
             );
-            return inner.refuse(conn, &r, None);
+            return Err(inner.refuse(conn, &r, None));
         }
         Rate::Close => {
             let r = Refusal::new(
@@ -40,17 +67,17 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
             let ack = inner.refuse(conn, &r, None);
             tracing::warn!(conn = conn.id, user = %conn.user.id, "closed for sending too fast");
             conn.close(super::CLOSE_RATE_LIMIT, "rate limit");
-            return ack;
+            return Err(ack);
         }
     }
     presence::touch(conn);
     let reg = inner.registry();
     let Some(dialect) = reg.dialect(&conn.dialect) else {
-        return inner.refuse(
+        return Err(inner.refuse(
             conn,
             &Refusal::new(Code::Unavailable, "dialect unloaded"),
             None,
-        );
+        ));
     };
     let events = match dialect.decode_frame(text, Some(Direction::Up), &conn.ctx) {
         Ok(evs) => evs,
@@ -64,12 +91,11 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
                     reason: e.code(),
                 })
                 .inc();
-            return inner.refuse(conn, &Refusal::from(&e), None);
+            return Err(inner.refuse(conn, &Refusal::from(&e), None));
         }
     };
     drop(reg);
-    let mut acks = Vec::with_capacity(events.len());
-    for ev in events {
+    for ev in &events {
         inner
             .metrics
             .events_in
@@ -79,19 +105,8 @@ pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -
             })
             .inc();
         tracing::trace!(trace_id = %ev.meta.trace_id, event = %ev.name, dialect = %conn.dialect, user = %conn.user.id, "event in");
-        let ack = match intent(inner, conn, &ev).await {
-            Ok(ack) => ack,
-            Err(r) => {
-                tracing::debug!(conn = conn.id, event = %ev.name, code = %r.code, "refused: {}", r.message);
-                inner.refuse(conn, &r, Some(&ev))
-            }
-        };
-        acks.push(ack);
     }
-    match acks.len() {
-        1 => acks.pop().unwrap_or(Value::Null),
-        _ => json!({"success": acks.iter().all(|a| a["success"] == true), "results": acks}),
-    }
+    Ok(events)
 }
 
 async fn intent(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {

@@ -26,7 +26,7 @@ use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
 use crate::config::AmqpConfig;
 use crate::config::{Config, Membership, Transport};
 use crate::dialect::Route;
-use crate::dialect::{Direction, Registry, TranslateError, write_frame};
+use crate::dialect::{Decoded, Direction, Registry, TranslateError, write_frame};
 use crate::event::Target;
 use crate::event::{Event, Meta, Origin, now_millis};
 use crate::telemetry::{BusLabels, ConnLabels, EventLabels, Metrics, Name, ReasonLabels};
@@ -289,6 +289,10 @@ impl Hub {
             .connections_opened
             .get_or_create(&labels)
             .inc();
+        if !conn.member {
+            tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected (relayed)");
+            return Ok(conn);
+        }
         inner.join(&conn, RoomKey::user(&conn.user.id));
         for room in conn
             .claims
@@ -337,6 +341,9 @@ impl Hub {
                 }
             }
         }
+        if !conn.member {
+            return;
+        }
         let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
         for room in &rooms {
             inner.leave(conn, room);
@@ -367,6 +374,39 @@ impl Hub {
     /// the whole state machine of every intent (which an idle connection would carry).
     pub async fn handle_frame(&self, conn: &Arc<Conn>, text: &[u8]) -> Ack {
         Box::pin(intents::handle_frame(&self.inner, conn, text)).await
+    }
+
+    /// What a relay does before routing a client's frame: the size and rate limits,
+    /// then decoding in the client's dialect. A refusal has already been sent to the
+    /// client; its ack payload is returned.
+    ///
+    /// # Errors
+    /// The frame was refused (the ack payload to answer with).
+    pub fn admit_frame(&self, conn: &Arc<Conn>, text: &[u8]) -> Result<Decoded, Ack> {
+        intents::admit(&self.inner, conn, text)
+    }
+
+    /// Handles one decoded intent of a member connection, as [`Hub::handle_frame`] does
+    /// for each event of a frame; returns the ack payload.
+    pub async fn handle_event(&self, conn: &Arc<Conn>, ev: &Event) -> Ack {
+        Box::pin(intents::handle_event(&self.inner, conn, ev)).await
+    }
+
+    /// Refuses `cause` (an event the client sent) in the client's dialect
+    /// (`message.failed` for a send, where the dialect has it); returns the ack payload.
+    pub fn refuse_event(&self, conn: &Arc<Conn>, refusal: &Refusal, cause: &Event) -> Ack {
+        self.inner.refuse(conn, refusal, Some(cause))
+    }
+
+    /// Sends `ev` to one connection in its dialect (down); `false` when its dialect
+    /// cannot express it. A full queue closes the connection (slow consumer).
+    pub fn send_event(&self, conn: &Arc<Conn>, ev: &Event) -> bool {
+        self.inner.send_event(conn, ev)
+    }
+
+    /// `session.error` for `refusal`, as the hub sends it.
+    pub fn error_event(refusal: &Refusal) -> Event {
+        Inner::error_event(refusal, None)
     }
 
     /// Counts a refused connection and returns the frame refusing it, in `dialect`'s

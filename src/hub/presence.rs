@@ -73,7 +73,7 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let conns: Vec<Arc<Conn>> = super::read(&inner.conns).values().cloned().collect();
-        for c in &conns {
+        for c in conns.iter().filter(|c| c.member) {
             if let Err(e) = inner
                 .store
                 .presence_refresh(&c.user.id, &snapshot_of(c))

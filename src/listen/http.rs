@@ -3,6 +3,8 @@
 
 use super::{Shared, internal, socketio, ws};
 use crate::config::{ListenerConfig, Transport};
+use crate::upstream::Upstream;
+use crate::upstream::passthrough::{PassError, Passthrough};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
@@ -34,7 +36,9 @@ pub(crate) struct Peer(pub SocketAddr);
 /// One port's routes.
 pub(crate) struct Routes {
     socketio: Vec<(String, SocketIoService<NotFoundService>)>,
-    websocket: Vec<(String, Arc<str>)>,
+    websocket: Vec<(String, Arc<str>, Option<Arc<Upstream>>)>,
+    /// Backends whose REST prefixes this port passes through.
+    passthrough: Vec<Arc<Upstream>>,
     api: bool,
     shared: Arc<Shared>,
 }
@@ -54,13 +58,14 @@ impl Routes {
         let socketio = paths
             .into_iter()
             .map(|path| {
-                let namespaces: Vec<(String, String)> = l
+                let namespaces: Vec<socketio::Namespace> = l
                     .routes
                     .iter()
                     .filter(|r| r.transport == Transport::Socketio && r.path == path)
-                    .map(|r| {
-                        let ns = r.namespace.clone().unwrap_or_else(|| "/".into());
-                        (ns, r.dialect.clone())
+                    .map(|r| socketio::Namespace {
+                        ns: r.namespace.clone().unwrap_or_else(|| "/".into()),
+                        dialect: r.dialect.clone(),
+                        upstream: r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
                     })
                     .collect();
                 (
@@ -73,11 +78,27 @@ impl Routes {
             .routes
             .iter()
             .filter(|r| r.transport == Transport::Websocket)
-            .map(|r| (r.path.clone(), Arc::from(r.dialect.as_str())))
+            .map(|r| {
+                (
+                    r.path.clone(),
+                    Arc::from(r.dialect.as_str()),
+                    r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
+                )
+            })
             .collect();
+        let mut passthrough: Vec<Arc<Upstream>> = Vec::new();
+        for r in &l.routes {
+            if let Some(up) = r.upstream.as_deref().and_then(|u| shared.upstreams.get(u))
+                && !up.cfg.http.is_empty()
+                && !passthrough.iter().any(|p| p.cfg.name == up.cfg.name)
+            {
+                passthrough.push(up);
+            }
+        }
         Arc::new(Routes {
             socketio,
             websocket,
+            passthrough,
             api: l.api,
             shared: shared.clone(),
         })
@@ -95,7 +116,7 @@ impl Routes {
             path.strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
-        let ws = self.websocket.iter().find(|(p, _)| p == path);
+        let ws = self.websocket.iter().find(|(p, _, _)| p == path);
         if (sio.is_some() || ws.is_some()) && !self.shared.cfg.cors.allows(origin.as_deref()) {
             return json_response(
                 StatusCode::FORBIDDEN,
@@ -116,8 +137,41 @@ impl Routes {
             cors_headers(&mut resp, origin.as_deref(), None);
             return resp;
         }
-        if let Some((_, dialect)) = ws {
-            return ws::upgrade(req, dialect.clone(), self.shared.clone(), peer);
+        if let Some((_, dialect, upstream)) = ws {
+            return ws::upgrade(
+                req,
+                dialect.clone(),
+                upstream.clone(),
+                self.shared.clone(),
+                peer,
+            );
+        }
+        if let Some(up) = self
+            .passthrough
+            .iter()
+            .find(|u| Passthrough::serves(u, path))
+        {
+            let up = up.clone();
+            return match self
+                .shared
+                .passthrough
+                .forward(&up, req, peer, self.shared.hub.metrics())
+                .await
+            {
+                Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
+                Err(e) => {
+                    let status = match e {
+                        PassError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                        PassError::BadPath(_) => StatusCode::BAD_REQUEST,
+                        PassError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+                    };
+                    tracing::debug!(upstream = %up.cfg.name, error = %e, "passthrough failed");
+                    json_response(
+                        status,
+                        &json!({"error": e.to_string(), "upstream": up.cfg.name}),
+                    )
+                }
+            };
         }
         if self.api
             && let Some(resp) = self.api(&req)

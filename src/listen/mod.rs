@@ -10,6 +10,8 @@ mod ws;
 use crate::auth::Authenticator;
 use crate::config::{Config, Transport};
 use crate::hub::Hub;
+use crate::upstream::Upstreams;
+use crate::upstream::passthrough::Passthrough;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,10 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// The backends routes front.
+    pub upstreams: Upstreams,
+    /// The HTTP client of the REST passthrough.
+    pub passthrough: Passthrough,
 }
 
 /// Running listeners.
@@ -52,12 +58,15 @@ impl Listeners {
                 );
             }
         }
+        let upstreams = Upstreams::new(&cfg.upstreams, &registry)?;
         let shared = Arc::new(Shared {
             hub,
             auth,
             cfg: cfg.clone(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            upstreams,
+            passthrough: Passthrough::new(),
         });
         let mut addrs = Vec::new();
         for l in &cfg.listeners {
@@ -70,14 +79,21 @@ impl Listeners {
             let what: Vec<String> = l
                 .routes
                 .iter()
-                .map(|r| match r.transport {
-                    Transport::Websocket => format!("ws {} ({})", r.path, r.dialect),
-                    Transport::Socketio => format!(
-                        "socket.io {} ns {} ({})",
-                        r.path,
-                        r.namespace.as_deref().unwrap_or("/"),
-                        r.dialect
-                    ),
+                .map(|r| {
+                    let to = r
+                        .upstream
+                        .as_deref()
+                        .map(|u| format!(" -> upstream {u}"))
+                        .unwrap_or_default();
+                    match r.transport {
+                        Transport::Websocket => format!("ws {} ({}){to}", r.path, r.dialect),
+                        Transport::Socketio => format!(
+                            "socket.io {} ns {} ({}){to}",
+                            r.path,
+                            r.namespace.as_deref().unwrap_or("/"),
+                            r.dialect
+                        ),
+                    }
                 })
                 .collect();
             tracing::info!(%addr, api = l.api, routes = %what.join(", "), "listening");

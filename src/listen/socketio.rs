@@ -10,6 +10,7 @@ use crate::auth as token;
 use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::hub::{Code, ConnId, Frame, Hub, NewConn, Refusal, Sink};
+use crate::upstream::{Ident, Reply, Session, Upstream};
 use engineioxide::service::NotFoundService;
 use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
@@ -22,6 +23,7 @@ use socketioxide_core::{Str, Value as SioValue};
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Events queued per socket before the socket is told to slow down.
 pub const INBOUND_QUEUE: usize = 64;
@@ -85,11 +87,21 @@ impl FromMessageParts<LocalAdapter> for Queued {
     }
 }
 
+/// One namespace of a path: its dialect, and the backend it fronts if it does.
+pub(super) struct Namespace {
+    /// `/` or `/ws/app`.
+    pub ns: String,
+    /// The clients' dialect.
+    pub dialect: String,
+    /// The fronted backend.
+    pub upstream: Option<Arc<Upstream>>,
+}
+
 /// The Socket.IO server for one path, with a namespace per `(namespace, dialect)`.
 pub(super) fn service(
     sh: &Arc<Shared>,
     path: &str,
-    namespaces: &[(String, String)],
+    namespaces: &[Namespace],
 ) -> SocketIoService<NotFoundService> {
     let c = &sh.cfg;
     let ws = c.socketio.transports.iter().any(|t| t == "websocket");
@@ -112,14 +124,16 @@ pub(super) fn service(
         _ => builder.transports([TransportType::Polling, TransportType::Websocket]),
     };
     let (svc, io) = builder.build_svc();
-    for (ns, dialect) in namespaces {
+    for n in namespaces {
         let sh = sh.clone();
         let hub = sh.hub.clone();
-        let dialect: Arc<str> = Arc::from(dialect.as_str());
+        let dialect: Arc<str> = Arc::from(n.dialect.as_str());
+        let upstream = n.upstream.clone();
         let handler = move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let sh = sh.clone();
             let dialect = dialect.clone();
-            async move { on_connect(sh, dialect, socket, auth.ok()).await }
+            let upstream = upstream.clone();
+            async move { on_connect(sh, dialect, upstream, socket, auth.ok()).await }
         };
         // The inbox is installed by a middleware: socketioxide runs middlewares before it
         // tells the client it is connected, and runs the handler after, as a task; an
@@ -140,12 +154,18 @@ pub(super) fn service(
                 Ok::<(), Infallible>(())
             }
         };
-        io.ns(ns.clone(), handler.with(install));
+        io.ns(n.ns.clone(), handler.with(install));
     }
     svc
 }
 
-async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth: Option<Value>) {
+async fn on_connect(
+    sh: Arc<Shared>,
+    dialect: Arc<str>,
+    upstream: Option<Arc<Upstream>>,
+    socket: SocketRef,
+    auth: Option<Value>,
+) {
     // The inbox came first (the middleware): a client may send (or leave) while the hub
     // is still registering it. Events wait in the inbox; nothing is dropped.
     let (Some(inbox), Some(rx)) = (
@@ -161,8 +181,11 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
     let mut rx = rx;
     let id_cell = inbox.id.clone();
     let (hub, cell) = (sh.hub.clone(), id_cell.clone());
+    let gone = CancellationToken::new();
+    let gone_tx = gone.clone();
     socket.on_disconnect(move || {
         let (hub, cell) = (hub.clone(), cell.clone());
+        gone_tx.cancel();
         async move {
             if let Some(conn) = cell.get().and_then(|id| hub.conn(*id)) {
                 hub.disconnect(&conn).await;
@@ -172,10 +195,19 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
     let parts = socket.req_parts();
     let token =
         token::from_socketio_auth(auth.as_ref()).or_else(|| token::from_query(parts.uri.query()));
-    let identity = match token {
-        None => Err(AuthError::Missing),
-        Some(t) => sh.auth.verify(&t),
+    let identity = match &upstream {
+        Some(up) => up.identify(&sh.auth, token.as_deref()),
+        None => match &token {
+            None => Err(AuthError::Missing),
+            Some(t) => sh.auth.verify(t).map(|i| Ident {
+                user: i.user,
+                rooms: i.rooms,
+                claims: None,
+            }),
+        },
     };
+    let member = upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
+    let mut claims = None;
     let user_agent = parts
         .headers
         .get(hyper::header::USER_AGENT)
@@ -191,10 +223,14 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
                     transport: Transport::Socketio,
                     socket_id: Some(socket.id.to_string()),
                     user: identity.user,
-                    claims: identity.rooms,
+                    claims: {
+                        claims = identity.claims;
+                        identity.rooms
+                    },
                     user_agent,
                     ip,
                     sink: Sink::SocketIo(socket.clone()),
+                    member,
                 })
                 .await
         }
@@ -223,6 +259,40 @@ async fn on_connect(sh: Arc<Shared>, dialect: Arc<str>, socket: SocketRef, auth:
     if !socket.connected() {
         // It left while being registered (its disconnect handler found no id yet).
         sh.hub.disconnect(&conn).await;
+        return;
+    }
+    if let Some(up) = upstream {
+        let hub = sh.hub.clone();
+        sh.tasks.spawn(async move {
+            let session = Session::start(up, hub.clone(), conn, token, claims.as_ref()).await;
+            loop {
+                let next = tokio::select! {
+                    () = gone.cancelled() => None,
+                    m = rx.recv() => m,
+                };
+                let Some((frame, ack)) = next else { break };
+                let reply: Option<Reply> = frame.wants_ack.then(|| -> Reply {
+                    Box::new(move |v: Value| {
+                        let _ = ack.send(&v);
+                    })
+                });
+                match &frame.text {
+                    Some(text) => session.client_frame(text.as_bytes(), reply).await,
+                    None => {
+                        let Some(conn) = hub.conn(id) else { break };
+                        let r = Refusal::new(
+                            Code::BadEvent,
+                            "binary events are not accepted: send JSON",
+                        );
+                        let a = hub.refuse(&conn, &r);
+                        if let Some(reply) = reply {
+                            reply(a);
+                        }
+                    }
+                }
+            }
+            session.end();
+        });
         return;
     }
     drop(conn);

@@ -11,6 +11,7 @@ use crate::auth as token;
 use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
+use crate::upstream::{Ident, Session, Upstream};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -38,6 +39,7 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub(super) fn upgrade(
     mut req: Request<Incoming>,
     dialect: Arc<str>,
+    upstream: Option<Arc<Upstream>>,
     sh: Arc<Shared>,
     peer: SocketAddr,
 ) -> Response<Body> {
@@ -84,6 +86,7 @@ pub(super) fn upgrade(
                 .await;
                 let who = Who {
                     dialect,
+                    upstream,
                     token,
                     user_agent,
                     peer,
@@ -106,6 +109,8 @@ pub(super) fn upgrade(
 
 struct Who {
     dialect: Arc<str>,
+    /// The backend this route fronts, if it does.
+    upstream: Option<Arc<Upstream>>,
     token: Option<String>,
     user_agent: Option<String>,
     peer: SocketAddr,
@@ -123,11 +128,20 @@ fn close(code: u16, reason: &str) -> Message {
 async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
     let (mut tx_ws, mut rx_ws) = ws.split();
     let hub = &sh.hub;
-    let identity = match &who.token {
-        None => Err(AuthError::Missing),
-        Some(t) => sh.auth.verify(t),
+    let identity = match &who.upstream {
+        Some(up) => up.identify(&sh.auth, who.token.as_deref()),
+        None => match &who.token {
+            None => Err(AuthError::Missing),
+            Some(t) => sh.auth.verify(t).map(|i| Ident {
+                user: i.user,
+                rooms: i.rooms,
+                claims: None,
+            }),
+        },
     };
+    let member = who.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
     let (out_tx, mut out_rx) = mpsc::channel::<WsOut>(sh.cfg.limits.outbound_queue);
+    let mut claims = None;
     let admitted = match identity {
         Err(e) => Err((Refusal::from(&e), CLOSE_UNAUTHORIZED)),
         Ok(identity) => hub
@@ -136,10 +150,14 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
                 transport: Transport::Websocket,
                 socket_id: None,
                 user: identity.user,
-                claims: identity.rooms,
+                claims: {
+                    claims = identity.claims;
+                    identity.rooms
+                },
                 user_agent: who.user_agent,
                 ip: Some(who.peer.ip().to_string()),
                 sink: Sink::Ws(out_tx.clone()),
+                member,
             })
             .await
             .map_err(|r| (r, CLOSE_TRY_LATER)),
@@ -174,6 +192,19 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         }
         let _ = tx_ws.close().await;
     });
+    let relay = match &who.upstream {
+        Some(up) => Some(
+            Session::start(
+                up.clone(),
+                hub.clone(),
+                conn.clone(),
+                who.token.clone(),
+                claims.as_ref(),
+            )
+            .await,
+        ),
+        None => None,
+    };
     let ping_every = sh.cfg.socketio.ping_interval;
     let idle_limit = ping_every + sh.cfg.socketio.ping_timeout;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -194,9 +225,12 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         };
         last_heard = Instant::now();
         match msg {
-            Some(Ok(Message::Text(t))) => {
-                hub.handle_frame(&conn, t.as_bytes()).await;
-            }
+            Some(Ok(Message::Text(t))) => match &relay {
+                Some(s) => s.client_frame(t.as_bytes(), None).await,
+                None => {
+                    hub.handle_frame(&conn, t.as_bytes()).await;
+                }
+            },
             Some(Ok(Message::Binary(_))) => {
                 let r = Refusal::new(
                     Code::BadEvent,
@@ -217,6 +251,9 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
                 break;
             }
         }
+    }
+    if let Some(s) = &relay {
+        s.end();
     }
     hub.disconnect(&conn).await;
     if conn.is_closed() {

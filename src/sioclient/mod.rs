@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 /// Why a connection failed.
 #[derive(Debug, Error)]
@@ -54,10 +55,21 @@ pub enum Incoming {
     Closed(String),
 }
 
-/// Sends to the server.
+/// Why a frame could not be queued toward the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// The outbound queue is full: the server reads slower than we write.
+    #[error("the outbound queue is full")]
+    Full,
+    /// The connection is gone.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// Sends to the server, through a bounded queue.
 #[derive(Clone)]
 pub struct Sender {
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::Sender<Message>,
     ns_prefix: String,
 }
 
@@ -70,9 +82,17 @@ impl Sender {
 
     /// Emits a pre-serialised `["name", …]` array.
     pub fn emit_raw(&self, array_json: &str, ack: Option<u64>) -> bool {
+        self.try_emit_raw(array_json, ack).is_ok()
+    }
+
+    /// Emits a pre-serialised `["name", …]` array without waiting.
+    ///
+    /// # Errors
+    /// The queue is full, or the connection is gone.
+    pub fn try_emit_raw(&self, array_json: &str, ack: Option<u64>) -> Result<(), SendError> {
         let id = ack.map(|a| a.to_string()).unwrap_or_default();
         let frame = format!("42{}{id}{array_json}", self.ns_prefix);
-        self.tx.send(Message::Text(frame.into())).is_ok()
+        self.push(Message::Text(frame.into()))
     }
 
     /// Answers a server's ack request with one argument.
@@ -82,15 +102,53 @@ impl Sender {
             self.ns_prefix,
             Value::Array(vec![payload.clone()])
         );
-        self.tx.send(Message::Text(frame.into())).is_ok()
+        self.push(Message::Text(frame.into())).is_ok()
+    }
+
+    fn push(&self, m: Message) -> Result<(), SendError> {
+        self.tx.try_send(m).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
     }
 
     /// Leaves the namespace and closes.
     pub fn close(&self) {
-        let _ = self.tx.send(Message::Text(
-            format!("41{}", self.ns_prefix.trim_end_matches(',')).into(),
-        ));
-        let _ = self.tx.send(Message::Close(None));
+        let tx = self.tx.clone();
+        let leave = format!("41{}", self.ns_prefix.trim_end_matches(','));
+        // The queue may be full: the goodbye waits its turn, in the background.
+        tokio::spawn(async move {
+            let _ = tx.send(Message::Text(leave.into())).await;
+            let _ = tx.send(Message::Close(None)).await;
+        });
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The handshake's `auth` payload.
+    pub auth: Option<Value>,
+    /// Extra query parameters on the handshake URL.
+    pub query: Vec<(String, String)>,
+    /// Extra request headers (`Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// How long the handshake may take.
+    pub timeout: Duration,
+    /// Frames queued each way.
+    pub queue: usize,
+}
+
+impl Options {
+    /// `auth`, nothing else, 1024 frames each way.
+    pub fn with_auth(auth: Option<&Value>, timeout: Duration) -> Options {
+        Options {
+            auth: auth.cloned(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            timeout,
+            queue: 1024,
+        }
     }
 }
 
@@ -107,15 +165,45 @@ pub async fn connect(
     ns: &str,
     auth: Option<&Value>,
     timeout: Duration,
-) -> Result<(Sender, mpsc::UnboundedReceiver<Incoming>), SioError> {
+) -> Result<(Sender, mpsc::Receiver<Incoming>), SioError> {
+    connect_with(base, path, ns, &Options::with_auth(auth, timeout)).await
+}
+
+/// Like [`connect`], with every option.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_with(
+    base: &str,
+    path: &str,
+    ns: &str,
+    opts: &Options,
+) -> Result<(Sender, mpsc::Receiver<Incoming>), SioError> {
+    let timeout = opts.timeout;
     let ws_base = base
+        .trim_end_matches('/')
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1);
-    let url = format!(
+    let mut url = format!(
         "{ws_base}{}/?EIO=4&transport=websocket",
         path.trim_end_matches('/')
     );
-    let req = url.into_client_request()?;
+    for (k, v) in &opts.query {
+        url.push('&');
+        url.extend(form_urlencoded::byte_serialize(k.as_bytes()));
+        url.push('=');
+        url.extend(form_urlencoded::byte_serialize(v.as_bytes()));
+    }
+    let mut req = url.into_client_request()?;
+    for (k, v) in &opts.headers {
+        let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) else {
+            return Err(SioError::Protocol(format!("header `{k}` cannot be sent")));
+        };
+        req.headers_mut().insert(k, v);
+    }
     let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req))
         .await
         .map_err(|_| SioError::Timeout)??;
@@ -137,7 +225,7 @@ pub async fn connect(
             )));
         }
     }
-    let auth = auth.map(Value::to_string).unwrap_or_default();
+    let auth = opts.auth.as_ref().map(Value::to_string).unwrap_or_default();
     w.send(Message::Text(format!("40{ns_prefix}{auth}").into()))
         .await?;
     loop {
@@ -160,8 +248,9 @@ pub async fn connect(
             _ => continue,
         }
     }
-    let (tx, mut out) = mpsc::unbounded_channel::<Message>();
-    let (events_tx, events) = mpsc::unbounded_channel();
+    let queue = opts.queue.max(1);
+    let (tx, mut out) = mpsc::channel::<Message>(queue);
+    let (events_tx, events) = mpsc::channel(queue);
     tokio::spawn(async move {
         while let Some(m) = out.recv().await {
             let close = matches!(m, Message::Close(_));
@@ -182,7 +271,8 @@ pub async fn connect(
                 None => break "closed".to_string(),
             };
             if text.as_str() == "2" {
-                let _ = pong.send(Message::Text("3".into()));
+                // A pong must not wait behind a full queue, nor be lost.
+                let _ = pong.send(Message::Text("3".into())).await;
                 continue;
             }
             let incoming = match parse(&text) {
@@ -197,11 +287,12 @@ pub async fn connect(
                 Some(Packet::Disconnect { .. }) => break "disconnected by the server".to_string(),
                 _ => continue,
             };
-            if events_tx.send(incoming).is_err() {
+            // Waiting here is the backpressure: the server's writes wait in TCP.
+            if events_tx.send(incoming).await.is_err() {
                 return;
             }
         };
-        let _ = events_tx.send(Incoming::Closed(why));
+        let _ = events_tx.send(Incoming::Closed(why)).await;
     });
     Ok((Sender { tx, ns_prefix }, events))
 }

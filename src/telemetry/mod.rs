@@ -78,6 +78,33 @@ pub struct WebhookLabels {
     pub outcome: &'static str,
 }
 
+/// `{upstream}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Upstream name.
+    pub upstream: Name,
+}
+
+/// `{upstream, outcome}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamOutcome {
+    /// Upstream name.
+    pub upstream: Name,
+    /// A stable code (`opened`, `refused`, `unreachable`, `closed_by_backend`, …).
+    pub outcome: &'static str,
+}
+
+/// `{upstream, direction, event}`: a canonical event crossing a session.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamEvent {
+    /// Upstream name.
+    pub upstream: Name,
+    /// `up` (to the backend) or `down` (from it).
+    pub direction: &'static str,
+    /// Canonical event name.
+    pub event: Name,
+}
+
 /// Every metric of one gateway.
 pub struct Metrics {
     registry: Registry,
@@ -109,6 +136,19 @@ pub struct Metrics {
     pub webhook_queue: Family<BusLabels, Gauge>,
     /// Dead letters held.
     pub webhook_dead: Gauge,
+    /// Upstream sessions open now.
+    pub upstream_sessions: Family<UpstreamLabels, Gauge>,
+    /// Upstream session openings and endings, by outcome.
+    pub upstream_session_events: Family<UpstreamOutcome, Counter>,
+    /// Canonical events relayed to and from backends.
+    pub upstream_events: Family<UpstreamEvent, Counter>,
+    /// Backend frames that could not be read or mapped, by upstream and reason.
+    pub upstream_failures: Family<UpstreamOutcome, Counter>,
+    /// Time from a client's event to the backend's answer to its ack.
+    pub upstream_ack_seconds: Family<UpstreamLabels, Histogram>,
+    /// HTTP requests passed through, by upstream and outcome (`2xx`…`5xx`, `unreachable`,
+    /// `timeout`).
+    pub upstream_http: Family<UpstreamOutcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -207,8 +247,53 @@ impl Metrics {
             "Time to hand a delivery to the bus",
             bus_publish_seconds.clone(),
         );
+        let upstream_sessions = Family::<UpstreamLabels, Gauge>::default();
+        let upstream_session_events = Family::<UpstreamOutcome, Counter>::default();
+        let upstream_events = Family::<UpstreamEvent, Counter>::default();
+        let upstream_failures = Family::<UpstreamOutcome, Counter>::default();
+        let upstream_ack_seconds =
+            Family::<UpstreamLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-5, 4.0, 10))
+            });
+        let upstream_http = Family::<UpstreamOutcome, Counter>::default();
+        registry.register(
+            "upstream_sessions",
+            "Upstream sessions open now, by upstream",
+            upstream_sessions.clone(),
+        );
+        registry.register(
+            "upstream_session_events",
+            "Upstream sessions opened, refused, failed and closed",
+            upstream_session_events.clone(),
+        );
+        registry.register(
+            "upstream_events",
+            "Canonical events relayed to (up) and from (down) backends",
+            upstream_events.clone(),
+        );
+        registry.register(
+            "upstream_failures",
+            "Backend frames that could not be read or mapped, by reason",
+            upstream_failures.clone(),
+        );
+        registry.register(
+            "upstream_ack_seconds",
+            "Time from a client's event to the backend's answer to its ack",
+            upstream_ack_seconds.clone(),
+        );
+        registry.register(
+            "upstream_http",
+            "HTTP requests passed through to backends, by outcome",
+            upstream_http.clone(),
+        );
         Metrics {
             registry,
+            upstream_sessions,
+            upstream_session_events,
+            upstream_events,
+            upstream_failures,
+            upstream_ack_seconds,
+            upstream_http,
             connections,
             connections_opened,
             connections_refused,
@@ -231,6 +316,16 @@ impl Metrics {
         self.webhook_attempts
             .get_or_create(&WebhookLabels {
                 endpoint: Name::from(endpoint),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts one upstream session outcome.
+    pub fn upstream(&self, upstream: &Name, outcome: &'static str) {
+        self.upstream_session_events
+            .get_or_create(&UpstreamOutcome {
+                upstream: upstream.clone(),
                 outcome,
             })
             .inc();

@@ -1,0 +1,161 @@
+//! Fronting legacy backends: a route's clients are each given a session to a backend
+//! in the backend's dialect (raw WebSocket or Socket.IO), and every event is translated
+//! both ways through canonical events: the client's intents up, the backend's facts
+//! down, acks bridged. Some events may stay with the hub (`hub`, `shared`). HTTP
+//! requests under configured prefixes are passed through to the backend's REST API.
+
+mod acks;
+mod answer;
+mod credentials;
+mod link;
+pub mod passthrough;
+mod routing;
+mod session;
+
+pub use acks::Reply;
+pub use credentials::{CredentialError, Credentials, Handshake};
+pub use link::OpenError;
+pub use routing::{Dest, Routing};
+pub use session::Session;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::config::UpstreamConfig;
+use crate::dialect::{Direction, Registry};
+use crate::event::UserRef;
+use crate::telemetry::Name;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// A configuration the registry cannot serve.
+#[derive(Debug, Error)]
+#[error("upstream `{name}`: {problem}")]
+pub struct UpstreamError {
+    /// The upstream.
+    pub name: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// One configured backend.
+pub struct Upstream {
+    /// Its configuration.
+    pub cfg: UpstreamConfig,
+    /// Its name as a metrics label.
+    pub label: Name,
+    /// Which events go where.
+    pub routing: Routing,
+    /// How its handshake takes credentials.
+    pub creds: Credentials,
+    /// The fact a backend's ack carries, per intent.
+    pub answers: BTreeMap<String, String>,
+    /// Whether the backend's dialect announces sessions itself (else the gateway sends
+    /// the client's ready event when the session opens).
+    pub announces_ready: bool,
+}
+
+/// Every configured backend, by name.
+#[derive(Default)]
+pub struct Upstreams {
+    by_name: HashMap<String, Arc<Upstream>>,
+}
+
+impl Upstreams {
+    /// From the configuration, checked against the dialects.
+    ///
+    /// # Errors
+    /// An unknown dialect, or a `hub`/`shared`/`answers` name the vocabulary lacks.
+    pub fn new(cfgs: &[UpstreamConfig], reg: &Registry) -> Result<Upstreams, UpstreamError> {
+        let mut by_name = HashMap::new();
+        for c in cfgs {
+            let err = |problem: String| UpstreamError {
+                name: c.name.clone(),
+                problem,
+            };
+            let d = reg
+                .dialect(&c.dialect)
+                .ok_or_else(|| err(format!("unknown dialect `{}`", c.dialect)))?;
+            let routing = Routing::new(c);
+            for p in routing.patterns() {
+                let known = match p.strip_suffix('*') {
+                    Some(prefix) => reg.vocab.order.iter().any(|n| n.starts_with(prefix)),
+                    None => reg.vocab.event(p).is_some(),
+                };
+                if !known {
+                    return Err(err(format!("`{p}` names no canonical event")));
+                }
+            }
+            let mut answers = answer::default_answers();
+            for (k, v) in &c.answers {
+                if reg.vocab.event(k).is_none() || reg.vocab.event(v).is_none() {
+                    return Err(err(format!(
+                        "answers: `{k}` = `{v}` names no canonical event"
+                    )));
+                }
+                answers.insert(k.clone(), v.clone());
+            }
+            let announces_ready = d
+                .rules
+                .iter()
+                .any(|r| r.decodes && r.dir == Direction::Down && &*r.canonical == "session.ready");
+            by_name.insert(
+                c.name.clone(),
+                Arc::new(Upstream {
+                    label: Name::from(c.name.as_str()),
+                    routing,
+                    creds: Credentials::new(c),
+                    answers,
+                    announces_ready,
+                    cfg: c.clone(),
+                }),
+            );
+        }
+        Ok(Upstreams { by_name })
+    }
+
+    /// A backend by name.
+    pub fn get(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.by_name.get(name).cloned()
+    }
+}
+
+/// Who a fronted client is: verified here when the upstream asks for it, else read
+/// from the token for labels only (the backend verifies).
+#[derive(Debug, Clone)]
+pub struct Ident {
+    /// The user.
+    pub user: UserRef,
+    /// Rooms its token grants (verified tokens only).
+    pub rooms: Option<Vec<String>>,
+    /// Every claim of a verified token (for re-signing).
+    pub claims: Option<Map<String, Value>>,
+}
+
+impl Upstream {
+    /// Identifies a client of a route fronting this backend.
+    ///
+    /// # Errors
+    /// The upstream verifies tokens here and this one is missing or bad.
+    pub fn identify(&self, auth: &Authenticator, token: Option<&str>) -> Result<Ident, AuthError> {
+        if self.cfg.verifies() {
+            let (id, claims) = auth.verify_claims(token.ok_or(AuthError::Missing)?)?;
+            return Ok(Ident {
+                user: id.user,
+                rooms: id.rooms,
+                claims: Some(claims),
+            });
+        }
+        let user = token
+            .and_then(Authenticator::unverified_user)
+            .unwrap_or_else(|| UserRef {
+                id: "anonymous".into(),
+                name: None,
+            });
+        Ok(Ident {
+            user,
+            rooms: None,
+            claims: None,
+        })
+    }
+}
