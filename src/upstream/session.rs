@@ -86,7 +86,9 @@ impl Session {
         });
         match s.up.cfg.connect {
             crate::config::ConnectMode::Eager => {
-                let _ = s.open().await;
+                if let Err(Some(e)) = s.open().await {
+                    s.refused(&e);
+                }
             }
             crate::config::ConnectMode::Lazy => s.ready(),
         }
@@ -98,11 +100,11 @@ impl Session {
         self.ended.cancel();
     }
 
-    /// The open backend session, opening it if needed; a failure has been told to the
-    /// client, which is closed.
-    async fn open(self: &Arc<Self>) -> Option<&LinkTx> {
-        let r = self
-            .link
+    /// The open backend session, opening it if needed. `Err(None)`: the client is
+    /// already gone; `Err(Some(e))`: the backend refused or could not be reached (the
+    /// caller tells the client, [`Session::refused`]).
+    async fn open(self: &Arc<Self>) -> Result<&LinkTx, Option<OpenError>> {
+        self.link
             .get_or_try_init(|| async {
                 if self.ended.is_cancelled() || self.conn.is_closed() {
                     return Err(None);
@@ -117,15 +119,7 @@ impl Session {
                     Err(e) => Err(Some(e)),
                 }
             })
-            .await;
-        match r {
-            Ok(tx) => Some(tx),
-            Err(None) => None,
-            Err(Some(e)) => {
-                self.refused(&e);
-                None
-            }
-        }
+            .await
     }
 
     /// The client's ready event, when the backend's dialect has none of its own and the
@@ -252,13 +246,26 @@ impl Session {
         drop(enc);
         let framing_has_acks = self.up.cfg.transport == Transport::Socketio;
         drop(reg);
-        let Some(link) = self.open().await else {
-            if let Some(r) = reply {
-                r(
-                    json!({"success": false, "code": "unavailable", "error": "the backend session is not open"}),
-                );
+        let link = match self.open().await {
+            Ok(link) => link,
+            Err(e) => {
+                // The ack first: the close that follows ends the client's transport.
+                if let Some(r) = reply {
+                    let error = e.as_ref().map_or_else(
+                        || "the backend session is closed".to_string(),
+                        ToString::to_string,
+                    );
+                    let code = match e {
+                        Some(OpenError::Refused(_)) => "unauthorized",
+                        _ => "unavailable",
+                    };
+                    r(json!({"success": false, "code": code, "error": error}));
+                }
+                if let Some(e) = e {
+                    self.refused(&e);
+                }
+                return;
             }
-            return;
         };
         // The waiting ack goes in before the frame goes out: a fast answer finds it.
         let mut ack_id = None;
