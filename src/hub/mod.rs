@@ -797,6 +797,7 @@ impl Deliver for Inner {
         for (dialect, _, _, n) in &frames {
             if *n > 0 {
                 self.count_out(dialect, &d.event.name, *n);
+                tracing::trace!(trace_id = %d.event.meta.trace_id, event = %d.event.name, %dialect, recipients = *n, bus = self.bus.kind(), "delivered");
             }
         }
     }
