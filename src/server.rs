@@ -59,7 +59,13 @@ impl Server {
                     .get_connection_manager()
                     .await
                     .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
-                let bus = RedisBus::start(client, conn.clone(), &instance, cfg.bus.queue);
+                let bus = if cfg.redis.cluster.is_empty() {
+                    RedisBus::start(client, conn.clone(), &instance, cfg.bus.queue)
+                } else {
+                    tracing::info!(nodes = ?cfg.redis.cluster, "bus: sharded pub/sub on the Redis Cluster");
+                    RedisBus::start_cluster(&cfg.redis.cluster, &instance, cfg.bus.queue)
+                        .context("redis.cluster")?
+                };
                 (Arc::new(bus), Store::Redis(RedisStore::new(conn, limits)))
             }
         };

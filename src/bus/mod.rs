@@ -10,6 +10,7 @@
 pub mod amqp;
 mod local;
 mod redis;
+mod redis_cluster;
 mod wire;
 
 pub use local::LocalBus;

@@ -26,14 +26,15 @@ type DeliveryId = (Arc<str>, u64);
 type Seen = (VecDeque<DeliveryId>, HashSet<DeliveryId>);
 
 /// What the publisher sends: the channels and the encoded delivery.
-type Outgoing = (Vec<String>, Arc<Vec<u8>>);
+pub(super) type Outgoing = (Vec<String>, Arc<Vec<u8>>);
 
-struct Shared {
+/// What the bus and its tasks share, whichever Redis they speak to.
+pub(super) struct Shared {
     instance: Arc<str>,
     target: OnceLock<Weak<dyn Deliver>>,
-    interests: Mutex<HashSet<String>>,
-    subscribed: AtomicBool,
-    publishing: AtomicBool,
+    pub(super) interests: Mutex<HashSet<String>>,
+    pub(super) subscribed: AtomicBool,
+    pub(super) publishing: AtomicBool,
     seq: AtomicU64,
     seen: Mutex<Seen>,
 }
@@ -45,7 +46,7 @@ pub struct RedisBus {
     control: mpsc::UnboundedSender<(String, bool)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -58,6 +59,21 @@ impl RedisBus {
         instance: &str,
         queue: usize,
     ) -> RedisBus {
+        let (bus, out_rx, control_rx) = RedisBus::new(instance, queue);
+        tokio::spawn(publisher(conn, out_rx, Arc::downgrade(&bus.shared)));
+        tokio::spawn(subscriber(client, control_rx, Arc::downgrade(&bus.shared)));
+        bus
+    }
+
+    /// The bus and the receiving ends its tasks take.
+    pub(super) fn new(
+        instance: &str,
+        queue: usize,
+    ) -> (
+        RedisBus,
+        mpsc::Receiver<Outgoing>,
+        mpsc::UnboundedReceiver<(String, bool)>,
+    ) {
         let shared = Arc::new(Shared {
             instance: Arc::from(instance),
             target: OnceLock::new(),
@@ -69,13 +85,20 @@ impl RedisBus {
         });
         let (out, out_rx) = mpsc::channel(queue);
         let (control, control_rx) = mpsc::unbounded_channel();
-        tokio::spawn(publisher(conn, out_rx, Arc::downgrade(&shared)));
-        tokio::spawn(subscriber(client, control_rx, Arc::downgrade(&shared)));
-        RedisBus {
-            shared,
-            out,
-            control,
-        }
+        (
+            RedisBus {
+                shared,
+                out,
+                control,
+            },
+            out_rx,
+            control_rx,
+        )
+    }
+
+    /// The shared state, for the tasks.
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
@@ -101,7 +124,7 @@ impl Shared {
         true
     }
 
-    fn received(&self, payload: &[u8]) {
+    pub(super) fn received(&self, payload: &[u8]) {
         let msg = match wire::decode(payload) {
             Ok(m) => m,
             Err(e) => {

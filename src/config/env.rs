@@ -15,6 +15,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_BUS", "bus.kind"),
     ("REDIS_URL", "redis.url"),
     (
+        "SWITCHBOARD_REDIS_CLUSTER",
+        "redis.cluster (comma-separated node URLs)",
+    ),
+    (
         "REDIS_HOST, REDIS_PORT",
         "redis.url (when REDIS_URL is unset)",
     ),
@@ -54,6 +58,14 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
                 "SWITCHBOARD_BUS=`{v}` must be local or redis (bus.kind)"
             )),
         }
+    }
+    if let Some(v) = var("SWITCHBOARD_REDIS_CLUSTER") {
+        cfg.redis.cluster = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
     if let Some(v) = var("REDIS_URL") {
         cfg.redis.url = v;

@@ -151,12 +151,16 @@ impl Default for BusConfig {
 pub struct RedisConfig {
     /// `redis://host:port/db`.
     pub url: String,
+    /// Redis Cluster seed nodes: when set, the bus uses sharded pub/sub there (the
+    /// state stays at `url`).
+    pub cluster: Vec<String>,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: Vec::new(),
         }
     }
 }
@@ -604,6 +608,13 @@ impl Config {
                 self.redis.url
             ));
         }
+        for n in &self.redis.cluster {
+            if !n.starts_with("redis://") && !n.starts_with("rediss://") {
+                p.push(format!(
+                    "redis.cluster: `{n}` must be a redis:// or rediss:// URL"
+                ));
+            }
+        }
         if !self.amqp.url.is_empty() && !self.amqp.url.starts_with("amqp") {
             p.push(format!(
                 "amqp.url `{}` must be an amqp:// or amqps:// URL",
@@ -744,6 +755,7 @@ impl Config {
             c.auth.secret = "<redacted>".into();
         }
         c.redis.url = redact_url(&c.redis.url);
+        c.redis.cluster = c.redis.cluster.iter().map(|u| redact_url(u)).collect();
         if !c.internal_api.secret.is_empty() {
             c.internal_api.secret = "<redacted>".into();
         }
