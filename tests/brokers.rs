@@ -4,6 +4,8 @@
 
 mod live;
 
+use live::unique;
+
 use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
@@ -21,14 +23,6 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The RabbitMQ tests take turns: one of them restarts the broker.
 static RABBIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{n}", std::process::id())
-}
 
 async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();

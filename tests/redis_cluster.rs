@@ -6,6 +6,8 @@
 
 mod live;
 
+use live::unique;
+
 use live::{Client, Driver, Live};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -134,14 +136,6 @@ fn shard_subscribers(ports: &[u16], channel: &str) -> usize {
                 .unwrap_or(0)
         })
         .sum()
-}
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{n}", std::process::id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,20 +4,13 @@
 
 mod live;
 
+use live::unique;
+
 use live::{Client, Driver, Live, QUIET};
 use redis::AsyncCommands;
 use serde_json::json;
 use std::time::Duration;
 use switchboard::config::BusKind;
-
-/// A name no other run uses (Redis is shared).
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{n}", std::process::id())
-}
 
 async fn redis() -> redis::aio::MultiplexedConnection {
     redis::Client::open("redis://127.0.0.1:6379")

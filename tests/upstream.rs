@@ -10,22 +10,10 @@ mod live;
 
 use backends::nexus::Nexus;
 use backends::salala::Salala;
-use backends::{BACKEND_SECRET, token_with};
+use backends::{BACKEND_SECRET, eventually, front, token_with};
 use live::{Client, Driver, Live, TokenAt, WAIT, can_receive, can_send};
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchboard::config::{Config, UpstreamConfig};
-
-/// Every route of the shipped configuration fronts `up`.
-fn front(cfg: &mut Config, up: &str) {
-    let u: UpstreamConfig = toml::from_str(up).expect("upstream config");
-    for l in &mut cfg.listeners {
-        for r in &mut l.routes {
-            r.upstream = Some(u.name.clone());
-        }
-    }
-    cfg.upstreams.push(u);
-}
 
 /// A client holding a token signed with the backend's secret, connected (the
 /// transport's connect; the backend session opens behind it).
@@ -56,15 +44,27 @@ async fn client(
     c
 }
 
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Sends a message with an ack; the ack, which must say success.
+async fn send_acked(c: &mut Client, room: &str, content: &str) -> Value {
+    let body = json!({"conversationId": room, "content": content});
+    assert!(
+        c.emit("message.send", body, true).await,
+        "{} sends",
+        c.dialect
+    );
+    let ack = c.ack_any().await.expect("the send's ack");
+    assert_eq!(ack["success"], true, "{}: {ack}", c.dialect);
+    ack
+}
+
+/// Joins a room with an ack, which must say success.
+async fn join(c: &mut Client, room: &str) {
+    assert!(
+        c.emit("room.join", json!({"conversationId": room}), true)
+            .await
+    );
+    let ack = c.ack_any().await.expect("the join's ack");
+    assert_eq!(ack["success"], true, "{}: {ack}", c.dialect);
 }
 
 /// One HTTP/1.1 request: (status, head, body).
@@ -138,16 +138,7 @@ async fn socketio_clients_of_every_dialect_front_a_nexus_backend() {
 
     // A message: up as SEND_MSG, down as NEW_MESSAGE to the room; the sender's ack is
     // answered by the NEW_MESSAGE carrying its traceId.
-    assert!(
-        a.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "hello"}),
-            true
-        )
-        .await
-    );
-    let ack = a.ack_any().await.expect("the sender's ack");
-    assert_eq!(ack["success"], true, "{ack}");
+    let ack = send_acked(&mut a, "r1", "hello").await;
     assert!(ack["messageId"].is_string(), "{ack}");
     let got = b
         .canonical("message.created")
@@ -287,15 +278,7 @@ async fn socketio_clients_of_every_dialect_front_a_nexus_backend() {
     let mut a = client(&live, &d, "clerk", "a", &["r1"]).await;
     let mut b = client(&live, &d, "chat-service", "b", &["r1"]).await;
     eventually("sessions again", || nexus.connections() == 2).await;
-    assert!(
-        b.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "back"}),
-            true
-        )
-        .await
-    );
-    assert_eq!(b.ack_any().await.expect("ack")["success"], true);
+    send_acked(&mut b, "r1", "back").await;
     let got = a
         .canonical("message.created")
         .await
@@ -339,21 +322,8 @@ async fn raw_websocket_and_socketio_clients_front_a_socketioxide_backend() {
 
     // Acks bridged: the client's ack is answered by the backend's (the created
     // message, read through Salala's mapping).
-    assert!(
-        p.emit("room.join", json!({"conversationId": "r1"}), true)
-            .await
-    );
-    assert_eq!(p.ack_any().await.expect("join ack")["success"], true);
-    assert!(
-        p.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "hi"}),
-            true
-        )
-        .await
-    );
-    let ack = p.ack_any().await.expect("send ack");
-    assert_eq!(ack["success"], true, "{ack}");
+    join(&mut p, "r1").await;
+    let ack = send_acked(&mut p, "r1", "hi").await;
     assert!(ack["messageId"].is_string(), "{ack}");
     let got = p
         .canonical("message.created")
@@ -442,20 +412,8 @@ async fn raw_websocket_and_socketio_clients_front_a_socketioxide_backend() {
     refused(&mut n, "unavailable").await;
     let salala = Salala::start(BACKEND_SECRET, port).await;
     let mut p = client(&live, &d, "chat-service", "p", &[]).await;
-    assert!(
-        p.emit("room.join", json!({"conversationId": "r1"}), true)
-            .await
-    );
-    assert_eq!(p.ack_any().await.expect("join ack")["success"], true);
-    assert!(
-        p.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "again"}),
-            true
-        )
-        .await
-    );
-    assert_eq!(p.ack_any().await.expect("send ack")["success"], true);
+    join(&mut p, "r1").await;
+    send_acked(&mut p, "r1", "again").await;
     p.close().await;
     eventually("the backend socket closes with the client", || {
         salala.connections() == 0
@@ -505,24 +463,9 @@ async fn node_socketio_backend_and_clients() {
     let d = Driver::start().await;
     let mut a = client(&live, &d, "clerk", "a", &[]).await;
     let mut b = client(&live, &d, "chat-service", "b", &[]).await;
-    for c in [&a, &b] {
-        assert!(
-            c.emit("room.join", json!({"conversationId": "r9"}), true)
-                .await
-        );
-    }
-    assert_eq!(a.ack_any().await.expect("join ack")["success"], true);
-    assert_eq!(b.ack_any().await.expect("join ack")["success"], true);
-    assert!(
-        a.emit(
-            "message.send",
-            json!({"conversationId": "r9", "content": "node"}),
-            true
-        )
-        .await
-    );
-    let ack = a.ack_any().await.expect("ack from node's socket.io");
-    assert_eq!(ack["success"], true, "{ack}");
+    join(&mut a, "r9").await;
+    join(&mut b, "r9").await;
+    let ack = send_acked(&mut a, "r9", "node").await;
     let got = b
         .canonical("message.created")
         .await
@@ -565,14 +508,8 @@ claims = {{ userId = "sub" }}
         salala.connections() == 2
     })
     .await;
-    for c in [&a, &b] {
-        assert!(
-            c.emit("room.join", json!({"conversationId": "r1"}), true)
-                .await
-        );
-    }
-    assert_eq!(a.ack_any().await.expect("join ack")["success"], true);
-    assert_eq!(b.ack_any().await.expect("join ack")["success"], true);
+    join(&mut a, "r1").await;
+    join(&mut b, "r1").await;
     // Messages through the backend (it reads `userId` from the re-signed token).
     assert!(
         a.emit(

@@ -7,34 +7,12 @@ mod backends;
 mod live;
 
 use backends::nexus::Nexus;
-use backends::{BACKEND_SECRET, token_with};
+use backends::{BACKEND_SECRET, eventually, front, token_with};
 use futures_util::{SinkExt, StreamExt};
-use live::{Client, Driver, Live, TokenAt, WAIT};
+use live::{Client, Driver, Live, TokenAt};
 use serde_json::json;
 use std::time::Duration;
-use switchboard::config::{Config, UpstreamConfig};
 use tokio_tungstenite::tungstenite::Message;
-
-fn front(cfg: &mut Config, up: &str) {
-    let u: UpstreamConfig = toml::from_str(up).expect("upstream config");
-    for l in &mut cfg.listeners {
-        for r in &mut l.routes {
-            r.upstream = Some(u.name.clone());
-        }
-    }
-    cfg.upstreams.push(u);
-}
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn upstream(url: &str, extra: &str) -> String {
     format!(

@@ -9,6 +9,31 @@ pub mod salala;
 
 use serde_json::{Map, Value};
 use std::time::Duration;
+use switchboard::config::{Config, UpstreamConfig};
+
+/// Every route of `cfg` fronts the upstream `up` (TOML of one `[[upstream]]`).
+pub fn front(cfg: &mut Config, up: &str) {
+    let u: UpstreamConfig = toml::from_str(up).expect("upstream config");
+    for l in &mut cfg.listeners {
+        for r in &mut l.routes {
+            r.upstream = Some(u.name.clone());
+        }
+    }
+    cfg.upstreams.push(u);
+}
+
+/// Waits (up to 5 s) until `f` holds.
+pub async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let wait = Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + wait;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {wait:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The secret the test backends verify tokens with (not switchboard's).
 pub const BACKEND_SECRET: &str = "legacy-backend-secret";

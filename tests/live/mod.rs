@@ -127,6 +127,15 @@ impl Live {
     }
 }
 
+/// A name no other run uses (Redis and RabbitMQ are shared).
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
 /// A token for `user`.
 pub fn token(user: &str, name: Option<&str>, rooms: Option<&[&str]>) -> String {
     let auth = Authenticator::hs256(SECRET, Duration::ZERO);
