@@ -9,7 +9,6 @@ mod live;
 use live::unique;
 
 use live::{Client, Driver, Live};
-use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use switchboard::config::BusKind;
@@ -188,27 +187,13 @@ async fn two_instances_over_sharded_pubsub_on_a_cluster() {
         "both instances hold a shard subscription to the room"
     );
     // A message from ann on A reaches bob on B, and back.
-    assert!(
-        ann.emit(
-            "message.send",
-            json!({"conversationId": room, "content": "over the cluster"}),
-            false
-        )
-        .await
-    );
+    ann.send_message(&room, "over the cluster", false).await;
     let got = bob
         .canonical("message.created")
         .await
         .expect("bob receives it on B");
     assert_eq!(got.body["content"], "over the cluster");
-    assert!(
-        bob.emit(
-            "message.send",
-            json!({"conversationId": room, "content": "and back"}),
-            false
-        )
-        .await
-    );
+    bob.send_message(&room, "and back", false).await;
     let got = ann
         .canonical_where("message.created", live::WAIT, |e| {
             e.body["content"] == "and back"

@@ -149,14 +149,7 @@ async fn socketio_clients_of_every_dialect_front_a_nexus_backend() {
     assert_eq!(got.body["messageId"], ack["messageId"]);
 
     // The backend's own error reaches the sender in its dialect, and answers its ack.
-    assert!(
-        a.emit(
-            "message.send",
-            json!({"conversationId": "elsewhere", "content": "x"}),
-            true
-        )
-        .await
-    );
+    a.send_message("elsewhere", "x", true).await;
     let ack = a.ack_any().await.expect("the refused send's ack");
     assert_eq!(ack["success"], false, "{ack}");
     assert_eq!(ack["code"], "forbidden", "{ack}");
@@ -333,14 +326,7 @@ async fn raw_websocket_and_socketio_clients_front_a_socketioxide_backend() {
     assert_eq!(got.body["senderId"], "p");
 
     // The raw WebSocket client sends (no acks in its dialect); the room hears it.
-    assert!(
-        n.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "from nexus"}),
-            false
-        )
-        .await
-    );
+    n.send_message("r1", "from nexus", false).await;
     let got = p
         .canonical("message.created")
         .await
@@ -350,14 +336,7 @@ async fn raw_websocket_and_socketio_clients_front_a_socketioxide_backend() {
 
     // The backend's refusal (an `exception`, no ack): the error in the client's dialect,
     // the ack answered when the backend stays silent.
-    assert!(
-        p.emit(
-            "message.send",
-            json!({"conversationId": "forbidden", "content": "x"}),
-            true
-        )
-        .await
-    );
+    p.send_message("forbidden", "x", true).await;
     let e = p
         .canonical("session.error")
         .await
@@ -511,14 +490,7 @@ claims = {{ userId = "sub" }}
     join(&mut a, "r1").await;
     join(&mut b, "r1").await;
     // Messages through the backend (it reads `userId` from the re-signed token).
-    assert!(
-        a.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "m"}),
-            true
-        )
-        .await
-    );
+    a.send_message("r1", "m", true).await;
     let got = b
         .canonical("message.created")
         .await

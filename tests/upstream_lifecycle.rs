@@ -47,14 +47,7 @@ async fn a_lazy_session_opens_at_the_first_event() {
         0,
         "no backend session before the first event"
     );
-    assert!(
-        a.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "first"}),
-            true
-        )
-        .await
-    );
+    a.send_message("r1", "first", true).await;
     assert_eq!(a.ack_any().await.expect("ack")["success"], true);
     assert_eq!(nexus.connections(), 1);
     // A token the backend refuses: the client is connected, then refused at its first
@@ -71,14 +64,7 @@ async fn a_lazy_session_opens_at_the_first_event() {
     )
     .await;
     assert!(z.canonical("session.ready").await.is_some());
-    assert!(
-        z.emit(
-            "message.send",
-            json!({"conversationId": "r1", "content": "x"}),
-            true
-        )
-        .await
-    );
+    z.send_message("r1", "x", true).await;
     let ack = z.ack_any().await.expect("ack");
     assert_eq!(ack["success"], false, "{ack}");
     let err = z.canonical("session.error").await.expect("the refusal");

@@ -60,6 +60,22 @@ impl Dialect {
         )
     }
 
+    /// Encodes `ev` for `dir` and writes it as one frame of this dialect's framing (JSON
+    /// text) to `out`.
+    ///
+    /// # Errors
+    /// As [`Dialect::encode`]; `out` is then left as it was.
+    pub fn encode_frame(
+        &self,
+        ev: &Event,
+        dir: Direction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
+        let w = self.encode(ev, dir)?;
+        super::framing::write_frame(self.framing, &w.name, w.payload.as_ref(), &ev.meta, out);
+        Ok(())
+    }
+
     /// Like [`Dialect::encode`], but moves values out of `ev.body` (and its carried
     /// fields) instead of cloning them: for callers that are done with the event.
     ///

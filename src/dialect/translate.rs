@@ -127,10 +127,7 @@ impl<'a> Translator<'a> {
                 // Serialising an Event into a Vec cannot fail: every map key is a string.
                 let _ = serde_json::to_writer(&mut *out, ev);
             }
-            Side::Dialect(d) => {
-                let w = d.encode(ev, dir)?;
-                write_frame(d.framing, &w.name, w.payload.as_ref(), &ev.meta, out);
-            }
+            Side::Dialect(d) => d.encode_frame(ev, dir, out)?,
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use crate::bus::{Audience, Bus, Deliver, Delivery, RoomKey};
 use crate::config::AmqpConfig;
 use crate::config::{Config, Membership, Transport};
 use crate::dialect::Route;
-use crate::dialect::{Decoded, Direction, Registry, TranslateError, write_frame};
+use crate::dialect::{Decoded, Direction, Registry, TranslateError};
 use crate::event::Target;
 use crate::event::{Event, Meta, Origin, now_millis};
 use crate::telemetry::{BusLabels, ConnLabels, EventLabels, Metrics, Name, ReasonLabels};
@@ -503,21 +503,17 @@ impl Inner {
         let d = reg
             .dialect(dialect)
             .ok_or_else(|| TranslateError::UnknownDialect(dialect.to_string()))?;
-        let enc = d.encode(ev, Direction::Down)?;
         Ok(match transport {
-            Transport::Socketio => Frame::SocketIo {
-                name: Arc::from(enc.name.as_ref()),
-                payload: enc.payload.map(|t| Arc::new(t.into_value())),
-            },
+            Transport::Socketio => {
+                let enc = d.encode(ev, Direction::Down)?;
+                Frame::SocketIo {
+                    name: Arc::from(enc.name.as_ref()),
+                    payload: enc.payload.map(|t| Arc::new(t.into_value())),
+                }
+            }
             Transport::Websocket => {
                 let mut buf = Vec::with_capacity(256);
-                write_frame(
-                    d.framing,
-                    &enc.name,
-                    enc.payload.as_ref(),
-                    &ev.meta,
-                    &mut buf,
-                );
+                d.encode_frame(ev, Direction::Down, &mut buf)?;
                 // serde_json writes UTF-8 only.
                 let text = String::from_utf8(buf).unwrap_or_default();
                 Frame::Text(Utf8Bytes::from(text))

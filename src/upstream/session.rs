@@ -9,7 +9,7 @@ use super::acks::{Key, Pending, Reply};
 use super::link::{self, LinkTx, OpenError};
 use super::{Dest, Upstream, answer};
 use crate::config::Transport;
-use crate::dialect::{DecodeContext, Direction, write_frame};
+use crate::dialect::{DecodeContext, Direction};
 use crate::event::Event;
 use crate::hub::{Code, Conn, Hub, Refusal};
 use crate::sioclient::{Incoming, SendError};
@@ -222,28 +222,17 @@ impl Session {
             let r = Refusal::new(Code::Unavailable, "the backend's dialect is not loaded");
             return self.refuse(&r, &ev, reply);
         };
-        let enc = match d.encode(&ev, Direction::Up) {
-            Ok(enc) => enc,
-            Err(e) => {
-                let why = d
-                    .lack_reason(&ev.name)
-                    .map_or_else(|| e.to_string(), str::to_owned);
-                let r = Refusal::new(
-                    Code::Unsupported,
-                    format!("the backend ({}) cannot take `{}`: {why}", d.name, ev.name),
-                );
-                return self.refuse(&r, &ev, reply);
-            }
-        };
         let mut buf = Vec::with_capacity(256);
-        write_frame(
-            d.framing,
-            &enc.name,
-            enc.payload.as_ref(),
-            &ev.meta,
-            &mut buf,
-        );
-        drop(enc);
+        if let Err(e) = d.encode_frame(&ev, Direction::Up, &mut buf) {
+            let why = d
+                .lack_reason(&ev.name)
+                .map_or_else(|| e.to_string(), str::to_owned);
+            let r = Refusal::new(
+                Code::Unsupported,
+                format!("the backend ({}) cannot take `{}`: {why}", d.name, ev.name),
+            );
+            return self.refuse(&r, &ev, reply);
+        }
         let framing_has_acks = self.up.cfg.transport == Transport::Socketio;
         drop(reg);
         let link = match self.open().await {

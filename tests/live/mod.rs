@@ -475,6 +475,16 @@ impl Client {
         true
     }
 
+    /// Sends `message.send {conversationId: room, content}` in this client's dialect.
+    pub async fn send_message(&self, room: &str, content: &str, ack: bool) {
+        let body = json!({"conversationId": room, "content": content});
+        assert!(
+            self.emit("message.send", body, ack).await,
+            "{} sends messages",
+            self.dialect
+        );
+    }
+
     /// The next received event (already buffered or arriving within `WAIT`) matching `pred`.
     pub async fn next(&mut self, pred: impl Fn(&Received) -> bool) -> Option<Received> {
         self.next_within(WAIT, pred).await
