@@ -58,12 +58,15 @@ async fn backend() -> std::net::SocketAddr {
 /// A Salala backend (socketioxide) that acks each `sendMessage` with the message.
 async fn sio_backend() -> std::net::SocketAddr {
     use socketioxide::extract::{AckSender, Data, SocketRef};
+    use socketioxide::handler::ConnectHandler;
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = tcp.local_addr().expect("addr");
     let (svc, io) = socketioxide::SocketIo::new_svc();
-    io.ns("/", async |s: SocketRef| {
+    // Handlers registered by a middleware: socketioxide runs the connect handler after
+    // telling the client it is connected, so an event sent at once would find none.
+    let install = async |s: SocketRef| {
         s.on(
             "sendMessage",
             async |Data(d): Data<Value>, ack: AckSender| {
@@ -71,7 +74,9 @@ async fn sio_backend() -> std::net::SocketAddr {
                     "senderId": "u1", "content": d["content"], "createdAt": "2026-11-22T00:00:00.000Z"}));
             },
         );
-    });
+        Ok::<(), std::convert::Infallible>(())
+    };
+    io.ns("/", (async |_: SocketRef| {}).with(install));
     tokio::spawn(async move {
         while let Ok((s, _)) = tcp.accept().await {
             let _ = s.set_nodelay(true);

@@ -25,16 +25,7 @@ async fn client(
     rooms: &[&str],
 ) -> Client {
     let t = token_with(BACKEND_SECRET, user, rooms);
-    let mut c = Client::open(
-        live,
-        d,
-        dialect,
-        "websocket",
-        user,
-        Some(&t),
-        TokenAt::Primary,
-    )
-    .await;
+    let mut c = open_with(live, d, dialect, user, &t).await;
     let r = c.next(|r| r.name.starts_with("__connect")).await;
     assert_eq!(
         r.map(|r| r.name),
@@ -81,6 +72,34 @@ async fn http(addr: std::net::SocketAddr, req: &str) -> (u16, String, String) {
         .unwrap_or(0);
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
     (code, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A client presenting `token`, not waited for.
+async fn open_with(
+    live: &Live,
+    d: &std::sync::Arc<Driver>,
+    dialect: &str,
+    user: &str,
+    token: &str,
+) -> Client {
+    Client::open(
+        live,
+        d,
+        dialect,
+        "websocket",
+        user,
+        Some(token),
+        TokenAt::Primary,
+    )
+    .await
+}
+
+/// A client whose token the backend refuses hears `unauthorized` in its dialect and is
+/// closed.
+async fn bad_token_refused(live: &Live, d: &std::sync::Arc<Driver>, dialect: &str) {
+    let bad = token_with("not-the-backend-secret", "z", &[]);
+    let mut x = open_with(live, d, dialect, "z", &bad).await;
+    refused(&mut x, "unauthorized").await;
 }
 
 /// The session's error, then the disconnect (Socket.IO) or close (raw WebSocket).
@@ -227,19 +246,7 @@ async fn socketio_clients_of_every_dialect_front_a_nexus_backend() {
     assert_eq!(code, 401, "the backend's refusal passes through");
 
     // A token the backend refuses: the client hears it in its dialect, and is closed.
-    let bad = token_with("not-the-backend-secret", "d", &["r1"]);
-    let mut x = Client::open(
-        &live,
-        &d,
-        "clerk",
-        "websocket",
-        "d",
-        Some(&bad),
-        TokenAt::Primary,
-    )
-    .await;
-    let err = refused(&mut x, "unauthorized").await;
-    assert_eq!(err["reason"], "auth_error", "{err}");
+    bad_token_refused(&live, &d, "clerk").await;
 
     // A client that leaves closes its backend session.
     c.close().await;
@@ -256,17 +263,12 @@ async fn socketio_clients_of_every_dialect_front_a_nexus_backend() {
     refused(&mut b, "unavailable").await;
     let (code, _, _) = http(api, "GET /api/rooms/r1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n").await;
     assert_eq!(code, 502, "an unreachable REST backend is a 502");
-    let mut x = Client::open(
-        &live,
-        &d,
-        "clerk",
-        "websocket",
-        "a",
-        Some(&token_with(BACKEND_SECRET, "a", &["r1"])),
-        TokenAt::Primary,
+    let t = token_with(BACKEND_SECRET, "a", &["r1"]);
+    refused(
+        &mut open_with(&live, &d, "clerk", "a", &t).await,
+        "unavailable",
     )
     .await;
-    refused(&mut x, "unavailable").await;
     let nexus = Nexus::start(BACKEND_SECRET, port, rest).await;
     let mut a = client(&live, &d, "clerk", "a", &["r1"]).await;
     let mut b = client(&live, &d, "chat-service", "b", &["r1"]).await;
@@ -354,28 +356,9 @@ async fn raw_websocket_and_socketio_clients_front_a_socketioxide_backend() {
     assert_eq!(ack["code"], "timeout", "{ack}");
 
     // Refused by the backend's connect middleware: in each client's dialect.
-    let bad = token_with("wrong", "z", &[]);
-    let mut x = Client::open(
-        &live,
-        &d,
-        "chat-service",
-        "websocket",
-        "z",
-        Some(&bad),
-        TokenAt::Primary,
-    )
-    .await;
-    refused(&mut x, "unauthorized").await;
-    let mut y = Client::open(
-        &live,
-        &d,
-        "nexus",
-        "websocket",
-        "z",
-        Some(&bad),
-        TokenAt::Primary,
-    )
-    .await;
+    bad_token_refused(&live, &d, "chat-service").await;
+    let bad = token_with("not-the-backend-secret", "z", &[]);
+    let mut y = open_with(&live, &d, "nexus", "z", &bad).await;
     let e = y
         .canonical("session.error")
         .await
@@ -451,18 +434,7 @@ async fn node_socketio_backend_and_clients() {
         .expect("chat-service receives it");
     assert_eq!(got.body["content"], "node");
     assert_eq!(got.body["messageId"], ack["messageId"]);
-    let bad = token_with("wrong", "z", &[]);
-    let mut x = Client::open(
-        &live,
-        &d,
-        "clerk",
-        "websocket",
-        "z",
-        Some(&bad),
-        TokenAt::Primary,
-    )
-    .await;
-    refused(&mut x, "unauthorized").await;
+    bad_token_refused(&live, &d, "clerk").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,17 +489,6 @@ claims = {{ userId = "sub" }}
     let live_hub = live.hub().connection_count();
     assert_eq!(live_hub, 2);
     // A token switchboard refuses never reaches the backend.
-    let bad = token_with("wrong", "z", &[]);
-    let mut x = Client::open(
-        &live,
-        &d,
-        "clerk",
-        "websocket",
-        "z",
-        Some(&bad),
-        TokenAt::Primary,
-    )
-    .await;
-    refused(&mut x, "unauthorized").await;
+    bad_token_refused(&live, &d, "clerk").await;
     assert_eq!(salala.connections(), 2);
 }

@@ -41,14 +41,18 @@ impl Salala {
         let addr = tcp.local_addr().expect("addr");
         let (svc, io) = SocketIo::builder().build_svc();
         let secret = secret.to_string();
+        let io2 = io.clone();
         let auth = move |s: SocketRef| {
-            let secret = secret.clone();
+            let (secret, io) = (secret.clone(), io2.clone());
             async move {
                 let token = super::query_token(s.req_parts().uri.query())
                     .ok_or("unauthorized: no token")?;
                 let claims = verify(&secret, &token).ok_or("unauthorized: invalid token")?;
                 let u = user_of(&claims).ok_or("unauthorized: no user")?;
                 s.extensions.insert(User(Arc::from(u.as_str())));
+                // Before the client hears it is connected: an event it sends at once must
+                // find its handler (socketioxide runs the connect handler afterwards).
+                handlers(&s, io);
                 Ok::<(), &'static str>(())
             }
         };
@@ -64,55 +68,6 @@ impl Salala {
                         &json!({"userId": me, "status": "online"}),
                     )
                     .await;
-                s.on(
-                    "joinRoom",
-                    async |s: SocketRef, Data(d): Data<Value>, ack: AckSender| {
-                        let room = d["conversationId"].as_str().unwrap_or_default().to_string();
-                        s.join(room.clone());
-                        let _ = ack.send(&json!({"joined": room}));
-                    },
-                );
-                let io3 = io.clone();
-                s.on("sendMessage", move |s: SocketRef, Data(d): Data<Value>, ack: AckSender| {
-                    let io = io3.clone();
-                    async move {
-                        let room = d["conversationId"].as_str().unwrap_or_default().to_string();
-                        if room == "forbidden" || d["content"].as_str().unwrap_or_default().is_empty() {
-                            // A WsException: an `exception` event, no ack.
-                            let _ = s.emit("exception", &json!({"status": "error", "message": "Unauthorized to send message to this room"}));
-                            return;
-                        }
-                        let msg = json!({
-                            "id": uuid::Uuid::new_v4().to_string(),
-                            "conversationId": room,
-                            "senderId": user(&s),
-                            "content": d["content"],
-                            "createdAt": "2026-11-22T00:00:00.000Z",
-                        });
-                        let _ = io.within(room).emit("newMessage", &msg).await;
-                        let _ = ack.send(&msg);
-                    }
-                });
-                s.on("typing", async |s: SocketRef, Data(d): Data<Value>| {
-                    let room = d["conversationId"].as_str().unwrap_or_default().to_string();
-                    let _ = s
-                        .to(room.clone())
-                        .emit(
-                            "userTyping",
-                            &json!({"userId": user(&s), "conversationId": room}),
-                        )
-                        .await;
-                });
-                s.on("stopTyping", async |s: SocketRef, Data(d): Data<Value>| {
-                    let room = d["conversationId"].as_str().unwrap_or_default().to_string();
-                    let _ = s
-                        .to(room.clone())
-                        .emit(
-                            "userStopTyping",
-                            &json!({"userId": user(&s), "conversationId": room}),
-                        )
-                        .await;
-                });
             }
         };
         io.ns("/", on_connect.with(auth));
@@ -157,4 +112,57 @@ impl Salala {
         }
         self.stop.cancel();
     }
+}
+
+/// What the gateway's ChatGateway handles.
+fn handlers(s: &SocketRef, io: SocketIo) {
+    s.on(
+        "joinRoom",
+        async |s: SocketRef, Data(d): Data<Value>, ack: AckSender| {
+            let room = d["conversationId"].as_str().unwrap_or_default().to_string();
+            s.join(room.clone());
+            let _ = ack.send(&json!({"joined": room}));
+        },
+    );
+    let io3 = io.clone();
+    s.on("sendMessage", move |s: SocketRef, Data(d): Data<Value>, ack: AckSender| {
+        let io = io3.clone();
+        async move {
+            let room = d["conversationId"].as_str().unwrap_or_default().to_string();
+            if room == "forbidden" || d["content"].as_str().unwrap_or_default().is_empty() {
+                // A WsException: an `exception` event, no ack.
+                let _ = s.emit("exception", &json!({"status": "error", "message": "Unauthorized to send message to this room"}));
+                return;
+            }
+            let msg = json!({
+                "id": uuid::Uuid::new_v4().to_string(),
+                "conversationId": room,
+                "senderId": user(&s),
+                "content": d["content"],
+                "createdAt": "2026-11-22T00:00:00.000Z",
+            });
+            let _ = io.within(room).emit("newMessage", &msg).await;
+            let _ = ack.send(&msg);
+        }
+    });
+    s.on("typing", async |s: SocketRef, Data(d): Data<Value>| {
+        let room = d["conversationId"].as_str().unwrap_or_default().to_string();
+        let _ = s
+            .to(room.clone())
+            .emit(
+                "userTyping",
+                &json!({"userId": user(&s), "conversationId": room}),
+            )
+            .await;
+    });
+    s.on("stopTyping", async |s: SocketRef, Data(d): Data<Value>| {
+        let room = d["conversationId"].as_str().unwrap_or_default().to_string();
+        let _ = s
+            .to(room.clone())
+            .emit(
+                "userStopTyping",
+                &json!({"userId": user(&s), "conversationId": room}),
+            )
+            .await;
+    });
 }
