@@ -19,6 +19,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Bytes each WebSocket preallocates for reading (raw and Socket.IO alike): chat frames
+/// are small, a larger one grows the buffer for itself, and idle connections stay cheap.
+pub(crate) const READ_BUFFER: usize = 1024;
+
 /// What every listener shares.
 pub(crate) struct Shared {
     pub hub: Hub,

@@ -71,10 +71,10 @@ pub(super) fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let limit = task_sh.cfg.limits.max_frame;
-                // tungstenite preallocates its read buffer (128 KiB by default): 4 KiB
-                // per connection, like socketioxide's, keeps idle connections cheap.
+                // tungstenite preallocates its read buffer (128 KiB by default); it
+                // grows for a larger frame, so a small one keeps idle connections cheap.
                 let config = WebSocketConfig::default()
-                    .read_buffer_size(4096)
+                    .read_buffer_size(super::READ_BUFFER)
                     .write_buffer_size(0)
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
