@@ -55,7 +55,7 @@ enum Conn {
     Ws(mpsc::UnboundedSender<Message>, WsRead),
 }
 
-async fn open(plan: &Plan, i: usize, room: &str) -> Result<Conn, String> {
+async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<Conn, String> {
     let base = &plan.urls[i % plan.urls.len()];
     let user = format!("bench-{i}");
     let rooms = plan.raw_ws.then(|| vec![room.to_string()]);
@@ -89,15 +89,19 @@ async fn open(plan: &Plan, i: usize, room: &str) -> Result<Conn, String> {
         Ok(Conn::Ws(tx, r))
     } else {
         let auth = json!({"token": format!("Bearer {token}")});
-        let (s, rx) = sioclient::connect(
-            base,
-            &plan.path,
-            &plan.ns,
-            Some(&auth),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        // Deliveries are timed in the socket's reading task: no hop, no copy.
+        let st = stats.clone();
+        let mut opts = sioclient::Options::with_auth(Some(&auth), Duration::from_secs(10));
+        opts.on_event = Some(Arc::new(move |args: &str| match marked(args) {
+            Some(t0) => {
+                st.record(i, now_nanos().saturating_sub(t0) / 1000);
+                true
+            }
+            None => false,
+        }));
+        let (s, rx) = sioclient::connect_with(base, &plan.path, &plan.ns, &opts)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Conn::Sio(s, rx))
     }
 }
@@ -132,7 +136,7 @@ pub async fn run(
     go: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
 ) {
     let room = format!("{}-room-{}", plan.prefix, i % plan.rooms);
-    let mut conn = match open(&plan, i, &room).await {
+    let mut conn = match open(&plan, i, &room, &stats).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(client = i, "connect failed: {e}");

@@ -124,8 +124,13 @@ impl Sender {
     }
 }
 
+/// Takes an event's `["name", …]` text in the reading task itself; `true`: consumed (not
+/// queued). For a reader that only counts (the load generator), it saves a task hop and
+/// a copy per event.
+pub type EventHook = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// How to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// The handshake's `auth` payload.
     pub auth: Option<Value>,
@@ -137,6 +142,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Frames queued each way.
     pub queue: usize,
+    /// Events without an ack request offered here first.
+    pub on_event: Option<EventHook>,
 }
 
 impl Options {
@@ -148,6 +155,7 @@ impl Options {
             headers: Vec::new(),
             timeout,
             queue: 1024,
+            on_event: None,
         }
     }
 }
@@ -261,6 +269,7 @@ pub async fn connect_with(
         let _ = w.close().await;
     });
     let pong = tx.clone();
+    let hook = opts.on_event.clone();
     tokio::spawn(async move {
         let why = loop {
             let text = match r.next().await {
@@ -276,6 +285,9 @@ pub async fn connect_with(
                 continue;
             }
             let incoming = match parse(&text) {
+                Some(Packet::Event {
+                    ack: None, args, ..
+                }) if hook.as_ref().is_some_and(|h| h(args)) => continue,
                 Some(Packet::Event { ack, args, .. }) => Incoming::Event {
                     text: args.to_string(),
                     ack,

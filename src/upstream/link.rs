@@ -94,6 +94,7 @@ pub async fn open(
                 headers: handshake.headers.clone(),
                 timeout,
                 queue: cfg.queue,
+                on_event: None,
             };
             sioclient::connect_with(&cfg.url, &cfg.path, &cfg.namespace, &opts)
                 .await
