@@ -58,18 +58,9 @@ async fn join(c: &mut Client, room: &str) {
     assert_eq!(ack["success"], true, "{}: {ack}", c.dialect);
 }
 
-/// One HTTP/1.1 request: (status, head, body).
+/// One HTTP/1.1 request: (status, head in lower case, body).
 async fn http(addr: std::net::SocketAddr, req: &str) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (code, out) = live::raw_http(addr, req).await;
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
     (code, head.to_ascii_lowercase(), body.to_string())
 }

@@ -653,19 +653,10 @@ pub async fn receiver(
     addr
 }
 
-/// POSTs to the internal API; (status, whole answer).
-pub async fn post(
-    addr: std::net::SocketAddr,
-    path: &str,
-    secret: &str,
-    body: &str,
-) -> (u16, String) {
+/// One raw HTTP/1.1 request (`Connection: close`): (status, whole answer).
+pub async fn raw_http(addr: std::net::SocketAddr, req: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {secret}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out).await;
@@ -677,21 +668,26 @@ pub async fn post(
     (code, out)
 }
 
+/// POSTs to the internal API; (status, whole answer).
+pub async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    secret: &str,
+    body: &str,
+) -> (u16, String) {
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {secret}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw_http(addr, &req).await
+}
+
 /// GETs from the internal API; (status, JSON answer).
 pub async fn get_internal(addr: std::net::SocketAddr, path: &str, secret: &str) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {secret}\r\nConnection: close\r\n\r\n"
     );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (code, out) = raw_http(addr, &req).await;
     let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
     (code, serde_json::from_str(body).unwrap_or(Value::Null))
 }
