@@ -65,13 +65,21 @@ async fn two_instances_behave_as_one_server() {
         "{chans_a:?}"
     );
     let mut r = redis().await;
-    let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(format!("switchboard:{{room:{room}}}"))
-        .arg(format!("switchboard:{{user:{ua}}}"))
-        .query_async(&mut r)
-        .await
-        .expect("numsub");
+    // An instance subscribes in the background after the client joined: wait for it.
+    let mut numsub: Vec<(String, usize)> = Vec::new();
+    for _ in 0..100 {
+        numsub = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("switchboard:{{room:{room}}}"))
+            .arg(format!("switchboard:{{user:{ua}}}"))
+            .query_async(&mut r)
+            .await
+            .expect("numsub");
+        if numsub[0].1 == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(numsub[0].1, 2, "both instances have members of the room");
     assert_eq!(
         numsub[1].1, 1,
