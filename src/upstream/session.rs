@@ -139,6 +139,20 @@ impl Session {
             .send_event(&self.conn, &Event::new("session.ready", body));
     }
 
+    /// Counts and traces one event relayed `up` to the backend or `down` from it.
+    fn relayed(&self, ev: &Event, direction: &'static str) {
+        self.hub
+            .metrics()
+            .upstream_events
+            .get_or_create(&UpstreamEvent {
+                upstream: self.up.label.clone(),
+                direction,
+                event: crate::telemetry::Name(ev.name.clone()),
+            })
+            .inc();
+        tracing::trace!(trace_id = %ev.meta.trace_id, event = %ev.name, upstream = %self.up.cfg.name, direction, "relayed");
+    }
+
     fn count(&self, outcome: &'static str) {
         self.hub.metrics().upstream(&self.up.label, outcome);
     }
@@ -291,16 +305,7 @@ impl Session {
         let text = String::from_utf8(buf).unwrap_or_default();
         match link.send(text, ack_id) {
             Ok(()) => {
-                self.hub
-                    .metrics()
-                    .upstream_events
-                    .get_or_create(&UpstreamEvent {
-                        upstream: self.up.label.clone(),
-                        direction: "up",
-                        event: crate::telemetry::Name(ev.name.clone()),
-                    })
-                    .inc();
-                tracing::trace!(trace_id = %ev.meta.trace_id, event = %ev.name, upstream = %self.up.cfg.name, "to the backend");
+                self.relayed(&ev, "up");
             }
             Err(e) => {
                 let waiting = key.and_then(|k| {
@@ -474,16 +479,7 @@ impl Session {
             if !self.up.routing.from_backend(&ev.name) {
                 continue;
             }
-            self.hub
-                .metrics()
-                .upstream_events
-                .get_or_create(&UpstreamEvent {
-                    upstream: self.up.label.clone(),
-                    direction: "down",
-                    event: crate::telemetry::Name(ev.name.clone()),
-                })
-                .inc();
-            tracing::trace!(trace_id = %ev.meta.trace_id, event = %ev.name, upstream = %self.up.cfg.name, "from the backend");
+            self.relayed(&ev, "down");
             self.hub.send_event(&self.conn, &ev);
         }
         // The backend asked for an ack: the event is on its way to the client.
