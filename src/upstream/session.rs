@@ -50,9 +50,8 @@ pub struct Session {
 impl Session {
     /// A session for `conn` (registered with the hub: as a member when the upstream
     /// shares events with the hub). Opens the backend session now unless it is lazy.
-    ///
-    /// # Errors
-    /// The token could not be re-signed for the backend.
+    /// A token that cannot be re-signed is logged and not forwarded: the backend then
+    /// refuses the session, and the client hears that in its dialect.
     pub async fn start(
         up: Arc<Upstream>,
         hub: Hub,
@@ -472,7 +471,16 @@ impl Session {
                     ev.body.insert("reason".into(), code);
                 }
             }
-            if self.up.cfg.transport == Transport::Websocket {
+            // Only a raw WebSocket backend answers by trace id; most frames find no ack
+            // waiting, and then cost no key.
+            let waiting = self.up.cfg.transport == Transport::Websocket
+                && self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .next_deadline()
+                    .is_some();
+            if waiting {
                 let key = Key::Trace(ev.meta.trace_id.to_string());
                 self.answered(&key, |_| answer::from_event(&ev));
             }
