@@ -12,6 +12,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod dialect;
+pub mod engineio;
 pub mod event;
 pub mod hub;
 pub mod listen;

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -21,18 +20,42 @@ pub type ConnId = u64;
 /// An encoded frame, ready for one transport.
 #[derive(Debug, Clone)]
 pub enum Frame {
-    /// A Socket.IO event: name and payload (emitted by socketioxide).
+    /// A Socket.IO event: name and payload (emitted by socketioxide), and the same as a
+    /// whole Engine.IO message for the root namespace (`42["name",payload]`), written as
+    /// is by our own Socket.IO connections.
     SocketIo {
         /// Wire event name.
         name: Arc<str>,
         /// The payload; `None` for an event without one.
         payload: Option<Arc<Value>>,
+        /// `42["name",payload]`.
+        text: Utf8Bytes,
     },
     /// A whole text frame (raw WebSocket).
     Text(Utf8Bytes),
 }
 
-/// What the raw WebSocket writer task is asked to send.
+impl Frame {
+    /// A Socket.IO event frame.
+    pub fn socketio(name: &str, payload: Option<Value>) -> Frame {
+        let mut text = String::with_capacity(64);
+        text.push_str("42[");
+        // A string and a JSON value always serialise.
+        text.push_str(&serde_json::to_string(name).unwrap_or_default());
+        if let Some(p) = &payload {
+            text.push(',');
+            text.push_str(&serde_json::to_string(p).unwrap_or_default());
+        }
+        text.push(']');
+        Frame::SocketIo {
+            name: Arc::from(name),
+            payload: payload.map(Arc::new),
+            text: Utf8Bytes::from(text),
+        }
+    }
+}
+
+/// What a WebSocket writer task is asked to send.
 #[derive(Debug)]
 pub enum WsOut {
     /// A text frame.
@@ -48,8 +71,31 @@ pub enum Sink {
     /// A socketioxide socket: its engine buffer (`limits.outbound_queue` packets) is the
     /// bounded queue; emitting into a full buffer fails.
     SocketIo(SocketRef),
-    /// The raw WebSocket writer task's bounded queue.
-    Ws(mpsc::Sender<WsOut>),
+    /// The raw WebSocket writer task's bounded queue (flume: it allocates nothing until
+    /// a frame waits, where tokio's channel preallocates 32 slots per connection).
+    Ws(flume::Sender<WsOut>),
+    /// One namespace of one of our own Socket.IO connections: the connection's writer
+    /// queue, shared by its namespaces.
+    Eio {
+        /// The connection's queue.
+        tx: flume::Sender<WsOut>,
+        /// The namespace (`/` or `/ws/app`).
+        ns: Arc<str>,
+    },
+}
+
+/// `frame` (a root-namespace Socket.IO message, `4…`) for namespace `ns`.
+pub fn in_namespace(frame: &Utf8Bytes, ns: &str) -> Utf8Bytes {
+    if ns == "/" || frame.len() < 2 {
+        return frame.clone();
+    }
+    let (head, rest) = frame.as_str().split_at(2);
+    let mut s = String::with_capacity(frame.len() + ns.len() + 1);
+    s.push_str(head);
+    s.push_str(ns);
+    s.push(',');
+    s.push_str(rest);
+    Utf8Bytes::from(s)
 }
 
 /// Why a frame could not be queued.
@@ -59,6 +105,14 @@ pub enum SendFailure {
     Full,
     /// The connection is gone.
     Closed,
+}
+
+/// Queues `out` without waiting.
+fn queue(tx: &flume::Sender<WsOut>, out: WsOut) -> Result<(), SendFailure> {
+    tx.try_send(out).map_err(|e| match e {
+        flume::TrySendError::Full(_) => SendFailure::Full,
+        flume::TrySendError::Disconnected(_) => SendFailure::Closed,
+    })
 }
 
 /// A connection registered with the hub.
@@ -134,6 +188,10 @@ pub struct NewConn {
     /// client whose events all go to a backend: the hub then only counts it, limits
     /// it and closes it at shutdown.
     pub member: bool,
+    /// The token the connection is cut with, when the listener shares one between
+    /// several hub connections (the namespaces of one Socket.IO connection); a new
+    /// one otherwise.
+    pub cancel: Option<CancellationToken>,
 }
 
 impl Conn {
@@ -154,7 +212,7 @@ impl Conn {
             connected_at: now,
             user_agent: n.user_agent,
             ip: n.ip,
-            cancel: CancellationToken::new(),
+            cancel: n.cancel.unwrap_or_default(),
             member: n.member,
             rooms: Mutex::new(BTreeSet::new()),
             sink: n.sink,
@@ -229,7 +287,7 @@ impl Conn {
             return Err(SendFailure::Closed);
         }
         match (&self.sink, frame) {
-            (Sink::SocketIo(socket), Frame::SocketIo { name, payload }) => {
+            (Sink::SocketIo(socket), Frame::SocketIo { name, payload, .. }) => {
                 let r = match payload {
                     Some(p) => socket.emit(&**name, &**p),
                     None => socket.emit(&**name, &()),
@@ -241,11 +299,9 @@ impl Conn {
                     _ => SendFailure::Closed,
                 })
             }
-            (Sink::Ws(tx), Frame::Text(t)) => {
-                tx.try_send(WsOut::Text(t.clone())).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => SendFailure::Full,
-                    mpsc::error::TrySendError::Closed(_) => SendFailure::Closed,
-                })
+            (Sink::Ws(tx), Frame::Text(t)) => queue(tx, WsOut::Text(t.clone())),
+            (Sink::Eio { tx, ns }, Frame::SocketIo { text, .. }) => {
+                queue(tx, WsOut::Text(in_namespace(text, ns)))
             }
             _ => Err(SendFailure::Closed),
         }
@@ -255,7 +311,7 @@ impl Conn {
     pub fn socket(&self) -> Option<&SocketRef> {
         match &self.sink {
             Sink::SocketIo(s) => Some(s),
-            Sink::Ws(_) => None,
+            Sink::Ws(_) | Sink::Eio { .. } => None,
         }
     }
 
@@ -269,6 +325,13 @@ impl Conn {
                 let _ = s.clone().disconnect();
             }
             Sink::Ws(tx) => {
+                let _ = tx.try_send(WsOut::Close(code, reason.to_string()));
+            }
+            Sink::Eio { tx, ns } => {
+                // The namespace is told it is left, then the connection closes: the
+                // queue and the limits it broke are the whole connection's.
+                let left = Utf8Bytes::from(crate::engineio::packet::disconnect(ns));
+                let _ = tx.try_send(WsOut::Text(left));
                 let _ = tx.try_send(WsOut::Close(code, reason.to_string()));
             }
         }

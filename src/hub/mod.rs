@@ -14,7 +14,7 @@ mod refusal;
 mod rooms;
 mod store;
 
-pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut};
+pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut, in_namespace};
 pub use refusal::{Code, Refusal};
 pub use store::{
     Claim, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store, StoreError,
@@ -506,10 +506,7 @@ impl Inner {
         Ok(match transport {
             Transport::Socketio => {
                 let enc = d.encode(ev, Direction::Down)?;
-                Frame::SocketIo {
-                    name: Arc::from(enc.name.as_ref()),
-                    payload: enc.payload.map(|t| Arc::new(t.into_value())),
-                }
+                Frame::socketio(&enc.name, enc.payload.map(|t| t.into_value()))
             }
             Transport::Websocket => {
                 let mut buf = Vec::with_capacity(256);

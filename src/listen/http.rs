@@ -1,7 +1,7 @@
 //! One port's HTTP server: accepts TCP connections, serves HTTP/1.1 with upgrades, and
 //! routes each request to a Socket.IO server, a raw WebSocket route, or the HTTP API.
 
-use super::{Shared, internal, socketio, ws};
+use super::{Shared, eio, internal, socketio, ws};
 use crate::config::{ListenerConfig, Transport};
 use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
@@ -33,9 +33,17 @@ pub(crate) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub SocketAddr);
 
+/// A Socket.IO path: its namespaces, served by socketioxide (long polling and upgrades
+/// from it) and by [`eio`] (WebSocket from the start).
+struct SioPath {
+    prefix: String,
+    namespaces: Arc<[socketio::Namespace]>,
+    svc: SocketIoService<NotFoundService>,
+}
+
 /// One port's routes.
 pub(crate) struct Routes {
-    socketio: Vec<(String, SocketIoService<NotFoundService>)>,
+    socketio: Vec<SioPath>,
     websocket: Vec<(String, Arc<str>, Option<Arc<Upstream>>)>,
     /// Backends whose REST prefixes this port passes through.
     passthrough: Vec<Arc<Upstream>>,
@@ -58,7 +66,7 @@ impl Routes {
         let socketio = paths
             .into_iter()
             .map(|path| {
-                let namespaces: Vec<socketio::Namespace> = l
+                let namespaces: Arc<[socketio::Namespace]> = l
                     .routes
                     .iter()
                     .filter(|r| r.transport == Transport::Socketio && r.path == path)
@@ -68,10 +76,11 @@ impl Routes {
                         upstream: r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
                     })
                     .collect();
-                (
-                    path.to_string(),
-                    socketio::service(shared, path, &namespaces),
-                )
+                SioPath {
+                    prefix: path.to_string(),
+                    svc: socketio::service(shared, path, &namespaces),
+                    namespaces,
+                }
             })
             .collect();
         let websocket = l
@@ -112,8 +121,8 @@ impl Routes {
             .get(ORIGIN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let sio = self.socketio.iter().find(|(prefix, _)| {
-            path.strip_prefix(prefix.as_str())
+        let sio = self.socketio.iter().find(|p| {
+            path.strip_prefix(p.prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
         let ws = self.websocket.iter().find(|(p, _, _)| p == path);
@@ -123,11 +132,19 @@ impl Routes {
                 &json!({"error": "origin not allowed", "origin": origin}),
             );
         }
-        if let Some((_, svc)) = sio {
+        if let Some(SioPath {
+            namespaces, svc, ..
+        }) = sio
+        {
             if req.method() == Method::OPTIONS {
                 let mut resp = json_response(StatusCode::NO_CONTENT, &json!(null));
                 *resp.body_mut() = Empty::new().map_err(|never| match never {}).boxed();
                 cors_headers(&mut resp, origin.as_deref(), Some(&req));
+                return resp;
+            }
+            if eio::is_direct_websocket(&req) {
+                let mut resp = eio::upgrade(req, namespaces.clone(), self.shared.clone(), peer);
+                cors_headers(&mut resp, origin.as_deref(), None);
                 return resp;
             }
             let mut resp = match svc.call(req).await {

@@ -1,7 +1,9 @@
 //! Listeners: one hyper server per configured port. On each, raw WebSocket paths
-//! (tokio-tungstenite) and Socket.IO paths and namespaces (socketioxide) bound to
-//! dialects, and the HTTP API where configured.
+//! (tokio-tungstenite) and Socket.IO paths and namespaces (WebSocket connections served
+//! by `eio`, long polling by socketioxide) bound to dialects, and the HTTP API where
+//! configured.
 
+mod eio;
 mod http;
 mod internal;
 mod socketio;

@@ -237,6 +237,7 @@ async fn on_connect(
                     ip,
                     sink: Sink::SocketIo(socket.clone()),
                     member,
+                    cancel: None,
                 })
                 .await
         }
@@ -244,7 +245,7 @@ async fn on_connect(
     let conn = match admitted {
         Ok(conn) => conn,
         Err(refusal) => {
-            if let Some(Frame::SocketIo { name, payload }) =
+            if let Some(Frame::SocketIo { name, payload, .. }) =
                 sh.hub
                     .refuse_connection(&dialect, Transport::Socketio, &refusal)
             {

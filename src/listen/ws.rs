@@ -1,5 +1,6 @@
 //! Raw WebSocket routes (tokio-tungstenite): the upgrade, token check, then one task
-//! reading frames in order and one writing the connection's bounded queue.
+//! reading frames in order and one writing the connection's bounded queue. The upgrade
+//! and the writer serve our own Socket.IO connections too (`eio`).
 //!
 //! Close codes: 4401 refused token (after the dialect's error frame), 1013 connection
 //! limit (likewise), 1009 a message over `limits.max_frame`, 1008 slow consumer or rate
@@ -12,6 +13,7 @@ use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
 use crate::upstream::{Ident, Session, Upstream};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -25,7 +27,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -44,6 +46,44 @@ pub(super) fn upgrade(
     peer: SocketAddr,
 ) -> Response<Body> {
     let h = req.headers();
+    let token = token::from_authorization(h.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
+        .or_else(|| token::from_query(req.uri().query()));
+    let user_agent = user_agent(&req);
+    let task_sh = sh.clone();
+    accept(&mut req, &sh, peer, move |ws| {
+        let who = Who {
+            dialect,
+            upstream,
+            token,
+            user_agent,
+            peer,
+        };
+        serve(ws, who, task_sh)
+    })
+}
+
+/// A request's `User-Agent`, owned (the request's buffers are not kept).
+pub(super) fn user_agent(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Checks a WebSocket handshake and answers it: `101` with `serve` run on the upgraded
+/// connection in a tracked task, or `426` for a request that is not a WebSocket
+/// handshake (version 13).
+pub(super) fn accept<F, Fut>(
+    req: &mut Request<Incoming>,
+    sh: &Arc<Shared>,
+    peer: SocketAddr,
+    serve: F,
+) -> Response<Body>
+where
+    F: FnOnce(Ws) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let h = req.headers();
     let is_upgrade = h
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -59,18 +99,11 @@ pub(super) fn upgrade(
         );
     };
     let accept = derive_accept_key(key.as_bytes());
-    let token = token::from_authorization(h.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
-        .or_else(|| token::from_query(req.uri().query()));
-    let user_agent = h
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let task_sh = sh.clone();
+    let on_upgrade = hyper::upgrade::on(req);
+    let limit = sh.cfg.limits.max_frame;
     sh.tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let limit = task_sh.cfg.limits.max_frame;
                 // tungstenite preallocates its read buffer (128 KiB by default); it
                 // grows for a larger frame, so a small one keeps idle connections cheap.
                 let config = WebSocketConfig::default()
@@ -84,14 +117,7 @@ pub(super) fn upgrade(
                     Some(config),
                 )
                 .await;
-                let who = Who {
-                    dialect,
-                    upstream,
-                    token,
-                    user_agent,
-                    peer,
-                };
-                serve(ws, who, task_sh).await;
+                serve(ws).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
@@ -107,6 +133,52 @@ pub(super) fn upgrade(
     resp
 }
 
+/// A connection's writer: its queue, in order, until a close frame or the queue's end;
+/// then the WebSocket close.
+pub(super) async fn write_queue(mut tx_ws: SplitSink<Ws, Message>, out_rx: flume::Receiver<WsOut>) {
+    while let Ok(out) = out_rx.recv_async().await {
+        let r = match out {
+            WsOut::Text(t) => tx_ws.send(Message::Text(t)).await,
+            WsOut::Ping => tx_ws.send(Message::Ping(Default::default())).await,
+            WsOut::Close(code, reason) => {
+                let _ = tx_ws.send(close(code, &reason)).await;
+                break;
+            }
+        };
+        if r.is_err() {
+            break;
+        }
+    }
+    let _ = tx_ws.close().await;
+}
+
+/// After the server closed a connection: read (and drop) what the client still sends
+/// until its close reply, for a moment, so that closing the socket with unread data
+/// does not reset the connection before the client has read our close frame.
+pub(super) async fn drain_until_close(rx_ws: &mut SplitStream<Ws>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(m)) = rx_ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Waits for the writer to flush: a moment for a connection the hub cut (a slow
+/// consumer may never read), a few seconds for any other; then stops it.
+pub(super) async fn finish_writer(mut writer: JoinHandle<()>, cut: bool) {
+    let grace = if cut {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
 struct Who {
     dialect: Arc<str>,
     /// The backend this route fronts, if it does.
@@ -116,7 +188,8 @@ struct Who {
     peer: SocketAddr,
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// An accepted WebSocket.
+pub(super) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
@@ -127,6 +200,7 @@ fn close(code: u16, reason: &str) -> Message {
 
 async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
     let (mut tx_ws, mut rx_ws) = ws.split();
+    let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
     let identity = match &who.upstream {
         Some(up) => up.identify(&sh.auth, who.token.as_deref()),
@@ -140,27 +214,28 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         },
     };
     let member = who.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
-    let (out_tx, mut out_rx) = mpsc::channel::<WsOut>(sh.cfg.limits.outbound_queue);
     let mut claims = None;
     let admitted = match identity {
         Err(e) => Err((Refusal::from(&e), CLOSE_UNAUTHORIZED)),
-        Ok(identity) => hub
-            .connect(NewConn {
-                dialect: who.dialect.clone(),
-                transport: Transport::Websocket,
-                socket_id: None,
-                user: identity.user,
-                claims: {
-                    claims = identity.claims;
-                    identity.rooms
-                },
-                user_agent: who.user_agent,
-                ip: Some(who.peer.ip().to_string()),
-                sink: Sink::Ws(out_tx.clone()),
-                member,
-            })
-            .await
-            .map_err(|r| (r, CLOSE_TRY_LATER)),
+        // Boxed, as every one-time or per-event step below: the task's future stays
+        // as small as its idle loop while the connection waits.
+        Ok(identity) => Box::pin(hub.connect(NewConn {
+            dialect: who.dialect.clone(),
+            transport: Transport::Websocket,
+            socket_id: None,
+            user: identity.user,
+            claims: {
+                claims = identity.claims;
+                identity.rooms
+            },
+            user_agent: who.user_agent,
+            ip: Some(who.peer.ip().to_string()),
+            sink: Sink::Ws(out_tx.clone()),
+            member,
+            cancel: None,
+        }))
+        .await
+        .map_err(|r| (r, CLOSE_TRY_LATER)),
     };
     let conn = match admitted {
         Ok(conn) => conn,
@@ -175,36 +250,21 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
             return;
         }
     };
-    // The writer: the connection's queue, in order, then its close frame.
-    let mut writer = tokio::spawn(async move {
-        while let Some(out) = out_rx.recv().await {
-            let r = match out {
-                WsOut::Text(t) => tx_ws.send(Message::Text(t)).await,
-                WsOut::Ping => tx_ws.send(Message::Ping(Default::default())).await,
-                WsOut::Close(code, reason) => {
-                    let _ = tx_ws.send(close(code, &reason)).await;
-                    break;
-                }
-            };
-            if r.is_err() {
-                break;
-            }
-        }
-        let _ = tx_ws.close().await;
-    });
+    let writer = tokio::spawn(write_queue(tx_ws, out_rx));
     let relay = match &who.upstream {
         Some(up) => Some(
-            Session::start(
+            Box::pin(Session::start(
                 up.clone(),
                 hub.clone(),
                 conn.clone(),
-                who.token.clone(),
+                who.token,
                 claims.as_ref(),
-            )
+            ))
             .await,
         ),
         None => None,
     };
+    drop(claims);
     let ping_every = sh.cfg.socketio.ping_interval;
     let idle_limit = ping_every + sh.cfg.socketio.ping_timeout;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -226,9 +286,9 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
         last_heard = Instant::now();
         match msg {
             Some(Ok(Message::Text(t))) => match &relay {
-                Some(s) => s.client_frame(t.as_bytes(), None).await,
+                Some(s) => Box::pin(s.client_frame(t.as_bytes(), None)).await,
                 None => {
-                    hub.handle_frame(&conn, t.as_bytes()).await;
+                    Box::pin(hub.handle_frame(&conn, t.as_bytes())).await;
                 }
             },
             Some(Ok(Message::Binary(_))) => {
@@ -238,7 +298,7 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
                 );
                 hub.refuse(&conn, &r);
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => hub.touch(&conn).await,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Box::pin(hub.touch(&conn)).await,
             Some(Ok(Message::Frame(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
             Some(Err(WsError::Capacity(e))) => {
@@ -255,30 +315,12 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
     if let Some(s) = &relay {
         s.end();
     }
-    hub.disconnect(&conn).await;
-    if conn.is_closed() {
-        // The server closed it: read (and drop) what the client still sends until its
-        // close reply, for a moment, so that closing the socket with unread data does not
-        // reset the connection before the client has read our close frame.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(m)) = rx_ws.next().await {
-                if m.is_close() {
-                    break;
-                }
-            }
-        })
-        .await;
+    Box::pin(hub.disconnect(&conn)).await;
+    let cut = conn.is_closed();
+    if cut {
+        drain_until_close(&mut rx_ws).await;
     }
-    // A connection the hub cut (slow consumer) gets a moment to take its close frame;
-    // any other gets its queue flushed, within bounds.
-    let grace = if conn.is_closed() {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(5)
-    };
     drop(out_tx);
     drop(conn);
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
-    }
+    finish_writer(writer, cut).await;
 }

@@ -4,9 +4,7 @@
 //! clients with it; fronting Socket.IO backends will too. (`rust_socketio` cannot answer
 //! a server's ack and is unmaintained; see ../shared/DEPENDENCIES.md.)
 
-mod packet;
-
-pub use packet::{Packet, parse};
+pub use crate::engineio::packet::{Packet, parse};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;

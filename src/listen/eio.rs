@@ -1,0 +1,373 @@
+//! Socket.IO clients that open a WebSocket directly (`?EIO=4&transport=websocket`, no
+//! `sid`), served here rather than by socketioxide: Engine.IO v4 over that WebSocket,
+//! the path's namespaces (each joined one a hub connection), acks and the heartbeat.
+//!
+//! Why: a socketioxide socket holds three tasks, its engine's channels (32 preallocated
+//! slots of ~170 bytes) and the whole HTTP request (whose headers pin hyper's 8 KiB read
+//! buffer): ~28 KiB per idle connection. Here a connection is one reader task, the
+//! writer shared with raw WebSocket routes, and what the hub keeps. Long polling, and
+//! upgrades from it, stay with socketioxide; both paths register the same hub
+//! connections, so clients of either are in the same rooms.
+
+use super::Shared;
+use super::http::Body;
+use super::socketio::Namespace;
+use super::ws::{self, Ws};
+use crate::auth as token;
+use crate::auth::AuthError;
+use crate::config::Transport;
+use crate::engineio::packet::{self, Packet};
+use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
+use crate::upstream::{Ident, Reply, Session};
+use futures_util::StreamExt;
+use hyper::body::Incoming;
+use hyper::header::UPGRADE;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+/// Whether `req` opens an Engine.IO v4 connection straight on a WebSocket: the requests
+/// this module serves.
+pub(super) fn is_direct_websocket(req: &Request<Incoming>) -> bool {
+    let Some(q) = req.uri().query() else {
+        return false;
+    };
+    let (mut v4, mut websocket, mut sid) = (false, false, false);
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        match &*k {
+            "EIO" => v4 = v == "4",
+            "transport" => websocket = v == "websocket",
+            "sid" => sid = true,
+            _ => {}
+        }
+    }
+    v4 && websocket && !sid && req.headers().contains_key(UPGRADE)
+}
+
+/// Answers the WebSocket upgrade of a Socket.IO path.
+pub(super) fn upgrade(
+    mut req: Request<Incoming>,
+    namespaces: Arc<[Namespace]>,
+    sh: Arc<Shared>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let client = Client {
+        namespaces,
+        query_token: token::from_query(req.uri().query()),
+        user_agent: ws::user_agent(&req),
+        peer,
+    };
+    let task_sh = sh.clone();
+    ws::accept(&mut req, &sh, peer, move |ws| serve(ws, client, task_sh))
+}
+
+/// What the handshake said about the client.
+struct Client {
+    namespaces: Arc<[Namespace]>,
+    /// `?token=`, for namespaces joined without one in `auth`.
+    query_token: Option<String>,
+    user_agent: Option<String>,
+    peer: SocketAddr,
+}
+
+/// A namespace the client joined.
+struct Joined {
+    ns: Arc<str>,
+    conn: Arc<Conn>,
+    /// Its session to the backend, when the namespace fronts one.
+    relay: Option<Arc<Session>>,
+}
+
+/// One connection: its state while the reader runs.
+struct Connection {
+    client: Client,
+    sh: Arc<Shared>,
+    out: flume::Sender<WsOut>,
+    /// Shared by its namespaces' hub connections: the hub cutting one (slow consumer,
+    /// rate limit, shutdown) cuts the connection, whose queue and limits they share.
+    cut: CancellationToken,
+    joined: Vec<Joined>,
+    /// Binary frames still to come for a binary event (refused; their frames dropped).
+    attachments: usize,
+}
+
+/// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
+const PING: &str = "2";
+
+async fn serve(ws: Ws, client: Client, sh: Arc<Shared>) {
+    let (tx_ws, mut rx_ws) = ws.split();
+    let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
+    let writer = tokio::spawn(ws::write_queue(tx_ws, out_rx));
+    let sio = &sh.cfg.socketio;
+    let open = json!({
+        "sid": new_sid(),
+        "upgrades": [],
+        "pingInterval": sio.ping_interval.as_millis() as u64,
+        "pingTimeout": sio.ping_timeout.as_millis() as u64,
+        "maxPayload": sh.cfg.limits.max_frame,
+    });
+    let _ = out.try_send(WsOut::Text(Utf8Bytes::from(format!("0{open}"))));
+    let (ping_every, idle_limit) = (sio.ping_interval, sio.ping_interval + sio.ping_timeout);
+    let join_by = Instant::now() + sio.connect_timeout;
+    let mut c = Connection {
+        client,
+        sh: sh.clone(),
+        out,
+        cut: CancellationToken::new(),
+        joined: Vec::new(),
+        attachments: 0,
+    };
+    let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut ever_joined = false;
+    loop {
+        let msg = tokio::select! {
+            () = c.cut.cancelled() => break,
+            () = sh.shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(join_by), if !ever_joined => {
+                tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
+                break;
+            }
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > idle_limit {
+                    tracing::debug!(peer = %c.client.peer, "socket.io: ping timeout");
+                    break;
+                }
+                let _ = c.out.try_send(WsOut::Text(Utf8Bytes::from_static(PING)));
+                continue;
+            }
+            m = rx_ws.next() => m,
+        };
+        last_heard = Instant::now();
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                if !Box::pin(c.engine_packet(&t)).await {
+                    break;
+                }
+                ever_joined |= !c.joined.is_empty();
+            }
+            Some(Ok(Message::Binary(_))) => c.attachments = c.attachments.saturating_sub(1),
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(_)) => {}
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io message over the frame limit");
+                let _ = c.out.try_send(WsOut::Close(1009, "message too big".into()));
+                c.cut.cancel();
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io read failed");
+                break;
+            }
+        }
+    }
+    for j in std::mem::take(&mut c.joined) {
+        c.leave(j).await;
+    }
+    let cut = c.cut.is_cancelled();
+    if cut {
+        ws::drain_until_close(&mut rx_ws).await;
+    }
+    drop(c);
+    ws::finish_writer(writer, cut).await;
+}
+
+impl Connection {
+    /// Handles one Engine.IO packet; `false` ends the connection.
+    async fn engine_packet(&mut self, text: &str) -> bool {
+        match text.as_bytes().first() {
+            // A message: a Socket.IO packet.
+            Some(b'4') => {
+                self.socket_packet(text).await;
+                true
+            }
+            // The client closes.
+            Some(b'1') => false,
+            // A ping from the client (`2probe` and Engine.IO v3 habits): answered.
+            Some(b'2') => {
+                let pong = format!("3{}", &text[1..]);
+                let _ = self.out.try_send(WsOut::Text(Utf8Bytes::from(pong)));
+                true
+            }
+            // A pong (the heartbeat is renewed by any frame), a noop, an upgrade.
+            _ => true,
+        }
+    }
+
+    async fn socket_packet(&mut self, text: &str) {
+        let Some(p) = packet::parse(text) else {
+            tracing::debug!(peer = %self.client.peer, "socket.io: packet not understood");
+            return;
+        };
+        match p {
+            Packet::Connect { ns, data } => self.join(ns, data).await,
+            Packet::Disconnect { ns } => {
+                if let Some(i) = self.joined.iter().position(|j| &*j.ns == ns) {
+                    let j = self.joined.swap_remove(i);
+                    self.leave(j).await;
+                }
+            }
+            Packet::Event { ns, ack, args } => self.event(ns, ack, args).await,
+            Packet::BinaryEvent {
+                ns,
+                ack,
+                attachments,
+            } => {
+                self.attachments = self.attachments.saturating_add(attachments);
+                let Some(j) = self.joined.iter().find(|j| &*j.ns == ns) else {
+                    return;
+                };
+                let r = Refusal::new(Code::BadEvent, "binary events are not accepted: send JSON");
+                let reply = self.sh.hub.refuse(&j.conn, &r);
+                if let Some(id) = ack {
+                    self.queue(packet::ack(ns, id, &reply));
+                }
+            }
+            // Acks of server emits (the hub asks for none), and what only servers send.
+            Packet::Ack { .. } | Packet::ConnectError { .. } => {}
+        }
+    }
+
+    /// An event to a joined namespace: to the hub (its answer acked when asked) or to
+    /// the namespace's backend.
+    async fn event(&mut self, ns: &str, ack: Option<u64>, args: &str) {
+        let Some(j) = self.joined.iter().find(|j| &*j.ns == ns) else {
+            return;
+        };
+        if let Some(relay) = &j.relay {
+            let reply = ack.map(|id| -> Reply {
+                let (out, ns) = (self.out.clone(), j.ns.clone());
+                Box::new(move |v: Value| {
+                    let _ = out.try_send(WsOut::Text(Utf8Bytes::from(packet::ack(&ns, id, &v))));
+                })
+            });
+            relay.client_frame(args.as_bytes(), reply).await;
+            return;
+        }
+        let conn = j.conn.clone();
+        let reply = self.sh.hub.handle_frame(&conn, args.as_bytes()).await;
+        if let Some(id) = ack {
+            self.queue(packet::ack(ns, id, &reply));
+        }
+    }
+
+    /// A namespace connect: authenticated from its `auth` (or the handshake's query),
+    /// answered, and registered with the hub; refused in the dialect's words, as a
+    /// socketioxide socket is.
+    async fn join(&mut self, ns: &str, data: &str) {
+        if self.joined.iter().any(|j| &*j.ns == ns) {
+            return;
+        }
+        let Some(route) = self.client.namespaces.iter().find(|n| n.ns == ns) else {
+            self.queue(packet::connect_error(ns, "Invalid namespace"));
+            return;
+        };
+        let ns: Arc<str> = Arc::from(ns);
+        let auth = serde_json::from_str::<Value>(data).ok();
+        let token =
+            token::from_socketio_auth(auth.as_ref()).or_else(|| self.client.query_token.clone());
+        let identity = match &route.upstream {
+            Some(up) => up.identify(&self.sh.auth, token.as_deref()),
+            None => match &token {
+                None => Err(AuthError::Missing),
+                Some(t) => self.sh.auth.verify(t).map(|i| Ident {
+                    user: i.user,
+                    rooms: i.rooms,
+                    claims: None,
+                }),
+            },
+        };
+        // The client hears it joined before anything the hub sends it there.
+        let sid = new_sid();
+        self.queue(packet::connected(&ns, &sid));
+        let hub = &self.sh.hub;
+        let mut claims = None;
+        let admitted = match identity {
+            Err(e) => Err(Refusal::from(&e)),
+            Ok(identity) => {
+                hub.connect(NewConn {
+                    dialect: Arc::from(route.dialect.as_str()),
+                    transport: Transport::Socketio,
+                    socket_id: Some(sid),
+                    user: identity.user,
+                    claims: {
+                        claims = identity.claims;
+                        identity.rooms
+                    },
+                    user_agent: self.client.user_agent.clone(),
+                    ip: Some(self.client.peer.ip().to_string()),
+                    sink: Sink::Eio {
+                        tx: self.out.clone(),
+                        ns: ns.clone(),
+                    },
+                    member: route.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub()),
+                    cancel: Some(self.cut.clone()),
+                })
+                .await
+            }
+        };
+        let conn = match admitted {
+            Ok(conn) => conn,
+            Err(refusal) => {
+                if let Some(Frame::SocketIo { text, .. }) =
+                    hub.refuse_connection(&route.dialect, Transport::Socketio, &refusal)
+                {
+                    let _ = self.out.try_send(WsOut::Text(in_namespace(&text, &ns)));
+                }
+                self.queue(packet::disconnect(&ns));
+                tracing::debug!(peer = %self.client.peer, code = %refusal.code, "socket.io connection refused: {}", refusal.message);
+                if self.joined.is_empty() {
+                    // Nothing else on this connection: it ends after the refusal.
+                    let _ = self
+                        .out
+                        .try_send(WsOut::Close(1000, refusal.code.as_str().into()));
+                }
+                return;
+            }
+        };
+        let relay = match &route.upstream {
+            Some(up) => Some(
+                Box::pin(Session::start(
+                    up.clone(),
+                    hub.clone(),
+                    conn.clone(),
+                    token,
+                    claims.as_ref(),
+                ))
+                .await,
+            ),
+            None => None,
+        };
+        self.joined.push(Joined { ns, conn, relay });
+    }
+
+    /// A namespace left (or the connection ended): its backend session closes, the hub
+    /// forgets it.
+    async fn leave(&self, j: Joined) {
+        if let Some(s) = &j.relay {
+            s.end();
+        }
+        self.sh.hub.disconnect(&j.conn).await;
+    }
+
+    fn queue(&self, text: String) {
+        let _ = self.out.try_send(WsOut::Text(Utf8Bytes::from(text)));
+    }
+}
+
+/// A random id (Engine.IO session, namespace socket): 16 URL-safe characters.
+fn new_sid() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = fastrand::u128(..);
+    (0..16)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
+}
