@@ -6,8 +6,8 @@ use crate::config::Transport;
 use crate::dialect::DecodeContext;
 use crate::event::UserRef;
 use serde_json::Value;
+use smallvec::SmallVec;
 use socketioxide::extract::SocketRef;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -141,11 +141,61 @@ pub struct Conn {
     pub cancel: CancellationToken,
     /// A full member of the hub (see [`NewConn::member`]).
     pub member: bool,
-    rooms: Mutex<BTreeSet<RoomKey>>,
+    rooms: Mutex<RoomSet>,
     sink: Sink,
     closed: AtomicBool,
     bucket: Mutex<Bucket>,
     last_seen: AtomicI64,
+}
+
+/// The rooms of one connection, in order: a sorted small vector. Most connections are
+/// in their personal room and a room or two, which it holds without allocating (a
+/// `BTreeSet` allocates a 280-byte node for the first); `limits.max_rooms` bounds it.
+#[derive(Debug, Default)]
+pub struct RoomSet(SmallVec<[RoomKey; 2]>);
+
+impl RoomSet {
+    /// Adds `room`; `false` if it was there.
+    pub fn insert(&mut self, room: RoomKey) -> bool {
+        match self.0.binary_search(&room) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, room);
+                true
+            }
+        }
+    }
+
+    /// Removes `room`; `false` if it was not there.
+    pub fn remove(&mut self, room: &RoomKey) -> bool {
+        match self.0.binary_search(room) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `room` is in it.
+    pub fn contains(&self, room: &RoomKey) -> bool {
+        self.0.binary_search(room).is_ok()
+    }
+
+    /// The rooms, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, RoomKey> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A token bucket, and how many events in a row it refused.
@@ -214,7 +264,7 @@ impl Conn {
             ip: n.ip,
             cancel: n.cancel.unwrap_or_default(),
             member: n.member,
-            rooms: Mutex::new(BTreeSet::new()),
+            rooms: Mutex::new(RoomSet::default()),
             sink: n.sink,
             closed: AtomicBool::new(false),
             last_seen: AtomicI64::new(now),
@@ -258,7 +308,7 @@ impl Conn {
     }
 
     /// The rooms it is in (its personal room included).
-    pub fn rooms(&self) -> MutexGuard<'_, BTreeSet<RoomKey>> {
+    pub fn rooms(&self) -> MutexGuard<'_, RoomSet> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -341,5 +391,29 @@ impl Conn {
     /// Whether the hub has closed it.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_set_keeps_its_rooms_sorted_and_once() {
+        let mut r = RoomSet::default();
+        assert!(r.insert(RoomKey::conversation("b")));
+        assert!(r.insert(RoomKey::user("u")));
+        assert!(r.insert(RoomKey::conversation("a")));
+        assert!(!r.insert(RoomKey::conversation("a")));
+        assert_eq!(r.len(), 3);
+        assert!(r.contains(&RoomKey::conversation("b")));
+        let mut sorted: Vec<RoomKey> = r.iter().cloned().collect();
+        sorted.sort();
+        assert_eq!(r.iter().cloned().collect::<Vec<_>>(), sorted);
+        assert!(r.remove(&RoomKey::conversation("b")));
+        assert!(!r.remove(&RoomKey::conversation("b")));
+        assert!(!r.contains(&RoomKey::conversation("b")));
+        assert_eq!(r.len(), 2);
+        assert!(!r.is_empty());
     }
 }

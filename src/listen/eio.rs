@@ -20,6 +20,7 @@ use crate::engineio::packet::{self, Packet};
 use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
 use crate::upstream::{Ident, Reply, Session};
 use futures_util::StreamExt;
+use futures_util::stream::{SplitSink, SplitStream};
 use hyper::body::Incoming;
 use hyper::header::UPGRADE;
 use hyper::{Request, Response};
@@ -62,7 +63,9 @@ pub(super) fn upgrade(
         peer,
     };
     let task_sh = sh.clone();
-    ws::accept(&mut req, &sh, peer, move |ws| serve(ws, client, task_sh))
+    ws::accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
+        serve(tx_ws, rx_ws, client, task_sh)
+    })
 }
 
 /// What the handshake said about the client.
@@ -88,7 +91,8 @@ struct Connection {
     sh: Arc<Shared>,
     out: flume::Sender<WsOut>,
     /// Shared by its namespaces' hub connections: the hub cutting one (slow consumer,
-    /// rate limit, shutdown) cuts the connection, whose queue and limits they share.
+    /// rate limit) cuts the connection, whose queue and limits they share. A child of
+    /// the server's shutdown token.
     cut: CancellationToken,
     joined: Vec<Joined>,
     /// Binary frames still to come for a binary event (refused; their frames dropped).
@@ -98,8 +102,12 @@ struct Connection {
 /// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
 const PING: &str = "2";
 
-async fn serve(ws: Ws, client: Client, sh: Arc<Shared>) {
-    let (tx_ws, mut rx_ws) = ws.split();
+async fn serve(
+    tx_ws: SplitSink<Ws, Message>,
+    mut rx_ws: SplitStream<Ws>,
+    client: Client,
+    sh: Arc<Shared>,
+) {
     let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let writer = tokio::spawn(ws::write_queue(tx_ws, out_rx));
     let sio = &sh.cfg.socketio;
@@ -112,23 +120,22 @@ async fn serve(ws: Ws, client: Client, sh: Arc<Shared>) {
     });
     let _ = out.try_send(WsOut::Text(Utf8Bytes::from(format!("0{open}"))));
     let (ping_every, idle_limit) = (sio.ping_interval, sio.ping_interval + sio.ping_timeout);
-    let join_by = Instant::now() + sio.connect_timeout;
+    // Boxed, and dropped once a namespace is joined: an idle connection keeps a pointer.
+    let mut join_by = Some(Box::pin(tokio::time::sleep(sio.connect_timeout)));
     let mut c = Connection {
         client,
         sh: sh.clone(),
         out,
-        cut: CancellationToken::new(),
+        cut: sh.shutdown.child_token(),
         joined: Vec::new(),
         attachments: 0,
     };
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let mut ever_joined = false;
     loop {
         let msg = tokio::select! {
             () = c.cut.cancelled() => break,
-            () = sh.shutdown.cancelled() => break,
-            () = tokio::time::sleep_until(join_by), if !ever_joined => {
+            () = async { if let Some(t) = &mut join_by { t.await } }, if join_by.is_some() => {
                 tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
                 break;
             }
@@ -148,7 +155,9 @@ async fn serve(ws: Ws, client: Client, sh: Arc<Shared>) {
                 if !Box::pin(c.engine_packet(&t)).await {
                     break;
                 }
-                ever_joined |= !c.joined.is_empty();
+                if !c.joined.is_empty() {
+                    join_by = None;
+                }
             }
             Some(Ok(Message::Binary(_))) => c.attachments = c.attachments.saturating_sub(1),
             Some(Ok(Message::Close(_))) | None => break,
@@ -290,7 +299,7 @@ impl Connection {
             Err(e) => Err(Refusal::from(&e)),
             Ok(identity) => {
                 hub.connect(NewConn {
-                    dialect: Arc::from(route.dialect.as_str()),
+                    dialect: route.dialect.clone(),
                     transport: Transport::Socketio,
                     socket_id: Some(sid),
                     user: identity.user,

@@ -72,7 +72,7 @@ impl Routes {
                     .filter(|r| r.transport == Transport::Socketio && r.path == path)
                     .map(|r| socketio::Namespace {
                         ns: r.namespace.clone().unwrap_or_else(|| "/".into()),
-                        dialect: r.dialect.clone(),
+                        dialect: Arc::from(r.dialect.as_str()),
                         upstream: r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
                     })
                     .collect();

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 /// Bytes each WebSocket preallocates for reading (raw and Socket.IO alike): chat frames
 /// are small, a larger one grows the buffer for itself, and idle connections stay cheap.
-pub(crate) const READ_BUFFER: usize = 1024;
+pub(crate) const READ_BUFFER: usize = 512;
 
 /// What every listener shares.
 pub(crate) struct Shared {
@@ -113,10 +113,13 @@ impl Listeners {
     /// Stops accepting, tells every client in its dialect, closes them, and waits (up to
     /// `deadline`) for every connection task to finish.
     pub async fn shutdown(self, deadline: std::time::Duration) {
-        self.shared.shutdown.cancel();
+        // Every registered connection is told and closed first (its notice queued ahead
+        // of its close); then the shutdown token, of which connection tokens are children,
+        // ends the rest (connections not yet registered, the accept loops).
         self.shared
             .hub
             .close_all(1012, "server restarting: reconnect");
+        self.shared.shutdown.cancel();
         self.shared.tasks.close();
         if tokio::time::timeout(deadline, self.shared.tasks.wait())
             .await

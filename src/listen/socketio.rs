@@ -97,7 +97,7 @@ pub(super) struct Namespace {
     /// `/` or `/ws/app`.
     pub ns: String,
     /// The clients' dialect.
-    pub dialect: String,
+    pub dialect: Arc<str>,
     /// The fronted backend.
     pub upstream: Option<Arc<Upstream>>,
 }
@@ -133,7 +133,7 @@ pub(super) fn service(
     for n in namespaces {
         let sh = sh.clone();
         let hub = sh.hub.clone();
-        let dialect: Arc<str> = Arc::from(n.dialect.as_str());
+        let dialect = n.dialect.clone();
         let upstream = n.upstream.clone();
         let handler = move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let sh = sh.clone();

@@ -50,7 +50,7 @@ pub(super) fn upgrade(
         .or_else(|| token::from_query(req.uri().query()));
     let user_agent = user_agent(&req);
     let task_sh = sh.clone();
-    accept(&mut req, &sh, peer, move |ws| {
+    accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
         let who = Who {
             dialect,
             upstream,
@@ -58,7 +58,7 @@ pub(super) fn upgrade(
             user_agent,
             peer,
         };
-        serve(ws, who, task_sh)
+        serve(tx_ws, rx_ws, who, task_sh)
     })
 }
 
@@ -80,7 +80,7 @@ pub(super) fn accept<F, Fut>(
     serve: F,
 ) -> Response<Body>
 where
-    F: FnOnce(Ws) -> Fut + Send + 'static,
+    F: FnOnce(SplitSink<Ws, Message>, SplitStream<Ws>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let h = req.headers();
@@ -117,7 +117,10 @@ where
                     Some(config),
                 )
                 .await;
-                serve(ws).await;
+                // Split here: an async fn keeps its arguments for as long as it runs,
+                // and the halves are pointers where the stream is not.
+                let (tx_ws, rx_ws) = ws.split();
+                serve(tx_ws, rx_ws).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
@@ -198,8 +201,12 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
-    let (mut tx_ws, mut rx_ws) = ws.split();
+async fn serve(
+    mut tx_ws: SplitSink<Ws, Message>,
+    mut rx_ws: SplitStream<Ws>,
+    who: Who,
+    sh: Arc<Shared>,
+) {
     let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
     let identity = match &who.upstream {
@@ -272,7 +279,6 @@ async fn serve(ws: Ws, who: Who, sh: Arc<Shared>) {
     loop {
         let msg = tokio::select! {
             _ = conn.cancel.cancelled() => break,
-            _ = sh.shutdown.cancelled() => break,
             _ = ticker.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     conn.close(1001, "ping timeout");
