@@ -25,6 +25,11 @@ use tokio_util::task::TaskTracker;
 /// are small, a larger one grows the buffer for itself, and idle connections stay cheap.
 pub(crate) const READ_BUFFER: usize = 512;
 
+/// Bytes of frames a WebSocket gathers before writing them out (the writer flushes the
+/// rest when its queue is empty). The buffer grows only as frames wait, up to about
+/// this much.
+pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
+
 /// What every listener shares.
 pub(crate) struct Shared {
     pub hub: Hub,

@@ -108,7 +108,7 @@ where
                 // grows for a larger frame, so a small one keeps idle connections cheap.
                 let config = WebSocketConfig::default()
                     .read_buffer_size(super::READ_BUFFER)
-                    .write_buffer_size(0)
+                    .write_buffer_size(super::WRITE_BUFFER)
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
                 let ws = WebSocketStream::from_raw_socket(
@@ -137,18 +137,26 @@ where
 }
 
 /// A connection's writer: its queue, in order, until a close frame or the queue's end;
-/// then the WebSocket close.
+/// then the WebSocket close. What is already queued is written before one flush: a
+/// fan-out costs a system call per batch, not per frame.
 pub(super) async fn write_queue(mut tx_ws: SplitSink<Ws, Message>, out_rx: flume::Receiver<WsOut>) {
-    while let Ok(out) = out_rx.recv_async().await {
-        let r = match out {
-            WsOut::Text(t) => tx_ws.send(Message::Text(t)).await,
-            WsOut::Ping => tx_ws.send(Message::Ping(Default::default())).await,
-            WsOut::Close(code, reason) => {
-                let _ = tx_ws.send(close(code, &reason)).await;
-                break;
+    'queue: while let Ok(first) = out_rx.recv_async().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let r = match out {
+                WsOut::Text(t) => tx_ws.feed(Message::Text(t)).await,
+                WsOut::Ping => tx_ws.feed(Message::Ping(Default::default())).await,
+                WsOut::Close(code, reason) => {
+                    let _ = tx_ws.send(close(code, &reason)).await;
+                    break 'queue;
+                }
+            };
+            if r.is_err() {
+                break 'queue;
             }
-        };
-        if r.is_err() {
+            next = out_rx.try_recv().ok();
+        }
+        if tx_ws.flush().await.is_err() {
             break;
         }
     }
