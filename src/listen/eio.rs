@@ -14,11 +14,10 @@ use super::http::Body;
 use super::socketio::Namespace;
 use super::ws::{self, Ws};
 use crate::auth as token;
-use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::engineio::packet::{self, Packet};
 use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
-use crate::upstream::{Ident, Reply, Session};
+use crate::upstream::{Reply, Session};
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
 use hyper::body::Incoming;
@@ -243,7 +242,7 @@ impl Connection {
 
     /// An event to a joined namespace: to the hub (its answer acked when asked) or to
     /// the namespace's backend.
-    async fn event(&mut self, ns: &str, ack: Option<u64>, args: &str) {
+    async fn event(&self, ns: &str, ack: Option<u64>, args: &str) {
         let Some(j) = self.joined.iter().find(|j| &*j.ns == ns) else {
             return;
         };
@@ -257,8 +256,7 @@ impl Connection {
             relay.client_frame(args.as_bytes(), reply).await;
             return;
         }
-        let conn = j.conn.clone();
-        let reply = self.sh.hub.handle_frame(&conn, args.as_bytes()).await;
+        let reply = self.sh.hub.handle_frame(&j.conn, args.as_bytes()).await;
         if let Some(id) = ack {
             self.queue(packet::ack(ns, id, &reply));
         }
@@ -279,17 +277,7 @@ impl Connection {
         let auth = serde_json::from_str::<Value>(data).ok();
         let token =
             token::from_socketio_auth(auth.as_ref()).or_else(|| self.client.query_token.clone());
-        let identity = match &route.upstream {
-            Some(up) => up.identify(&self.sh.auth, token.as_deref()),
-            None => match &token {
-                None => Err(AuthError::Missing),
-                Some(t) => self.sh.auth.verify(t).map(|i| Ident {
-                    user: i.user,
-                    rooms: i.rooms,
-                    claims: None,
-                }),
-            },
-        };
+        let identity = self.sh.identify(route.upstream.as_ref(), token.as_deref());
         // The client hears it joined before anything the hub sends it there.
         let sid = new_sid();
         self.queue(packet::connected(&ns, &sid));

@@ -9,11 +9,12 @@ mod internal;
 mod socketio;
 mod ws;
 
+use crate::auth::AuthError;
 use crate::auth::Authenticator;
 use crate::config::{Config, Transport};
 use crate::hub::Hub;
-use crate::upstream::Upstreams;
 use crate::upstream::passthrough::Passthrough;
+use crate::upstream::{Ident, Upstream, Upstreams};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,28 @@ pub(crate) struct Shared {
     pub upstreams: Upstreams,
     /// The HTTP client of the REST passthrough.
     pub passthrough: Passthrough,
+}
+
+impl Shared {
+    /// Who a connecting client is, from its token: verified here, or as the fronted
+    /// backend's configuration says (forwarded, checked, re-signed).
+    pub(crate) fn identify(
+        &self,
+        upstream: Option<&Arc<Upstream>>,
+        token: Option<&str>,
+    ) -> Result<Ident, AuthError> {
+        match upstream {
+            Some(up) => up.identify(&self.auth, token),
+            None => {
+                let i = self.auth.verify(token.ok_or(AuthError::Missing)?)?;
+                Ok(Ident {
+                    user: i.user,
+                    rooms: i.rooms,
+                    claims: None,
+                })
+            }
+        }
+    }
 }
 
 /// Running listeners.

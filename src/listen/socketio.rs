@@ -7,10 +7,9 @@
 use super::Shared;
 use super::http::Peer;
 use crate::auth as token;
-use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::hub::{Code, ConnId, Frame, Hub, NewConn, Refusal, Sink};
-use crate::upstream::{Ident, Reply, Session, Upstream};
+use crate::upstream::{Reply, Session, Upstream};
 use engineioxide::service::NotFoundService;
 use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
@@ -201,17 +200,7 @@ async fn on_connect(
     let parts = socket.req_parts();
     let token =
         token::from_socketio_auth(auth.as_ref()).or_else(|| token::from_query(parts.uri.query()));
-    let identity = match &upstream {
-        Some(up) => up.identify(&sh.auth, token.as_deref()),
-        None => match &token {
-            None => Err(AuthError::Missing),
-            Some(t) => sh.auth.verify(t).map(|i| Ident {
-                user: i.user,
-                rooms: i.rooms,
-                claims: None,
-            }),
-        },
-    };
+    let identity = sh.identify(upstream.as_ref(), token.as_deref());
     let member = upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
     let mut claims = None;
     let user_agent = parts

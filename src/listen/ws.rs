@@ -9,10 +9,9 @@
 use super::Shared;
 use super::http::{Body, json_response};
 use crate::auth as token;
-use crate::auth::AuthError;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
-use crate::upstream::{Ident, Session, Upstream};
+use crate::upstream::{Session, Upstream};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
@@ -217,17 +216,7 @@ async fn serve(
 ) {
     let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
-    let identity = match &who.upstream {
-        Some(up) => up.identify(&sh.auth, who.token.as_deref()),
-        None => match &who.token {
-            None => Err(AuthError::Missing),
-            Some(t) => sh.auth.verify(t).map(|i| Ident {
-                user: i.user,
-                rooms: i.rooms,
-                claims: None,
-            }),
-        },
-    };
+    let identity = sh.identify(who.upstream.as_ref(), who.token.as_deref());
     let member = who.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
     let mut claims = None;
     let admitted = match identity {
