@@ -110,14 +110,10 @@ async fn serve(
     let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let writer = tokio::spawn(ws::write_queue(tx_ws, out_rx));
     let sio = &sh.cfg.socketio;
-    let open = json!({
-        "sid": new_sid(),
-        "upgrades": [],
-        "pingInterval": sio.ping_interval.as_millis() as u64,
-        "pingTimeout": sio.ping_timeout.as_millis() as u64,
-        "maxPayload": sh.cfg.limits.max_frame,
-    });
-    let _ = out.try_send(WsOut::Text(Utf8Bytes::from(format!("0{open}"))));
+    // Written at once and dropped: a local of this function would live (and hold its
+    // map) as long as the connection.
+    let open = open_packet(&sh);
+    let _ = out.try_send(WsOut::Text(Utf8Bytes::from(open)));
     let (ping_every, idle_limit) = (sio.ping_interval, sio.ping_interval + sio.ping_timeout);
     // Boxed, and dropped once a namespace is joined: an idle connection keeps a pointer.
     let mut join_by = Some(Box::pin(tokio::time::sleep(sio.connect_timeout)));
@@ -126,7 +122,8 @@ async fn serve(
         sh: sh.clone(),
         out,
         cut: sh.shutdown.child_token(),
-        joined: Vec::new(),
+        // Most clients join one namespace.
+        joined: Vec::with_capacity(1),
         attachments: 0,
     };
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -182,6 +179,20 @@ async fn serve(
     }
     drop(c);
     ws::finish_writer(writer, cut).await;
+}
+
+/// The Engine.IO open packet: `0{"sid", "upgrades", "pingInterval", "pingTimeout",
+/// "maxPayload"}`.
+fn open_packet(sh: &Shared) -> String {
+    let sio = &sh.cfg.socketio;
+    let open = json!({
+        "sid": new_sid(),
+        "upgrades": [],
+        "pingInterval": sio.ping_interval.as_millis() as u64,
+        "pingTimeout": sio.ping_timeout.as_millis() as u64,
+        "maxPayload": sh.cfg.limits.max_frame,
+    });
+    format!("0{open}")
 }
 
 impl Connection {

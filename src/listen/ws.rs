@@ -217,6 +217,8 @@ async fn serve(
     let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
     let identity = sh.identify(who.upstream.as_ref(), who.token.as_deref());
+    // Kept only for a backend session: not for the connection's whole life.
+    let token = who.token.filter(|_| who.upstream.is_some());
     let member = who.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
     let mut claims = None;
     let admitted = match identity {
@@ -261,7 +263,7 @@ async fn serve(
                 up.clone(),
                 hub.clone(),
                 conn.clone(),
-                who.token,
+                token,
                 claims.as_ref(),
             ))
             .await,

@@ -99,6 +99,11 @@ impl LocalStore {
         let sockets = map.entry(user.to_string()).or_default();
         let first = sockets.is_empty();
         sockets.retain(|(s, _)| s.socket_id != socket.socket_id);
+        // Most users have one connection: room for one (a first push reserves four,
+        // ~450 bytes per user), doubling from there.
+        if sockets.capacity() == 0 {
+            sockets.reserve_exact(1);
+        }
         sockets.push((socket, Instant::now()));
         Ok(PresenceChange {
             transition: first.then_some(true),
