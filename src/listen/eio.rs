@@ -4,21 +4,22 @@
 //!
 //! Why: a socketioxide socket holds three tasks, its engine's channels (32 preallocated
 //! slots of ~170 bytes) and the whole HTTP request (whose headers pin hyper's 8 KiB read
-//! buffer): ~28 KiB per idle connection. Here a connection is one task reading and
-//! writing (`duplex`, as raw WebSocket routes), and what the hub keeps. Long polling, and
+//! buffer): ~28 KiB per idle connection. Here a connection is one reader task, the
+//! writer shared with raw WebSocket routes, and what the hub keeps. Long polling, and
 //! upgrades from it, stay with socketioxide; both paths register the same hub
 //! connections, so clients of either are in the same rooms.
 
 use super::Shared;
-use super::duplex::{Duplex, Next};
 use super::http::Body;
 use super::socketio::Namespace;
-use super::ws;
+use super::ws::{self, Ws};
 use crate::auth as token;
 use crate::config::Transport;
 use crate::engineio::packet::{self, Packet};
 use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
 use crate::upstream::{Reply, Session};
+use futures_util::StreamExt;
+use futures_util::stream::{SplitSink, SplitStream};
 use hyper::body::Incoming;
 use hyper::header::UPGRADE;
 use hyper::{Request, Response};
@@ -61,8 +62,8 @@ pub(super) fn upgrade(
         peer,
     };
     let task_sh = sh.clone();
-    ws::accept(&mut req, &sh, peer, move |io, out| {
-        serve(io, out, client, task_sh)
+    ws::accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
+        serve(tx_ws, rx_ws, client, task_sh)
     })
 }
 
@@ -100,7 +101,14 @@ struct Connection {
 /// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
 const PING: &str = "2";
 
-async fn serve(mut io: Duplex, out: flume::Sender<WsOut>, client: Client, sh: Arc<Shared>) {
+async fn serve(
+    tx_ws: SplitSink<Ws, Message>,
+    mut rx_ws: SplitStream<Ws>,
+    client: Client,
+    sh: Arc<Shared>,
+) {
+    let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
+    let writer = tokio::spawn(ws::write_queue(tx_ws, out_rx));
     let sio = &sh.cfg.socketio;
     // Written at once and dropped: a local of this function would live (and hold its
     // map) as long as the connection.
@@ -121,9 +129,13 @@ async fn serve(mut io: Duplex, out: flume::Sender<WsOut>, client: Client, sh: Ar
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     loop {
-        let msg = match io.next(&c.cut, &mut ticker, &mut join_by).await {
-            Next::Frame(m) => m,
-            Next::Tick => {
+        let msg = tokio::select! {
+            () = c.cut.cancelled() => break,
+            () = async { if let Some(t) = &mut join_by { t.await } }, if join_by.is_some() => {
+                tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
+                break;
+            }
+            _ = ticker.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     tracing::debug!(peer = %c.client.peer, "socket.io: ping timeout");
                     break;
@@ -131,25 +143,11 @@ async fn serve(mut io: Duplex, out: flume::Sender<WsOut>, client: Client, sh: Ar
                 let _ = c.out.try_send(WsOut::Text(Utf8Bytes::from_static(PING)));
                 continue;
             }
-            Next::Deadline => {
-                tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
-                break;
-            }
-            Next::Cut | Next::Gone => break,
-            Next::Failed(WsError::Capacity(e)) => {
-                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io message over the frame limit");
-                let _ = c.out.try_send(WsOut::Close(1009, "message too big".into()));
-                c.cut.cancel();
-                break;
-            }
-            Next::Failed(e) => {
-                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io read failed");
-                break;
-            }
+            m = rx_ws.next() => m,
         };
         last_heard = Instant::now();
         match msg {
-            Message::Text(t) => {
+            Some(Ok(Message::Text(t))) => {
                 if !Box::pin(c.engine_packet(&t)).await {
                     break;
                 }
@@ -157,17 +155,30 @@ async fn serve(mut io: Duplex, out: flume::Sender<WsOut>, client: Client, sh: Ar
                     join_by = None;
                 }
             }
-            Message::Binary(_) => c.attachments = c.attachments.saturating_sub(1),
-            Message::Close(_) => break,
-            _ => {}
+            Some(Ok(Message::Binary(_))) => c.attachments = c.attachments.saturating_sub(1),
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(_)) => {}
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io message over the frame limit");
+                let _ = c.out.try_send(WsOut::Close(1009, "message too big".into()));
+                c.cut.cancel();
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io read failed");
+                break;
+            }
         }
     }
     for j in std::mem::take(&mut c.joined) {
         c.leave(j).await;
     }
     let cut = c.cut.is_cancelled();
+    if cut {
+        ws::drain_until_close(&mut rx_ws).await;
+    }
     drop(c);
-    io.finish(cut).await;
+    ws::finish_writer(writer, cut).await;
 }
 
 /// The Engine.IO open packet: `0{"sid", "upgrades", "pingInterval", "pingTimeout",

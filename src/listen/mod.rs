@@ -3,7 +3,6 @@
 //! by `eio`, long polling by socketioxide) bound to dialects, and the HTTP API where
 //! configured.
 
-mod duplex;
 mod eio;
 mod http;
 mod internal;

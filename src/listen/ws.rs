@@ -1,18 +1,19 @@
 //! Raw WebSocket routes (tokio-tungstenite): the upgrade, token check, then one task
-//! per connection (`duplex`) reading frames in order and writing its bounded queue. The
-//! upgrade serves our own Socket.IO connections too (`eio`).
+//! reading frames in order and one writing the connection's bounded queue. The upgrade
+//! and the writer serve our own Socket.IO connections too (`eio`).
 //!
 //! Close codes: 4401 refused token (after the dialect's error frame), 1013 connection
 //! limit (likewise), 1009 a message over `limits.max_frame`, 1008 slow consumer or rate
 //! limit, 1012 server restart, 1001 ping timeout.
 
 use super::Shared;
-use super::duplex::{Duplex, Next};
 use super::http::{Body, json_response};
 use crate::auth as token;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
 use crate::upstream::{Session, Upstream};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -24,7 +25,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -47,7 +49,7 @@ pub(super) fn upgrade(
         .or_else(|| token::from_query(req.uri().query()));
     let user_agent = user_agent(&req);
     let task_sh = sh.clone();
-    accept(&mut req, &sh, peer, move |io, out_tx| {
+    accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
         let who = Who {
             dialect,
             upstream,
@@ -55,7 +57,7 @@ pub(super) fn upgrade(
             user_agent,
             peer,
         };
-        serve(io, out_tx, who, task_sh)
+        serve(tx_ws, rx_ws, who, task_sh)
     })
 }
 
@@ -77,7 +79,7 @@ pub(super) fn accept<F, Fut>(
     serve: F,
 ) -> Response<Body>
 where
-    F: FnOnce(Duplex, flume::Sender<WsOut>) -> Fut + Send + 'static,
+    F: FnOnce(SplitSink<Ws, Message>, SplitStream<Ws>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let h = req.headers();
@@ -98,7 +100,6 @@ where
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(req);
     let limit = sh.cfg.limits.max_frame;
-    let queue = sh.cfg.limits.outbound_queue;
     sh.tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -115,10 +116,10 @@ where
                     Some(config),
                 )
                 .await;
-                // The connection's bounded queue (flume: it allocates nothing until a
-                // frame waits). `serve` owns the stream in place, as its argument.
-                let (out_tx, out_rx) = flume::bounded::<WsOut>(queue);
-                serve(Duplex::new(ws, out_rx), out_tx).await;
+                // Split here: an async fn keeps its arguments for as long as it runs,
+                // and the halves are pointers where the stream is not.
+                let (tx_ws, rx_ws) = ws.split();
+                serve(tx_ws, rx_ws).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
@@ -134,6 +135,60 @@ where
     resp
 }
 
+/// A connection's writer: its queue, in order, until a close frame or the queue's end;
+/// then the WebSocket close. What is already queued is written before one flush: a
+/// fan-out costs a system call per batch, not per frame.
+pub(super) async fn write_queue(mut tx_ws: SplitSink<Ws, Message>, out_rx: flume::Receiver<WsOut>) {
+    'queue: while let Ok(first) = out_rx.recv_async().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let r = match out {
+                WsOut::Text(t) => tx_ws.feed(Message::Text(t)).await,
+                WsOut::Ping => tx_ws.feed(Message::Ping(Default::default())).await,
+                WsOut::Close(code, reason) => {
+                    let _ = tx_ws.send(close(code, &reason)).await;
+                    break 'queue;
+                }
+            };
+            if r.is_err() {
+                break 'queue;
+            }
+            next = out_rx.try_recv().ok();
+        }
+        if tx_ws.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = tx_ws.close().await;
+}
+
+/// After the server closed a connection: read (and drop) what the client still sends
+/// until its close reply, for a moment, so that closing the socket with unread data
+/// does not reset the connection before the client has read our close frame.
+pub(super) async fn drain_until_close(rx_ws: &mut SplitStream<Ws>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(m)) = rx_ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Waits for the writer to flush: a moment for a connection the hub cut (a slow
+/// consumer may never read), a few seconds for any other; then stops it.
+pub(super) async fn finish_writer(mut writer: JoinHandle<()>, cut: bool) {
+    let grace = if cut {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
 struct Who {
     dialect: Arc<str>,
     /// The backend this route fronts, if it does.
@@ -146,15 +201,20 @@ struct Who {
 /// An accepted WebSocket.
 pub(super) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// A close frame.
-pub(super) fn close(code: u16, reason: &str) -> Message {
+fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
         reason: reason.to_string().into(),
     }))
 }
 
-async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<Shared>) {
+async fn serve(
+    mut tx_ws: SplitSink<Ws, Message>,
+    mut rx_ws: SplitStream<Ws>,
+    who: Who,
+    sh: Arc<Shared>,
+) {
+    let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
     let identity = sh.identify(who.upstream.as_ref(), who.token.as_deref());
     // Kept only for a backend session: not for the connection's whole life.
@@ -178,8 +238,7 @@ async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<S
             ip: Some(who.peer.ip().to_string()),
             sink: Sink::Ws(out_tx.clone()),
             member,
-            // Cancelled by the hub or at shutdown: one future to wait on.
-            cancel: Some(sh.shutdown.child_token()),
+            cancel: None,
         }))
         .await
         .map_err(|r| (r, CLOSE_TRY_LATER)),
@@ -190,13 +249,14 @@ async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<S
             if let Some(Frame::Text(t)) =
                 hub.refuse_connection(&who.dialect, Transport::Websocket, &refusal)
             {
-                io.send(Message::Text(t)).await;
+                let _ = tx_ws.send(Message::Text(t)).await;
             }
-            io.send(close(code, refusal.code.as_str())).await;
+            let _ = tx_ws.send(close(code, refusal.code.as_str())).await;
             tracing::debug!(peer = %who.peer, code = %refusal.code, "websocket refused: {}", refusal.message);
             return;
         }
     };
+    let writer = tokio::spawn(write_queue(tx_ws, out_rx));
     let relay = match &who.upstream {
         Some(up) => Some(
             Box::pin(Session::start(
@@ -215,11 +275,10 @@ async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<S
     let idle_limit = ping_every + sh.cfg.socketio.ping_timeout;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let mut no_deadline = None;
     loop {
-        let msg = match io.next(&conn.cancel, &mut ticker, &mut no_deadline).await {
-            Next::Frame(m) => m,
-            Next::Tick => {
+        let msg = tokio::select! {
+            _ = conn.cancel.cancelled() => break,
+            _ = ticker.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     conn.close(1001, "ping timeout");
                     break;
@@ -227,35 +286,35 @@ async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<S
                 let _ = out_tx.try_send(WsOut::Ping);
                 continue;
             }
-            Next::Cut | Next::Gone | Next::Deadline => break,
-            Next::Failed(WsError::Capacity(e)) => {
-                tracing::debug!(conn = conn.id, error = %e, "websocket message over the frame limit");
-                conn.close(1009, "message too big");
-                break;
-            }
-            Next::Failed(e) => {
-                tracing::debug!(conn = conn.id, error = %e, "websocket read failed");
-                break;
-            }
+            m = rx_ws.next() => m,
         };
         last_heard = Instant::now();
         match msg {
-            Message::Text(t) => match &relay {
+            Some(Ok(Message::Text(t))) => match &relay {
                 Some(s) => Box::pin(s.client_frame(t.as_bytes(), None)).await,
                 None => {
                     Box::pin(hub.handle_frame(&conn, t.as_bytes())).await;
                 }
             },
-            Message::Binary(_) => {
+            Some(Ok(Message::Binary(_))) => {
                 let r = Refusal::new(
                     Code::BadEvent,
                     "binary frames are not accepted: send JSON text",
                 );
                 hub.refuse(&conn, &r);
             }
-            Message::Ping(_) | Message::Pong(_) => Box::pin(hub.touch(&conn)).await,
-            Message::Frame(_) => {}
-            Message::Close(_) => break,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Box::pin(hub.touch(&conn)).await,
+            Some(Ok(Message::Frame(_))) => {}
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(conn = conn.id, error = %e, "websocket message over the frame limit");
+                conn.close(1009, "message too big");
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(conn = conn.id, error = %e, "websocket read failed");
+                break;
+            }
         }
     }
     if let Some(s) = &relay {
@@ -263,7 +322,10 @@ async fn serve(mut io: Duplex, out_tx: flume::Sender<WsOut>, who: Who, sh: Arc<S
     }
     Box::pin(hub.disconnect(&conn)).await;
     let cut = conn.is_closed();
+    if cut {
+        drain_until_close(&mut rx_ws).await;
+    }
     drop(out_tx);
     drop(conn);
-    io.finish(cut).await;
+    finish_writer(writer, cut).await;
 }
