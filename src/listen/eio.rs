@@ -171,14 +171,14 @@ async fn serve(
         }
     }
     for j in std::mem::take(&mut c.joined) {
-        c.leave(j).await;
+        Box::pin(c.leave(j)).await;
     }
     let cut = c.cut.is_cancelled();
     if cut {
-        ws::drain_until_close(&mut rx_ws).await;
+        Box::pin(ws::drain_until_close(&mut rx_ws)).await;
     }
     drop(c);
-    ws::finish_writer(writer, cut).await;
+    Box::pin(ws::finish_writer(writer, cut)).await;
 }
 
 /// The Engine.IO open packet: `0{"sid", "upgrades", "pingInterval", "pingTimeout",

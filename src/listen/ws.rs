@@ -323,9 +323,9 @@ async fn serve(
     Box::pin(hub.disconnect(&conn)).await;
     let cut = conn.is_closed();
     if cut {
-        drain_until_close(&mut rx_ws).await;
+        Box::pin(drain_until_close(&mut rx_ws)).await;
     }
     drop(out_tx);
     drop(conn);
-    finish_writer(writer, cut).await;
+    Box::pin(finish_writer(writer, cut)).await;
 }
