@@ -21,3 +21,4 @@ pub mod sioclient;
 pub mod telemetry;
 pub mod upstream;
 pub mod webhook;
+pub mod wsclient;

@@ -9,7 +9,7 @@ use crate::event::{Event, Meta};
 use crate::sioclient::{self, Incoming};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -28,7 +28,9 @@ fn now_nanos() -> u64 {
 
 /// The send time in a frame carrying the marker, if any.
 fn marked(text: &str) -> Option<u64> {
-    let at = memchr::memmem::find(text.as_bytes(), MARKER.as_bytes())?;
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
+    let at = FINDER.find(text.as_bytes())?;
     let digits = &text[at + MARKER.len()..];
     let end = digits.bytes().take_while(u8::is_ascii_digit).count();
     digits[..end].parse().ok()
@@ -45,9 +47,7 @@ fn wire(plan: &Plan, name: &str, body: Value) -> Option<(String, Value)> {
     ))
 }
 
-type WsRead = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
+type WsRead = futures_util::stream::SplitStream<crate::wsclient::ClientWs>;
 
 /// A connected client: its sender and what it reads.
 enum Conn {
@@ -70,10 +70,7 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
             plan.path
         );
         let req = url.into_client_request().map_err(|e| e.to_string())?;
-        let (ws, _) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async(req),
-        )
+        let ws = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::dial(req))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
@@ -177,8 +174,13 @@ pub async fn run(
                 while sent < due {
                     let body = json!({"conversationId": room, "content": format!("{MARKER}{}:{sent}", now_nanos()), "kind": "TEXT"});
                     let Some((name, payload)) = wire(&plan, "message.send", body) else { return };
+                    // A full queue waits: the report's `sent_per_sec` shows a sender
+                    // that fell behind its rate.
                     let ok = match &tx {
-                        Either::Sio(s) => s.emit(&name, &payload, None),
+                        Either::Sio(s) => {
+                            let args = Value::Array(vec![Value::String(name), payload]);
+                            s.emit_raw_waiting(&args.to_string()).await.is_ok()
+                        }
                         Either::Ws(t) => send_ws(&plan, t, &name, &payload),
                     };
                     if !ok {

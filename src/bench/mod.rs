@@ -71,6 +71,14 @@ pub struct Options {
     pub json: Option<std::path::PathBuf>,
 }
 
+/// The measured window: how long, and what was sent and delivered in it.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    length: Duration,
+    sent: u64,
+    delivered: u64,
+}
+
 /// Everything a client needs, shared.
 pub struct Plan {
     urls: Vec<String>,
@@ -176,7 +184,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             rss_peak = rss_peak.max(sum_rss(&opts.pid).unwrap_or(0));
         }
-        let sent_window = measured.elapsed();
+        // Counted when the window closes: deliveries during the drain are left out, or a
+        // saturated server's backlog would be counted as throughput.
+        let window = Window {
+            length: measured.elapsed(),
+            sent: stats.sent.load(Ordering::Relaxed),
+            delivered: stats.delivered.load(Ordering::Relaxed),
+        };
         tokio::time::sleep(plan.drain).await;
         let handles = spawner.await.unwrap_or_default();
         for h in handles {
@@ -187,7 +201,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             &stats,
             connected,
             connect_secs,
-            sent_window,
+            &window,
             rss_idle,
             rss_peak,
         ));
@@ -202,7 +216,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         &stats,
         connected,
         connect_secs,
-        Duration::ZERO,
+        &Window::default(),
         rss_idle,
         rss_peak,
     ))

@@ -1,9 +1,8 @@
 //! A bench run's results: JSON for tools, a Markdown row for people.
 
-use super::{Options, Stats};
+use super::{Options, Stats, Window};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +42,10 @@ pub struct Report {
     pub connect_errors: u64,
     /// Messages sent in the measured window.
     pub sent: u64,
-    /// Messages received in the measured window (one per recipient).
+    /// Messages sent per second (below `rate`: the senders fell behind).
+    pub sent_per_sec: f64,
+    /// Messages received in the measured window (one per recipient; not those that
+    /// arrived after it closed).
     pub delivered: u64,
     /// Deliveries per second.
     pub delivered_per_sec: f64,
@@ -65,14 +67,14 @@ impl Report {
         stats: &Stats,
         connected: usize,
         connect_secs: f64,
-        window: Duration,
+        window: &Window,
         rss_idle: Option<u64>,
         rss_peak: u64,
     ) -> Report {
         let h = stats.merged();
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        let delivered = stats.delivered.load(Ordering::Relaxed);
-        let secs = window.as_secs_f64();
+        let (sent, delivered) = (window.sent, window.delivered);
+        let secs = window.length.as_secs_f64();
         Report {
             label: opts.label.clone(),
             dialect: opts.dialect.clone(),
@@ -87,7 +89,8 @@ impl Report {
                 0.0
             },
             connect_errors: stats.connect_errors.load(Ordering::Relaxed),
-            sent: stats.sent.load(Ordering::Relaxed),
+            sent,
+            sent_per_sec: if secs > 0.0 { sent as f64 / secs } else { 0.0 },
             delivered,
             delivered_per_sec: if secs > 0.0 {
                 delivered as f64 / secs

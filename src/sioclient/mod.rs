@@ -93,6 +93,19 @@ impl Sender {
         self.push(Message::Text(frame.into()))
     }
 
+    /// Emits a pre-serialised `["name", …]` array, waiting while the queue is full
+    /// (a load generator that falls behind slows down rather than failing).
+    ///
+    /// # Errors
+    /// The connection is gone.
+    pub async fn emit_raw_waiting(&self, array_json: &str) -> Result<(), SendError> {
+        let frame = format!("42{}{array_json}", self.ns_prefix);
+        self.tx
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
     /// Answers a server's ack request with one argument.
     pub fn ack(&self, id: u64, payload: &Value) -> bool {
         let frame = format!(
@@ -210,7 +223,7 @@ pub async fn connect_with(
         };
         req.headers_mut().insert(k, v);
     }
-    let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req))
+    let ws = tokio::time::timeout(timeout, crate::wsclient::dial(req))
         .await
         .map_err(|_| SioError::Timeout)??;
     let (mut w, mut r) = ws.split();

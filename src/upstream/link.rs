@@ -146,7 +146,7 @@ async fn open_ws(
             req.headers_mut().insert(k, v);
         }
     }
-    let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req))
+    let ws = tokio::time::timeout(timeout, crate::wsclient::dial(req))
         .await
         .map_err(|_| OpenError::Timeout(timeout))?
         .map_err(ws_error)?;
