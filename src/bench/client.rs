@@ -9,8 +9,8 @@ use crate::event::{Event, Meta};
 use crate::sioclient::{self, Incoming};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, LazyLock};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -71,9 +71,9 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
         );
         let req = url.into_client_request().map_err(|e| e.to_string())?;
         let ws = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::dial(req))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
         let (mut w, r) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {

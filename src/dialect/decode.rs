@@ -13,14 +13,16 @@ use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
 /// Who and where an event is decoded for: filled by listeners, empty in the CLI.
-#[derive(Debug, Clone, Default)]
-pub struct DecodeContext {
+/// Borrowed from the connection at each decode, so that an idle connection keeps no
+/// second copy of its user, instance and id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeContext<'a> {
     /// The authenticated user, when known.
-    pub user: Option<UserRef>,
+    pub user: Option<&'a UserRef>,
     /// This instance's id.
-    pub instance: String,
+    pub instance: &'a str,
     /// The connection the event arrived on.
-    pub connection: String,
+    pub connection: &'a str,
 }
 
 /// Decoded events: almost always one.
@@ -37,7 +39,7 @@ impl Dialect {
         &self,
         wire: WireEvent,
         dir: Option<Direction>,
-        ctx: &DecodeContext,
+        ctx: &DecodeContext<'_>,
     ) -> Result<Decoded, TranslateError> {
         let no_payload = wire.payload.is_none();
         let mut payload = match wire.payload {
@@ -87,7 +89,7 @@ impl Dialect {
         canonical: &str,
         dir: Direction,
         payload: Value,
-        ctx: &DecodeContext,
+        ctx: &DecodeContext<'_>,
     ) -> Option<Result<Decoded, TranslateError>> {
         let wire = self.rules.iter().find_map(|r| match &r.wire {
             WireName::Exact(n) if r.decodes && r.dir == dir && &*r.canonical == canonical => {
@@ -156,7 +158,7 @@ impl Dialect {
         trace_id: Option<String>,
         id: Option<String>,
         at: Option<i64>,
-        ctx: &DecodeContext,
+        ctx: &DecodeContext<'_>,
     ) -> Meta {
         Meta {
             id: id.map_or_else(EventId::random, EventId::from),
@@ -164,10 +166,10 @@ impl Dialect {
             at: at.unwrap_or_else(now_millis),
             origin: Some(Origin {
                 dialect: self.name.clone(),
-                instance: ctx.instance.clone(),
-                connection: ctx.connection.clone(),
+                instance: ctx.instance.to_string(),
+                connection: ctx.connection.to_string(),
             }),
-            user: ctx.user.clone(),
+            user: ctx.user.cloned(),
             target: None,
             carried: None,
         }

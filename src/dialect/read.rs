@@ -42,7 +42,7 @@ impl Dialect {
         &self,
         text: &[u8],
         dir: Option<Direction>,
-        ctx: &DecodeContext,
+        ctx: &DecodeContext<'_>,
     ) -> Result<Decoded, TranslateError> {
         match read_frame(self.framing, Some(self), dir, text)? {
             Read::Fast {

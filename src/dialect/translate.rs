@@ -39,7 +39,7 @@ pub struct Translator<'a> {
     from: Side<'a>,
     to: Side<'a>,
     dir: Option<Direction>,
-    ctx: DecodeContext,
+    ctx: DecodeContext<'a>,
     max_bytes: usize,
 }
 

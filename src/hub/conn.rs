@@ -8,6 +8,7 @@ use crate::event::UserRef;
 use serde_json::Value;
 use smallvec::SmallVec;
 use socketioxide::extract::SocketRef;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -132,11 +133,9 @@ pub struct Conn {
     /// When it connected, Unix ms.
     pub connected_at: i64,
     /// Its `User-Agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// The peer address.
-    pub ip: Option<String>,
-    /// Who and where, for decoding its events.
-    pub ctx: DecodeContext,
+    pub ip: Option<IpAddr>,
     /// Cancelled when the hub cuts the connection (slow consumer, shutdown).
     pub cancel: CancellationToken,
     /// A full member of the hub (see [`NewConn::member`]).
@@ -229,9 +228,9 @@ pub struct NewConn {
     /// Rooms the token grants.
     pub claims: Option<Vec<String>>,
     /// `User-Agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// Peer address.
-    pub ip: Option<String>,
+    pub ip: Option<IpAddr>,
     /// Where its frames go.
     pub sink: Sink,
     /// A full member of the hub (rooms, presence, the ready event); `false` for a
@@ -245,15 +244,10 @@ pub struct NewConn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, instance: &str, n: NewConn, now: i64, burst: f64) -> Conn {
+    pub(crate) fn new(id: ConnId, n: NewConn, now: i64, burst: f64) -> Conn {
         let socket_id: Arc<str> = n.socket_id.unwrap_or_else(|| format!("ws-{id}")).into();
         Conn {
             id,
-            ctx: DecodeContext {
-                user: Some(n.user.clone()),
-                instance: instance.to_string(),
-                connection: socket_id.to_string(),
-            },
             dialect: n.dialect,
             transport: n.transport,
             socket_id,
@@ -304,6 +298,15 @@ impl Conn {
             } else {
                 Rate::Refuse
             }
+        }
+    }
+
+    /// Who and where, for decoding its events on `instance`.
+    pub fn decode_context<'a>(&'a self, instance: &'a str) -> DecodeContext<'a> {
+        DecodeContext {
+            user: Some(&self.user),
+            instance,
+            connection: &self.socket_id,
         }
     }
 

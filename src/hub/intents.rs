@@ -79,7 +79,11 @@ pub(super) fn admit(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -> Result<Deco
             None,
         ));
     };
-    let events = match dialect.decode_frame(text, Some(Direction::Up), &conn.ctx) {
+    let events = match dialect.decode_frame(
+        text,
+        Some(Direction::Up),
+        &conn.decode_context(&inner.instance),
+    ) {
         Ok(evs) => evs,
         Err(e) => {
             tracing::debug!(conn = conn.id, dialect = %conn.dialect, error = %e, "refused frame");

@@ -8,6 +8,7 @@ mod calls;
 mod conn;
 pub mod external;
 mod intents;
+mod members;
 mod messages;
 mod presence;
 mod refusal;
@@ -80,9 +81,10 @@ pub(crate) struct Inner {
     instance: Arc<str>,
     settings: HubSettings,
     registry: RwLock<Arc<Registry>>,
-    conns: RwLock<HashMap<ConnId, Arc<Conn>>>,
+    // Ids are ours, not a client's: a fast hash without flooding resistance is safe.
+    conns: RwLock<HashMap<ConnId, Arc<Conn>, foldhash::fast::RandomState>>,
     per_user: std::sync::Mutex<HashMap<String, usize>>,
-    rooms: RwLock<HashMap<RoomKey, HashSet<ConnId>>>,
+    rooms: RwLock<HashMap<RoomKey, members::Members>>,
     store: Store,
     bus: Arc<dyn Bus>,
     next_id: AtomicU64,
@@ -135,7 +137,7 @@ impl Hub {
                 max_rooms: cfg.limits.max_rooms,
             },
             registry: RwLock::new(registry),
-            conns: RwLock::new(HashMap::new()),
+            conns: RwLock::new(HashMap::default()),
             per_user: std::sync::Mutex::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
             store,
@@ -280,7 +282,7 @@ impl Hub {
             drop(conns);
         }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, &inner.instance, n, now_millis(), s.burst));
+        let conn = Arc::new(Conn::new(id, n, now_millis(), s.burst));
         write(&inner.conns).insert(id, conn.clone());
         let labels = conn_labels(&conn);
         inner.metrics.connections.get_or_create(&labels).inc();
@@ -624,7 +626,7 @@ impl Inner {
         let first = {
             let mut rooms = write(&self.rooms);
             let members = rooms.entry(room.clone()).or_default();
-            members.insert(conn.id);
+            members.add(conn.clone());
             members.len() == 1
         };
         if first {
@@ -639,7 +641,7 @@ impl Inner {
             let mut rooms = write(&self.rooms);
             match rooms.get_mut(room) {
                 Some(members) => {
-                    let was = members.remove(&conn.id);
+                    let was = members.remove(conn.id);
                     if members.is_empty() {
                         rooms.remove(room);
                         was
@@ -658,7 +660,6 @@ impl Inner {
 
     /// The local connections in an audience, each once.
     fn recipients(&self, a: &Audience) -> SmallVec<[Arc<Conn>; 16]> {
-        let conns = read(&self.conns);
         let mut out: SmallVec<[Arc<Conn>; 16]> = SmallVec::new();
         let keep = |c: &Arc<Conn>| {
             let excluded_conn = a
@@ -669,27 +670,20 @@ impl Inner {
             !excluded_conn && !excluded_user
         };
         if a.everyone {
-            out.extend(conns.values().filter(|c| keep(c)).cloned());
+            out.extend(read(&self.conns).values().filter(|c| keep(c)).cloned());
             return out;
         }
         let rooms = read(&self.rooms);
         if let [one] = a.rooms.as_slice() {
-            if let Some(ids) = rooms.get(one) {
-                out.extend(
-                    ids.iter()
-                        .filter_map(|id| conns.get(id))
-                        .filter(|c| keep(c))
-                        .cloned(),
-                );
+            if let Some(members) = rooms.get(one) {
+                out.extend(members.iter().filter(|c| keep(c)).cloned());
             }
             return out;
         }
         let mut seen = HashSet::new();
         for room in &a.rooms {
-            for id in rooms.get(room).into_iter().flatten() {
-                if seen.insert(*id)
-                    && let Some(c) = conns.get(id).filter(|c| keep(c))
-                {
+            for c in rooms.get(room).into_iter().flat_map(members::Members::iter) {
+                if seen.insert(c.id) && keep(c) {
                     out.push(c.clone());
                 }
             }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 /// The presence snapshot of one local connection.
 fn snapshot_of(conn: &Conn) -> SocketPresence {
     SocketPresence {
-        socket_id: conn.socket_id.to_string(),
+        socket_id: conn.socket_id.clone(),
         connected_at: conn.connected_at,
         last_seen: conn.last_seen(),
         user_agent: conn.user_agent.clone(),
-        ip: conn.ip.clone(),
+        ip: conn.ip,
     }
 }
 

@@ -72,7 +72,7 @@ struct Client {
     namespaces: Arc<[Namespace]>,
     /// `?token=`, for namespaces joined without one in `auth`.
     query_token: Option<String>,
-    user_agent: Option<String>,
+    user_agent: Option<Arc<str>>,
     peer: SocketAddr,
 }
 
@@ -307,7 +307,7 @@ impl Connection {
                         identity.rooms
                     },
                     user_agent: self.client.user_agent.clone(),
-                    ip: Some(self.client.peer.ip().to_string()),
+                    ip: Some(self.client.peer.ip()),
                     sink: Sink::Eio {
                         tx: self.out.clone(),
                         ns: ns.clone(),

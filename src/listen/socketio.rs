@@ -207,8 +207,8 @@ async fn on_connect(
         .headers
         .get(hyper::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ip = parts.extensions.get::<Peer>().map(|p| p.0.ip().to_string());
+        .map(Arc::from);
+    let ip = parts.extensions.get::<Peer>().map(|p| p.0.ip());
     let admitted = match identity {
         Err(e) => Err(Refusal::from(&e)),
         Ok(identity) => {

@@ -62,11 +62,11 @@ pub(super) fn upgrade(
 }
 
 /// A request's `User-Agent`, owned (the request's buffers are not kept).
-pub(super) fn user_agent(req: &Request<Incoming>) -> Option<String> {
+pub(super) fn user_agent(req: &Request<Incoming>) -> Option<Arc<str>> {
     req.headers()
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(Arc::from)
 }
 
 /// Checks a WebSocket handshake and answers it: `101` with `serve` run on the upgraded
@@ -194,7 +194,7 @@ struct Who {
     /// The backend this route fronts, if it does.
     upstream: Option<Arc<Upstream>>,
     token: Option<String>,
-    user_agent: Option<String>,
+    user_agent: Option<Arc<str>>,
     peer: SocketAddr,
 }
 
@@ -235,7 +235,7 @@ async fn serve(
                 identity.rooms
             },
             user_agent: who.user_agent,
-            ip: Some(who.peer.ip().to_string()),
+            ip: Some(who.peer.ip()),
             sink: Sink::Ws(out_tx.clone()),
             member,
             cancel: None,

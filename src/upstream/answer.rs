@@ -53,7 +53,7 @@ pub fn from_ack(
     intent: &str,
     answers: &BTreeMap<String, String>,
     args: &str,
-    ctx: &DecodeContext,
+    ctx: &DecodeContext<'_>,
 ) -> Value {
     let first = match serde_json::from_str::<Value>(args) {
         Ok(Value::Array(mut a)) if !a.is_empty() => a.swap_remove(0),

@@ -42,12 +42,19 @@ pub struct Session {
     /// A new ack waits: the driver looks at its deadline.
     wake: Notify,
     next_ack: AtomicU64,
-    /// Decoding the backend's frames (no user: the backend says who sent what).
-    ctx: DecodeContext,
     ended: CancellationToken,
 }
 
 impl Session {
+    /// Decoding the backend's frames: no user (the backend says who sent what).
+    fn decode_context(&self) -> DecodeContext<'_> {
+        DecodeContext {
+            user: None,
+            instance: self.hub.instance(),
+            connection: &self.conn.socket_id,
+        }
+    }
+
     /// A session for `conn` (registered with the hub: as a member when the upstream
     /// shares events with the hub). Opens the backend session now unless it is lazy.
     /// A token that cannot be re-signed is logged and not forwarded: the backend then
@@ -66,11 +73,6 @@ impl Session {
                 None
             }
         };
-        let ctx = DecodeContext {
-            user: None,
-            instance: hub.instance().to_string(),
-            connection: conn.socket_id.to_string(),
-        };
         let s = Arc::new(Session {
             pending: Mutex::new(Pending::new(up.cfg.max_acks)),
             up,
@@ -80,7 +82,6 @@ impl Session {
             link: OnceCell::new(),
             wake: Notify::new(),
             next_ack: AtomicU64::new(1),
-            ctx,
             ended: CancellationToken::new(),
         });
         match s.up.cfg.connect {
@@ -435,7 +436,7 @@ impl Session {
             return;
         };
         self.answered(&Key::Ack(id), |intent| {
-            answer::from_ack(d, intent, &self.up.answers, args, &self.ctx)
+            answer::from_ack(d, intent, &self.up.answers, args, &self.decode_context())
         });
     }
 
@@ -445,7 +446,11 @@ impl Session {
         let Some(d) = reg.dialect(&self.up.cfg.dialect) else {
             return;
         };
-        let events = match d.decode_frame(text.as_bytes(), Some(Direction::Down), &self.ctx) {
+        let events = match d.decode_frame(
+            text.as_bytes(),
+            Some(Direction::Down),
+            &self.decode_context(),
+        ) {
             Ok(evs) => evs,
             Err(e) => {
                 tracing::debug!(upstream = %self.up.cfg.name, error = %e, "backend frame not understood");

@@ -124,7 +124,7 @@ impl LocalStore {
             });
         };
         let before = sockets.len();
-        sockets.retain(|(s, _)| s.socket_id != socket_id);
+        sockets.retain(|(s, _)| &*s.socket_id != socket_id);
         let last = before > 0 && sockets.is_empty();
         let snap = snapshot(sockets);
         if sockets.is_empty() {

@@ -10,6 +10,8 @@ pub use local::LocalStore;
 pub use redis::RedisStore;
 
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -18,15 +20,15 @@ use thiserror::Error;
 #[serde(rename_all = "camelCase")]
 pub struct SocketPresence {
     /// The connection's client-visible id.
-    pub socket_id: String,
+    pub socket_id: Arc<str>,
     /// When it connected, Unix ms.
     pub connected_at: i64,
     /// Last activity, Unix ms.
     pub last_seen: i64,
     /// Its `User-Agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// Its peer address.
-    pub ip: Option<String>,
+    pub ip: Option<IpAddr>,
 }
 
 /// A user's presence after a change.

@@ -99,7 +99,7 @@ impl RedisStore {
             .key(format!("user_sockets:{user}"))
             .key(format!("socket:{}", s.socket_id))
             .key("online_users")
-            .arg(&s.socket_id)
+            .arg(&*s.socket_id)
             .arg(json)
             .arg(ms(self.limits.presence_ttl))
             .arg(user)
@@ -149,7 +149,7 @@ impl RedisStore {
         let ttl = ms(self.limits.presence_ttl);
         let key = format!("user_sockets:{user}");
         redis::pipe()
-            .sadd(&key, &s.socket_id)
+            .sadd(&key, &*s.socket_id)
             .ignore()
             .pexpire(&key, ttl as i64)
             .ignore()
