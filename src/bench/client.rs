@@ -164,13 +164,24 @@ pub async fn run(
                 return;
             };
             let per_sec = plan.rate / plan.senders as f64;
+            if !per_sec.is_finite() || per_sec <= 0.0 {
+                return;
+            }
             let end = start + plan.duration;
+            // Senders are spread over the period, not in step: sender k of S sends its
+            // n-th message at (n + k/S) / rate. In step, 100 senders' messages arrived
+            // as one burst and queued behind each other (p50 ~10 ms at 200 msg/s).
+            let phase = i as f64 / plan.senders as f64;
+            let due_at = |n: u64| start + Duration::from_secs_f64((n as f64 + phase) / per_sec);
             let mut sent: u64 = 0;
-            let mut tick = tokio::time::interval(Duration::from_millis(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            while tokio::time::Instant::now() < end {
-                tick.tick().await;
-                let due = (start.elapsed().as_secs_f64() * per_sec) as u64;
+            while due_at(sent) < end {
+                // Asleep until the next message is due: a slow sender wakes once per
+                // message, a fast one once per millisecond (the timer's resolution)
+                // for the messages due by then.
+                tokio::time::sleep_until(due_at(sent)).await;
+                // Every message due by now (n + phase <= elapsed × rate), at least one.
+                let elapsed = start.elapsed().as_secs_f64();
+                let due = (((elapsed * per_sec - phase).floor() as u64) + 1).max(sent + 1);
                 while sent < due {
                     let body = json!({"conversationId": room, "content": format!("{MARKER}{}:{sent}", now_nanos()), "kind": "TEXT"});
                     let Some((name, payload)) = wire(&plan, "message.send", body) else { return };
