@@ -235,3 +235,51 @@ async fn a_connection_that_joins_nothing_is_closed() {
     while next_text(&mut ws).await.is_some() {}
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// The next control frame (ping, pong, close) within five seconds.
+async fn next_control(ws: &mut Wire) -> Option<Message> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(m @ (Message::Ping(_) | Message::Pong(_) | Message::Close(_))))) => {
+                return Some(m);
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pings_are_answered_and_a_close_is_echoed_on_both_paths() {
+    let live = Live::start().await;
+    // Our Socket.IO path, and a raw WebSocket route (nexus, /ws).
+    let (sio, _) = open(&live).await;
+    let (raw, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws?token={}",
+        live.addrs()[0],
+        token("ctl-raw", None, None)
+    ))
+    .await
+    .expect("raw websocket opens");
+    for mut ws in [sio, raw] {
+        ws.send(Message::Ping(b"are you there".to_vec().into()))
+            .await
+            .expect("ping");
+        match next_control(&mut ws).await {
+            Some(Message::Pong(p)) => assert_eq!(&p[..], b"are you there"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+        ws.send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1000.into(),
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .expect("close");
+        match next_control(&mut ws).await {
+            Some(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 1000),
+            other => panic!("expected the close echoed, got {other:?}"),
+        }
+    }
+}

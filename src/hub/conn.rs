@@ -63,6 +63,8 @@ pub enum WsOut {
     Text(Utf8Bytes),
     /// A keep-alive ping.
     Ping,
+    /// The answer to a client's ping, with its payload.
+    Pong(tokio_tungstenite::tungstenite::Bytes),
     /// A close frame with a code and reason, then the end of the connection.
     Close(u16, String),
 }

@@ -12,6 +12,7 @@
 use super::Shared;
 use super::http::Body;
 use super::socketio::Namespace;
+use super::writer::{self, WsWrite};
 use super::ws::{self, Ws};
 use crate::auth as token;
 use crate::config::Transport;
@@ -19,7 +20,6 @@ use crate::engineio::packet::{self, Packet};
 use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
 use crate::upstream::{Reply, Session};
 use futures_util::StreamExt;
-use futures_util::stream::{SplitSink, SplitStream};
 use hyper::body::Incoming;
 use hyper::header::UPGRADE;
 use hyper::{Request, Response};
@@ -101,14 +101,9 @@ struct Connection {
 /// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
 const PING: &str = "2";
 
-async fn serve(
-    tx_ws: SplitSink<Ws, Message>,
-    mut rx_ws: SplitStream<Ws>,
-    client: Client,
-    sh: Arc<Shared>,
-) {
+async fn serve(tx_ws: WsWrite, mut rx_ws: Ws, client: Client, sh: Arc<Shared>) {
     let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
-    let writer = tokio::spawn(ws::write_queue(tx_ws, out_rx));
+    let writer = tokio::spawn(writer::write_queue(tx_ws, out_rx));
     let sio = &sh.cfg.socketio;
     // Written at once and dropped: a local of this function would live (and hold its
     // map) as long as the connection.
@@ -156,8 +151,12 @@ async fn serve(
                 }
             }
             Some(Ok(Message::Binary(_))) => c.attachments = c.attachments.saturating_sub(1),
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Ok(_)) => {}
+            Some(Ok(m @ Message::Close(_))) => {
+                ws::answer_control(&m, &c.out);
+                break;
+            }
+            None => break,
+            Some(Ok(m)) => ws::answer_control(&m, &c.out),
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!(peer = %c.client.peer, error = %e, "socket.io message over the frame limit");
                 let _ = c.out.try_send(WsOut::Close(1009, "message too big".into()));

@@ -7,6 +7,7 @@ mod eio;
 mod http;
 mod internal;
 mod socketio;
+mod writer;
 mod ws;
 
 use crate::auth::AuthError;
@@ -25,11 +26,6 @@ use tokio_util::task::TaskTracker;
 /// Bytes each WebSocket preallocates for reading (raw and Socket.IO alike): chat frames
 /// are small, a larger one grows the buffer for itself, and idle connections stay cheap.
 pub(crate) const READ_BUFFER: usize = 512;
-
-/// Bytes of frames a WebSocket gathers before writing them out (the writer flushes the
-/// rest when its queue is empty). The buffer grows only as frames wait, up to about
-/// this much.
-pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
 
 /// What every listener shares.
 pub(crate) struct Shared {

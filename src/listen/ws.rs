@@ -1,6 +1,6 @@
-//! Raw WebSocket routes (tokio-tungstenite): the upgrade, token check, then one task
-//! reading frames in order and one writing the connection's bounded queue. The upgrade
-//! and the writer serve our own Socket.IO connections too (`eio`).
+//! Raw WebSocket routes: the upgrade, token check, then one task reading frames in order
+//! (tokio-tungstenite) and one writing the connection's bounded queue (`writer`). The
+//! upgrade and the writer serve our own Socket.IO connections too (`eio`).
 //!
 //! Close codes: 4401 refused token (after the dialect's error frame), 1013 connection
 //! limit (likewise), 1009 a message over `limits.max_frame`, 1008 slow consumer or rate
@@ -8,12 +8,12 @@
 
 use super::Shared;
 use super::http::{Body, json_response};
+use super::writer::{self, ReadOnly, WsWrite};
 use crate::auth as token;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
 use crate::upstream::{Session, Upstream};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Close code for a refused token.
@@ -79,7 +78,7 @@ pub(super) fn accept<F, Fut>(
     serve: F,
 ) -> Response<Body>
 where
-    F: FnOnce(SplitSink<Ws, Message>, SplitStream<Ws>) -> Fut + Send + 'static,
+    F: FnOnce(WsWrite, Ws) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let h = req.headers();
@@ -107,19 +106,13 @@ where
                 // grows for a larger frame, so a small one keeps idle connections cheap.
                 let config = WebSocketConfig::default()
                     .read_buffer_size(super::READ_BUFFER)
-                    .write_buffer_size(super::WRITE_BUFFER)
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                // Split here: an async fn keeps its arguments for as long as it runs,
-                // and the halves are pointers where the stream is not.
-                let (tx_ws, rx_ws) = ws.split();
-                serve(tx_ws, rx_ws).await;
+                // tungstenite reads; the writer writes on the other half.
+                let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
+                let ws = WebSocketStream::from_raw_socket(ReadOnly(rd), Role::Server, Some(config))
+                    .await;
+                serve(wr, ws).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
@@ -135,37 +128,10 @@ where
     resp
 }
 
-/// A connection's writer: its queue, in order, until a close frame or the queue's end;
-/// then the WebSocket close. What is already queued is written before one flush: a
-/// fan-out costs a system call per batch, not per frame.
-pub(super) async fn write_queue(mut tx_ws: SplitSink<Ws, Message>, out_rx: flume::Receiver<WsOut>) {
-    'queue: while let Ok(first) = out_rx.recv_async().await {
-        let mut next = Some(first);
-        while let Some(out) = next.take() {
-            let r = match out {
-                WsOut::Text(t) => tx_ws.feed(Message::Text(t)).await,
-                WsOut::Ping => tx_ws.feed(Message::Ping(Default::default())).await,
-                WsOut::Close(code, reason) => {
-                    let _ = tx_ws.send(close(code, &reason)).await;
-                    break 'queue;
-                }
-            };
-            if r.is_err() {
-                break 'queue;
-            }
-            next = out_rx.try_recv().ok();
-        }
-        if tx_ws.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = tx_ws.close().await;
-}
-
 /// After the server closed a connection: read (and drop) what the client still sends
 /// until its close reply, for a moment, so that closing the socket with unread data
 /// does not reset the connection before the client has read our close frame.
-pub(super) async fn drain_until_close(rx_ws: &mut SplitStream<Ws>) {
+pub(super) async fn drain_until_close(rx_ws: &mut Ws) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         while let Some(Ok(m)) = rx_ws.next().await {
             if m.is_close() {
@@ -198,22 +164,25 @@ struct Who {
     peer: SocketAddr,
 }
 
-/// An accepted WebSocket.
-pub(super) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// An accepted WebSocket's reading side.
+pub(super) type Ws = WebSocketStream<ReadOnly>;
 
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.to_string().into(),
-    }))
+/// What the reader does with a client's control frame: a ping is answered (queued in
+/// order with the connection's other frames), a close is echoed.
+pub(super) fn answer_control(msg: &Message, out: &flume::Sender<WsOut>) {
+    match msg {
+        Message::Ping(p) => {
+            let _ = out.try_send(WsOut::Pong(p.clone()));
+        }
+        Message::Close(f) => {
+            let code = f.as_ref().map_or(1000, |f| u16::from(f.code));
+            let _ = out.try_send(WsOut::Close(code, String::new()));
+        }
+        _ => {}
+    }
 }
 
-async fn serve(
-    mut tx_ws: SplitSink<Ws, Message>,
-    mut rx_ws: SplitStream<Ws>,
-    who: Who,
-    sh: Arc<Shared>,
-) {
+async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
     let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
     let hub = &sh.hub;
     let identity = sh.identify(who.upstream.as_ref(), who.token.as_deref());
@@ -246,17 +215,17 @@ async fn serve(
     let conn = match admitted {
         Ok(conn) => conn,
         Err((refusal, code)) => {
-            if let Some(Frame::Text(t)) =
-                hub.refuse_connection(&who.dialect, Transport::Websocket, &refusal)
-            {
-                let _ = tx_ws.send(Message::Text(t)).await;
-            }
-            let _ = tx_ws.send(close(code, refusal.code.as_str())).await;
+            let said = match hub.refuse_connection(&who.dialect, Transport::Websocket, &refusal) {
+                Some(Frame::Text(t)) => Some(WsOut::Text(t)),
+                _ => None,
+            };
+            let close = WsOut::Close(code, refusal.code.as_str().into());
+            writer::write_now(&mut tx_ws, said.into_iter().chain([close])).await;
             tracing::debug!(peer = %who.peer, code = %refusal.code, "websocket refused: {}", refusal.message);
             return;
         }
     };
-    let writer = tokio::spawn(write_queue(tx_ws, out_rx));
+    let writer = tokio::spawn(writer::write_queue(tx_ws, out_rx));
     let relay = match &who.upstream {
         Some(up) => Some(
             Box::pin(Session::start(
@@ -303,9 +272,16 @@ async fn serve(
                 );
                 hub.refuse(&conn, &r);
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Box::pin(hub.touch(&conn)).await,
+            Some(Ok(m @ (Message::Ping(_) | Message::Pong(_)))) => {
+                answer_control(&m, &out_tx);
+                Box::pin(hub.touch(&conn)).await;
+            }
             Some(Ok(Message::Frame(_))) => {}
-            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(m @ Message::Close(_))) => {
+                answer_control(&m, &out_tx);
+                break;
+            }
+            None => break,
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!(conn = conn.id, error = %e, "websocket message over the frame limit");
                 conn.close(1009, "message too big");
