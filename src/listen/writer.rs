@@ -71,6 +71,19 @@ fn append(buf: &mut Vec<u8>, out: WsOut) -> bool {
     last
 }
 
+/// About how many bytes `out` takes as a frame.
+fn frame_len(out: &WsOut) -> usize {
+    // The longest server frame header: 2 bytes and a 64-bit length.
+    const HEADER: usize = 10;
+    HEADER
+        + match out {
+            WsOut::Text(t) => t.len(),
+            WsOut::Pong(p) => p.len(),
+            WsOut::Ping => 0,
+            WsOut::Close(_, reason) => 2 + reason.len(),
+        }
+}
+
 /// A close frame: `code` and `reason` (cut to the 123 bytes a control frame allows).
 fn close_frame(code: u16, reason: &str) -> Frame {
     let mut end = reason.len().min(123);
@@ -105,7 +118,9 @@ pub(super) async fn write_now(wr: &mut WsWrite, outs: impl IntoIterator<Item = W
 pub(super) async fn write_queue(mut wr: WsWrite, out_rx: flume::Receiver<WsOut>) {
     let mut closed = false;
     while let Ok(first) = out_rx.recv_async().await {
-        let mut buf = Vec::new();
+        // Sized for what waits, if it is like the first: one allocation per batch.
+        let waiting = 1 + out_rx.len();
+        let mut buf = Vec::with_capacity((frame_len(&first) * waiting).min(BATCH));
         closed = append(&mut buf, first);
         while !closed && buf.len() < BATCH {
             match out_rx.try_recv() {
