@@ -78,3 +78,21 @@ pub fn query_token(query: Option<&str>) -> Option<String> {
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
 }
+
+/// A listener on 127.0.0.1:`port` (0: any). A backend restarted on its old port waits
+/// for it: the stopped backend's accept loop drops its listener a moment after `stop`.
+pub async fn bind(port: u16) -> tokio::net::TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return l,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
+        }
+    }
+}

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{
@@ -48,12 +47,8 @@ pub struct Nexus {
 impl Nexus {
     /// Starts on `port` (0: any) with its REST API on `rest_port`.
     pub async fn start(secret: &str, port: u16, rest_port: u16) -> Nexus {
-        let tcp = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind ws");
-        let rest_tcp = TcpListener::bind(("127.0.0.1", rest_port))
-            .await
-            .expect("bind rest");
+        let tcp = super::bind(port).await;
+        let rest_tcp = super::bind(rest_port).await;
         let (addr, rest) = (
             tcp.local_addr().expect("addr"),
             rest_tcp.local_addr().expect("addr"),

@@ -12,7 +12,6 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The user a socket authenticated as.
@@ -37,7 +36,7 @@ fn user(s: &SocketRef) -> String {
 impl Salala {
     /// Starts on `port` (0: any).
     pub async fn start(secret: &str, port: u16) -> Salala {
-        let tcp = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        let tcp = super::bind(port).await;
         let addr = tcp.local_addr().expect("addr");
         let (svc, io) = SocketIo::builder().build_svc();
         let secret = secret.to_string();
