@@ -188,10 +188,7 @@ pub async fn run(
                     // A full queue waits: the report's `sent_per_sec` shows a sender
                     // that fell behind its rate.
                     let ok = match &tx {
-                        Either::Sio(s) => {
-                            let args = Value::Array(vec![Value::String(name), payload]);
-                            s.emit_raw_waiting(&args.to_string()).await.is_ok()
-                        }
+                        Either::Sio(s) => s.emit_waiting(&name, &payload).await.is_ok(),
                         Either::Ws(t) => send_ws(&plan, t, &name, &payload),
                     };
                     if !ok {

@@ -64,6 +64,11 @@ pub enum SendError {
     Closed,
 }
 
+/// An event's arguments, `["name", payload]`, as JSON.
+fn event_args(name: &str, payload: &Value) -> String {
+    Value::Array(vec![Value::String(name.to_string()), payload.clone()]).to_string()
+}
+
 /// Sends to the server, through a bounded queue.
 #[derive(Clone)]
 pub struct Sender {
@@ -74,8 +79,7 @@ pub struct Sender {
 impl Sender {
     /// Emits `name` with one payload argument; with `ack`, asks for an ack with that id.
     pub fn emit(&self, name: &str, payload: &Value, ack: Option<u64>) -> bool {
-        let args = Value::Array(vec![Value::String(name.to_string()), payload.clone()]);
-        self.emit_raw(&args.to_string(), ack)
+        self.emit_raw(&event_args(name, payload), ack)
     }
 
     /// Emits a pre-serialised `["name", …]` array.
@@ -93,13 +97,13 @@ impl Sender {
         self.push(Message::Text(frame.into()))
     }
 
-    /// Emits a pre-serialised `["name", …]` array, waiting while the queue is full
-    /// (a load generator that falls behind slows down rather than failing).
+    /// Emits `name` with one payload argument, waiting while the queue is full (a load
+    /// generator that falls behind slows down rather than failing).
     ///
     /// # Errors
     /// The connection is gone.
-    pub async fn emit_raw_waiting(&self, array_json: &str) -> Result<(), SendError> {
-        let frame = format!("42{}{array_json}", self.ns_prefix);
+    pub async fn emit_waiting(&self, name: &str, payload: &Value) -> Result<(), SendError> {
+        let frame = format!("42{}{}", self.ns_prefix, event_args(name, payload));
         self.tx
             .send(Message::Text(frame.into()))
             .await
