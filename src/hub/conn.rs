@@ -1,6 +1,7 @@
 //! One client connection as the hub sees it: who, which dialect, which rooms, and the
 //! bounded sink its frames go to.
 
+use super::outbox;
 use crate::bus::RoomKey;
 use crate::config::Transport;
 use crate::dialect::DecodeContext;
@@ -74,14 +75,14 @@ pub enum Sink {
     /// A socketioxide socket: its engine buffer (`limits.outbound_queue` packets) is the
     /// bounded queue; emitting into a full buffer fails.
     SocketIo(SocketRef),
-    /// The raw WebSocket writer task's bounded queue (flume: it allocates nothing until
-    /// a frame waits, where tokio's channel preallocates 32 slots per connection).
-    Ws(flume::Sender<WsOut>),
+    /// The raw WebSocket connection's bounded queue (an [`outbox`](super::outbox): it
+    /// holds nothing while empty).
+    Ws(outbox::Sender<WsOut>),
     /// One namespace of one of our own Socket.IO connections: the connection's writer
     /// queue, shared by its namespaces.
     Eio {
         /// The connection's queue.
-        tx: flume::Sender<WsOut>,
+        tx: outbox::Sender<WsOut>,
         /// The namespace (`/` or `/ws/app`).
         ns: Arc<str>,
     },
@@ -111,10 +112,10 @@ pub enum SendFailure {
 }
 
 /// Queues `out` without waiting.
-fn queue(tx: &flume::Sender<WsOut>, out: WsOut) -> Result<(), SendFailure> {
+fn queue(tx: &outbox::Sender<WsOut>, out: WsOut) -> Result<(), SendFailure> {
     tx.try_send(out).map_err(|e| match e {
-        flume::TrySendError::Full(_) => SendFailure::Full,
-        flume::TrySendError::Disconnected(_) => SendFailure::Closed,
+        outbox::TrySendError::Full => SendFailure::Full,
+        outbox::TrySendError::Closed => SendFailure::Closed,
     })
 }
 

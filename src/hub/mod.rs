@@ -10,6 +10,7 @@ pub mod external;
 mod intents;
 mod members;
 mod messages;
+pub mod outbox;
 mod presence;
 mod refusal;
 mod rooms;

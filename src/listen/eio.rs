@@ -4,22 +4,22 @@
 //!
 //! Why: a socketioxide socket holds three tasks, its engine's channels (32 preallocated
 //! slots of ~170 bytes) and the whole HTTP request (whose headers pin hyper's 8 KiB read
-//! buffer): ~28 KiB per idle connection. Here a connection is one reader task, the
-//! writer shared with raw WebSocket routes, and what the hub keeps. Long polling, and
+//! buffer): ~28 KiB per idle connection. Here a connection is one task reading and
+//! writing its socket (`duplex`, as raw WebSocket routes), and what the hub keeps. Long polling, and
 //! upgrades from it, stay with socketioxide; both paths register the same hub
 //! connections, so clients of either are in the same rooms.
 
 use super::Shared;
+use super::duplex::Duplex;
 use super::http::Body;
 use super::socketio::Namespace;
-use super::writer::{self, WsWrite};
-use super::ws::{self, Ws};
+use super::ws::{self, Upgrade};
 use crate::auth as token;
 use crate::config::Transport;
 use crate::engineio::packet::{self, Packet};
+use crate::hub::outbox;
 use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
 use crate::upstream::{Reply, Session};
-use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper::header::UPGRADE;
 use hyper::{Request, Response};
@@ -61,10 +61,19 @@ pub(super) fn upgrade(
         user_agent: ws::user_agent(&req),
         peer,
     };
-    let task_sh = sh.clone();
-    ws::accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
-        serve(tx_ws, rx_ws, client, task_sh)
-    })
+    let (out, queue) = outbox::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
+    // Built here and handed to the task whole: an argument the task moved into a
+    // local would take its room twice in the task's future.
+    let c = Connection {
+        client,
+        sh: sh.clone(),
+        out,
+        cut: sh.shutdown.child_token(),
+        // Most clients join one namespace.
+        joined: Vec::with_capacity(1),
+        attachments: 0,
+    };
+    ws::accept(&mut req, &sh, peer, move |up| serve(up, c, queue))
 }
 
 /// What the handshake said about the client.
@@ -88,7 +97,7 @@ struct Joined {
 struct Connection {
     client: Client,
     sh: Arc<Shared>,
-    out: flume::Sender<WsOut>,
+    out: outbox::Sender<WsOut>,
     /// Shared by its namespaces' hub connections: the hub cutting one (slow consumer,
     /// rate limit) cuts the connection, whose queue and limits they share. A child of
     /// the server's shutdown token.
@@ -101,27 +110,21 @@ struct Connection {
 /// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
 const PING: &str = "2";
 
-async fn serve(tx_ws: WsWrite, mut rx_ws: Ws, client: Client, sh: Arc<Shared>) {
-    let (out, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
-    let writer = tokio::spawn(writer::write_queue(tx_ws, out_rx));
+async fn serve(mut up: Upgrade, mut c: Connection, queue: outbox::Receiver<WsOut>) {
+    let Some(ws) = up.open().await else {
+        return;
+    };
+    let mut duplex = Duplex::new(ws, queue);
+    let sh = c.sh.clone();
     let sio = &sh.cfg.socketio;
     // Written at once and dropped: a local of this function would live (and hold its
     // map) as long as the connection.
     let open = open_packet(&sh);
-    let _ = out.try_send(WsOut::Text(Utf8Bytes::from(open)));
-    let (ping_every, idle_limit) = (sio.ping_interval, sio.ping_interval + sio.ping_timeout);
+    let _ = c.out.try_send(WsOut::Text(Utf8Bytes::from(open)));
+    let idle_limit = sio.ping_interval + sio.ping_timeout;
     // Boxed, and dropped once a namespace is joined: an idle connection keeps a pointer.
     let mut join_by = Some(Box::pin(tokio::time::sleep(sio.connect_timeout)));
-    let mut c = Connection {
-        client,
-        sh: sh.clone(),
-        out,
-        cut: sh.shutdown.child_token(),
-        // Most clients join one namespace.
-        joined: Vec::with_capacity(1),
-        attachments: 0,
-    };
-    let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut beat = sh.heartbeat.beat();
     let mut last_heard = Instant::now();
     loop {
         let msg = tokio::select! {
@@ -130,7 +133,7 @@ async fn serve(tx_ws: WsWrite, mut rx_ws: Ws, client: Client, sh: Arc<Shared>) {
                 tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
                 break;
             }
-            _ = ticker.tick() => {
+            () = beat.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     tracing::debug!(peer = %c.client.peer, "socket.io: ping timeout");
                     break;
@@ -138,7 +141,7 @@ async fn serve(tx_ws: WsWrite, mut rx_ws: Ws, client: Client, sh: Arc<Shared>) {
                 let _ = c.out.try_send(WsOut::Text(Utf8Bytes::from_static(PING)));
                 continue;
             }
-            m = rx_ws.next() => m,
+            m = duplex.next() => m,
         };
         last_heard = Instant::now();
         match msg {
@@ -173,11 +176,8 @@ async fn serve(tx_ws: WsWrite, mut rx_ws: Ws, client: Client, sh: Arc<Shared>) {
         Box::pin(c.leave(j)).await;
     }
     let cut = c.cut.is_cancelled();
-    if cut {
-        Box::pin(ws::drain_until_close(&mut rx_ws)).await;
-    }
     drop(c);
-    Box::pin(ws::finish_writer(writer, cut)).await;
+    Box::pin(duplex.finish(cut)).await;
 }
 
 /// The Engine.IO open packet: `0{"sid", "upgrades", "pingInterval", "pingTimeout",

@@ -3,7 +3,9 @@
 //! by `eio`, long polling by socketioxide) bound to dialects, and the HTTP API where
 //! configured.
 
+mod duplex;
 mod eio;
+mod heartbeat;
 mod http;
 mod internal;
 mod socketio;
@@ -17,6 +19,7 @@ use crate::hub::Hub;
 use crate::upstream::passthrough::Passthrough;
 use crate::upstream::{Ident, Upstream, Upstreams};
 use anyhow::{Context, Result};
+use heartbeat::Heartbeat;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -40,6 +43,8 @@ pub(crate) struct Shared {
     pub upstreams: Upstreams,
     /// The HTTP client of the REST passthrough.
     pub passthrough: Passthrough,
+    /// Pings our WebSocket clients (raw and Socket.IO) every `socketio.ping_interval`.
+    pub heartbeat: Heartbeat,
 }
 
 impl Shared {
@@ -97,7 +102,12 @@ impl Listeners {
             tasks: TaskTracker::new(),
             upstreams,
             passthrough: Passthrough::new(),
+            heartbeat: Heartbeat::new(cfg.socketio.ping_interval),
         });
+        let sh = shared.clone();
+        shared
+            .tasks
+            .spawn(async move { sh.heartbeat.run(sh.shutdown.clone()).await });
         let mut addrs = Vec::new();
         for l in &cfg.listeners {
             let bind = format!("{}:{}", cfg.bind, l.port);

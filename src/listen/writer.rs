@@ -1,16 +1,17 @@
 //! A server WebSocket's writing side: its queue written as frames straight on the
-//! socket. tungstenite reads (`ws::accept` gives it a read-only view of the socket);
-//! frames out are formatted with tungstenite's `Frame` into one buffer per batch, written
-//! with one system call, and the buffer dropped: an idle connection keeps no write
-//! buffer (tungstenite's grew with the first frames and stayed, ~400 bytes), no split
-//! stream and no sink state.
+//! socket, polled by the connection's one task (`duplex`) while it waits to read.
+//! tungstenite reads (through a view of the socket that drops its writes); frames out are
+//! formatted with tungstenite's `Frame` into one buffer per batch, written with as few
+//! system calls as the socket takes, and the buffer dropped: an idle connection keeps no
+//! write buffer, no second task, no split stream and no sink state.
 
 use crate::hub::WsOut;
+use crate::hub::outbox;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -18,17 +19,22 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 /// The socket under an accepted WebSocket.
 pub(super) type Io = TokioIo<Upgraded>;
 
-/// The writing half of an accepted WebSocket.
-pub(super) type WsWrite = WriteHalf<Io>;
-
 /// What a batch may hold before it is written, bytes: a slow reader's backlog goes out in
 /// pieces of this size, not as one buffer of the whole queue.
 const BATCH: usize = 64 * 1024;
 
-/// The reading half as tungstenite sees it: reads pass through; what tungstenite would
-/// write itself (its automatic pong and close replies) is dropped, and the connection's
-/// reader queues those replies instead, in order with everything else it sends.
-pub(super) struct ReadOnly(pub(super) ReadHalf<Io>);
+/// The socket as tungstenite sees it: reads pass through; what tungstenite would write
+/// itself (its automatic pong and close replies) is dropped, and the connection queues
+/// those replies instead, in order with everything else it sends. The connection's
+/// [`Writer`] writes on the socket itself ([`ReadOnly::io`]).
+pub(super) struct ReadOnly(pub(super) Io);
+
+impl ReadOnly {
+    /// The socket, for writing.
+    pub(super) fn io(&mut self) -> &mut Io {
+        &mut self.0
+    }
+}
 
 impl AsyncRead for ReadOnly {
     fn poll_read(
@@ -96,9 +102,9 @@ fn close_frame(code: u16, reason: &str) -> Frame {
     }))
 }
 
-/// Writes `outs` now (a refusal before the connection's writer exists), then, if one of
-/// them was a close, shuts the socket's writing side.
-pub(super) async fn write_now(wr: &mut WsWrite, outs: impl IntoIterator<Item = WsOut>) {
+/// Writes `outs` now (a refusal, before the connection is served), then, if one of them
+/// was a close, shuts the socket's writing side.
+pub(super) async fn write_now(io: &mut Io, outs: impl IntoIterator<Item = WsOut>) {
     let mut buf = Vec::new();
     let mut last = false;
     for out in outs {
@@ -107,40 +113,116 @@ pub(super) async fn write_now(wr: &mut WsWrite, outs: impl IntoIterator<Item = W
             break;
         }
     }
-    if wr.write_all(&buf).await.is_ok() && last {
-        let _ = wr.shutdown().await;
+    if io.write_all(&buf).await.is_ok() && last {
+        let _ = io.shutdown().await;
     }
 }
 
+/// Where a writer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Writing the queue.
+    Open,
+    /// The connection's last frame (a close) is in the buffer: the socket's writing side
+    /// shuts once it is out.
+    Last,
+    /// Done: the socket's writing side is shut, or writing failed.
+    Done,
+}
+
 /// A connection's writer: its queue, in order, until a close frame or the queue's end
-/// (then a close frame without a code). What is queued when it wakes is written with one
-/// system call: a fan-out costs a `send` per recipient per batch, not per frame.
-pub(super) async fn write_queue(mut wr: WsWrite, out_rx: flume::Receiver<WsOut>) {
-    let mut closed = false;
-    while let Ok(first) = out_rx.recv_async().await {
-        // Sized for what waits, if it is like the first: one allocation per batch.
-        let waiting = 1 + out_rx.len();
-        let mut buf = Vec::with_capacity((frame_len(&first) * waiting).min(BATCH));
-        closed = append(&mut buf, first);
-        while !closed && buf.len() < BATCH {
-            match out_rx.try_recv() {
-                Ok(out) => closed = append(&mut buf, out),
-                Err(_) => break,
+/// (then a close frame without a code). What is queued when it is polled goes out as one
+/// buffer: a fan-out costs a `send` per recipient per batch, not per frame.
+pub(super) struct Writer {
+    queue: outbox::Receiver<WsOut>,
+    /// The batch being written, and how much of it is out.
+    buf: Vec<u8>,
+    at: usize,
+    state: State,
+    /// Whether the last frame came from the queue (the server closed), not from its end.
+    closed_by_server: bool,
+}
+
+impl Writer {
+    pub(super) fn new(queue: outbox::Receiver<WsOut>) -> Writer {
+        Writer {
+            queue,
+            buf: Vec::new(),
+            at: 0,
+            state: State::Open,
+            closed_by_server: false,
+        }
+    }
+
+    /// Whether the server closed the connection: a close frame was queued and is written
+    /// or being written.
+    pub(super) fn server_closed(&self) -> bool {
+        self.closed_by_server
+    }
+
+    /// Writes what is queued on `io`; ready once the last frame is out and the socket's
+    /// writing side shut, or writing failed (the socket is gone). Pending while the queue
+    /// is empty or the socket is full: the task is woken when either changes.
+    pub(super) fn poll_write<W>(&mut self, cx: &mut Context<'_>, io: &mut W) -> Poll<()>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            while self.at < self.buf.len() {
+                match Pin::new(&mut *io).poll_write(cx, &self.buf[self.at..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => self.at += n,
+                    Poll::Ready(_) => {
+                        self.state = State::Done;
+                        self.buf = Vec::new();
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.at > 0 {
+                // Written: dropped, an idle connection keeps no buffer.
+                self.buf = Vec::new();
+                self.at = 0;
+            }
+            match self.state {
+                State::Done => return Poll::Ready(()),
+                State::Last => {
+                    if Pin::new(&mut *io).poll_shutdown(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.state = State::Done;
+                    return Poll::Ready(());
+                }
+                State::Open => {}
+            }
+            match self.queue.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let _ = Frame::close(None).format(&mut self.buf);
+                    self.state = State::Last;
+                }
+                Poll::Ready(Some(first)) => self.batch(first),
             }
         }
-        if wr.write_all(&buf).await.is_err() {
-            return;
+    }
+
+    /// `first` and what else waits (up to [`BATCH`] bytes) into the buffer.
+    fn batch(&mut self, first: WsOut) {
+        // Sized for what waits, if it is like the first: one allocation per batch.
+        let waiting = 1 + self.queue.len();
+        self.buf.reserve((frame_len(&first) * waiting).min(BATCH));
+        let mut last = append(&mut self.buf, first);
+        while !last && self.buf.len() < BATCH {
+            match self.queue.try_recv() {
+                Some(out) => last = append(&mut self.buf, out),
+                None => break,
+            }
         }
-        if closed {
-            break;
+        if last {
+            self.state = State::Last;
+            self.closed_by_server = true;
         }
     }
-    if !closed {
-        let mut buf = Vec::new();
-        let _ = Frame::close(None).format(&mut buf);
-        let _ = wr.write_all(&buf).await;
-    }
-    let _ = wr.shutdown().await;
 }
 
 #[cfg(test)]
@@ -191,5 +273,69 @@ mod tests {
             std::str::from_utf8(&close[2..]).is_ok(),
             "the reason is cut on a char"
         );
+    }
+
+    /// What `io`'s other end reads until it closes.
+    async fn read_all(mut rd: tokio::io::DuplexStream) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let _ = rd.read_to_end(&mut got).await;
+        got
+    }
+
+    #[tokio::test]
+    async fn the_writer_writes_the_queue_in_order_until_a_close() {
+        let (mut io, rd) = tokio::io::duplex(1 << 20);
+        let (tx, rx) = outbox::bounded(16);
+        let mut w = Writer::new(rx);
+        for t in ["a", "b"] {
+            assert!(tx.try_send(WsOut::Text(t.into())).is_ok());
+        }
+        // Nothing more queued: pending, the frames written.
+        assert!(
+            std::future::poll_fn(|cx| Poll::Ready(w.poll_write(cx, &mut io)))
+                .await
+                .is_pending()
+        );
+        assert!(tx.try_send(WsOut::Ping).is_ok());
+        assert!(tx.try_send(WsOut::Close(1008, "slow".into())).is_ok());
+        assert!(tx.try_send(WsOut::Text("after the close".into())).is_ok());
+        std::future::poll_fn(|cx| w.poll_write(cx, &mut io)).await;
+        assert!(w.server_closed());
+        drop(io);
+        let got = frames(&read_all(rd).await);
+        let ops: Vec<OpCode> = got.iter().map(|(op, _)| *op).collect();
+        assert_eq!(
+            ops,
+            [
+                OpCode::Data(Data::Text),
+                OpCode::Data(Data::Text),
+                OpCode::Control(Control::Ping),
+                OpCode::Control(Control::Close)
+            ]
+        );
+        assert_eq!(got[1].1, b"b");
+        assert_eq!(&got[3].1[..2], &1008u16.to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn the_queue_ending_writes_a_close_without_a_code() {
+        let (mut io, rd) = tokio::io::duplex(64);
+        let (tx, rx) = outbox::bounded(4096);
+        let mut w = Writer::new(rx);
+        // More than the pipe holds: written as the reader reads.
+        let big = "x".repeat(1000);
+        for _ in 0..100 {
+            assert!(tx.try_send(WsOut::Text(big.clone().into())).is_ok());
+        }
+        drop(tx);
+        let reader = tokio::spawn(read_all(rd));
+        std::future::poll_fn(|cx| w.poll_write(cx, &mut io)).await;
+        assert!(!w.server_closed());
+        drop(io);
+        let got = frames(&reader.await.unwrap_or_default());
+        assert_eq!(got.len(), 101);
+        assert!(got[..100].iter().all(|(_, p)| p.len() == 1000));
+        assert_eq!(got[100], (OpCode::Control(Control::Close), Vec::new()));
     }
 }

@@ -1,32 +1,33 @@
-//! Raw WebSocket routes: the upgrade, token check, then one task reading frames in order
-//! (tokio-tungstenite) and one writing the connection's bounded queue (`writer`). The
-//! upgrade and the writer serve our own Socket.IO connections too (`eio`).
+//! Raw WebSocket routes: the upgrade, token check, then one task per connection reading
+//! frames in order (tokio-tungstenite) and writing its bounded queue (`duplex`). The
+//! upgrade serves our own Socket.IO connections too (`eio`).
 //!
 //! Close codes: 4401 refused token (after the dialect's error frame), 1013 connection
 //! limit (likewise), 1009 a message over `limits.max_frame`, 1008 slow consumer or rate
 //! limit, 1012 server restart, 1001 ping timeout.
 
 use super::Shared;
+use super::duplex::{Duplex, Ws};
 use super::http::{Body, json_response};
-use super::writer::{self, ReadOnly, WsWrite};
+use super::writer::{self, ReadOnly};
 use crate::auth as token;
 use crate::config::Transport;
+use crate::hub::outbox;
 use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
 use crate::upstream::{Session, Upstream};
-use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{
     AUTHORIZATION, CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
 };
+use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+use std::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -48,7 +49,7 @@ pub(super) fn upgrade(
         .or_else(|| token::from_query(req.uri().query()));
     let user_agent = user_agent(&req);
     let task_sh = sh.clone();
-    accept(&mut req, &sh, peer, move |tx_ws, rx_ws| {
+    accept(&mut req, &sh, peer, move |up| {
         let who = Who {
             dialect,
             upstream,
@@ -56,7 +57,7 @@ pub(super) fn upgrade(
             user_agent,
             peer,
         };
-        serve(tx_ws, rx_ws, who, task_sh)
+        serve(up, who, task_sh)
     })
 }
 
@@ -68,9 +69,8 @@ pub(super) fn user_agent(req: &Request<Incoming>) -> Option<Arc<str>> {
         .map(Arc::from)
 }
 
-/// Checks a WebSocket handshake and answers it: `101` with `serve` run on the upgraded
-/// connection in a tracked task, or `426` for a request that is not a WebSocket
-/// handshake (version 13).
+/// Checks a WebSocket handshake and answers it: `101` with `serve` run on the upgrade in
+/// a tracked task, or `426` for a request that is not a WebSocket handshake (version 13).
 pub(super) fn accept<F, Fut>(
     req: &mut Request<Incoming>,
     sh: &Arc<Shared>,
@@ -78,7 +78,7 @@ pub(super) fn accept<F, Fut>(
     serve: F,
 ) -> Response<Body>
 where
-    F: FnOnce(WsWrite, Ws) -> Fut + Send + 'static,
+    F: FnOnce(Upgrade) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let h = req.headers();
@@ -97,26 +97,13 @@ where
         );
     };
     let accept = derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(req);
-    let limit = sh.cfg.limits.max_frame;
-    sh.tasks.spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                // tungstenite preallocates its read buffer (128 KiB by default); it
-                // grows for a larger frame, so a small one keeps idle connections cheap.
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(super::READ_BUFFER)
-                    .max_message_size(Some(limit))
-                    .max_frame_size(Some(limit));
-                // tungstenite reads; the writer writes on the other half.
-                let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
-                let ws = WebSocketStream::from_raw_socket(ReadOnly(rd), Role::Server, Some(config))
-                    .await;
-                serve(wr, ws).await;
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
-        }
-    });
+    // The connection's task is the serving future itself (no future around it, which
+    // would hold its arguments a second time): it opens the socket first.
+    sh.tasks.spawn(serve(Upgrade {
+        on: hyper::upgrade::on(req),
+        limit: sh.cfg.limits.max_frame,
+        peer,
+    }));
     let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -128,30 +115,34 @@ where
     resp
 }
 
-/// After the server closed a connection: read (and drop) what the client still sends
-/// until its close reply, for a moment, so that closing the socket with unread data
-/// does not reset the connection before the client has read our close frame.
-pub(super) async fn drain_until_close(rx_ws: &mut Ws) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(m)) = rx_ws.next().await {
-            if m.is_close() {
-                break;
-            }
-        }
-    })
-    .await;
+/// A WebSocket handshake answered, the connection not yet upgraded.
+pub(super) struct Upgrade {
+    on: OnUpgrade,
+    /// `limits.max_frame`.
+    limit: usize,
+    peer: SocketAddr,
 }
 
-/// Waits for the writer to flush: a moment for a connection the hub cut (a slow
-/// consumer may never read), a few seconds for any other; then stops it.
-pub(super) async fn finish_writer(mut writer: JoinHandle<()>, cut: bool) {
-    let grace = if cut {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(5)
-    };
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
+impl Upgrade {
+    /// The upgraded connection as tungstenite reads it; `None` if the upgrade failed.
+    pub(super) async fn open(&mut self) -> Option<Ws> {
+        match (&mut self.on).await {
+            Ok(upgraded) => {
+                // tungstenite preallocates its read buffer (128 KiB by default); it grows
+                // for a larger frame, so a small one keeps idle connections cheap.
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(super::READ_BUFFER)
+                    .max_message_size(Some(self.limit))
+                    .max_frame_size(Some(self.limit));
+                // tungstenite reads; the connection's writer writes.
+                let io = ReadOnly(TokioIo::new(upgraded));
+                Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "websocket upgrade failed");
+                None
+            }
+        }
     }
 }
 
@@ -164,12 +155,9 @@ struct Who {
     peer: SocketAddr,
 }
 
-/// An accepted WebSocket's reading side.
-pub(super) type Ws = WebSocketStream<ReadOnly>;
-
 /// What the reader does with a client's control frame: a ping is answered (queued in
 /// order with the connection's other frames), a close is echoed.
-pub(super) fn answer_control(msg: &Message, out: &flume::Sender<WsOut>) {
+pub(super) fn answer_control(msg: &Message, out: &outbox::Sender<WsOut>) {
     match msg {
         Message::Ping(p) => {
             let _ = out.try_send(WsOut::Pong(p.clone()));
@@ -182,8 +170,12 @@ pub(super) fn answer_control(msg: &Message, out: &flume::Sender<WsOut>) {
     }
 }
 
-async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
-    let (out_tx, out_rx) = flume::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
+async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
+    let Some(ws) = up.open().await else {
+        return;
+    };
+    let (out_tx, out_rx) = outbox::bounded::<WsOut>(sh.cfg.limits.outbound_queue);
+    let mut duplex = Duplex::new(ws, out_rx);
     let hub = &sh.hub;
     let identity = sh.identify(who.upstream.as_ref(), who.token.as_deref());
     // Kept only for a backend session: not for the connection's whole life.
@@ -220,12 +212,11 @@ async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
                 _ => None,
             };
             let close = WsOut::Close(code, refusal.code.as_str().into());
-            writer::write_now(&mut tx_ws, said.into_iter().chain([close])).await;
+            writer::write_now(duplex.io(), said.into_iter().chain([close])).await;
             tracing::debug!(peer = %who.peer, code = %refusal.code, "websocket refused: {}", refusal.message);
             return;
         }
     };
-    let writer = tokio::spawn(writer::write_queue(tx_ws, out_rx));
     let relay = match &who.upstream {
         Some(up) => Some(
             Box::pin(Session::start(
@@ -240,14 +231,13 @@ async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
         None => None,
     };
     drop(claims);
-    let ping_every = sh.cfg.socketio.ping_interval;
-    let idle_limit = ping_every + sh.cfg.socketio.ping_timeout;
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let idle_limit = sh.cfg.socketio.ping_interval + sh.cfg.socketio.ping_timeout;
+    let mut beat = sh.heartbeat.beat();
     let mut last_heard = Instant::now();
     loop {
         let msg = tokio::select! {
             _ = conn.cancel.cancelled() => break,
-            _ = ticker.tick() => {
+            () = beat.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     conn.close(1001, "ping timeout");
                     break;
@@ -255,7 +245,7 @@ async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
                 let _ = out_tx.try_send(WsOut::Ping);
                 continue;
             }
-            m = rx_ws.next() => m,
+            m = duplex.next() => m,
         };
         last_heard = Instant::now();
         match msg {
@@ -298,10 +288,7 @@ async fn serve(mut tx_ws: WsWrite, mut rx_ws: Ws, who: Who, sh: Arc<Shared>) {
     }
     Box::pin(hub.disconnect(&conn)).await;
     let cut = conn.is_closed();
-    if cut {
-        Box::pin(drain_until_close(&mut rx_ws)).await;
-    }
     drop(out_tx);
     drop(conn);
-    Box::pin(finish_writer(writer, cut)).await;
+    Box::pin(duplex.finish(cut)).await;
 }

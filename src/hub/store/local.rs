@@ -22,7 +22,9 @@ pub struct LocalStore {
     busy: Mutex<HashMap<String, Instant>>,
     dedup: Mutex<HashMap<(String, String), (String, Instant)>>,
     messages: Mutex<HashMap<String, Indexed>>,
-    user_rooms: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// The rooms each user's connections joined, sorted: a sorted vector, not a hash set
+    /// (most users are in a room or two; a set allocated ~120 bytes for the first).
+    user_rooms: Mutex<HashMap<String, Vec<String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,18 +78,21 @@ impl LocalStore {
         user: &str,
         rooms: &[String],
     ) -> Result<(), StoreError> {
-        lock(&self.user_rooms)
-            .entry(user.to_string())
-            .or_default()
-            .extend(rooms.iter().cloned());
+        let mut map = lock(&self.user_rooms);
+        let known = map.entry(user.to_string()).or_default();
+        for room in rooms {
+            if let Err(at) = known.binary_search(room) {
+                if known.capacity() == 0 {
+                    known.reserve_exact(1);
+                }
+                known.insert(at, room.clone());
+            }
+        }
         Ok(())
     }
 
     pub(super) async fn user_rooms_take(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        Ok(lock(&self.user_rooms)
-            .remove(user)
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default())
+        Ok(lock(&self.user_rooms).remove(user).unwrap_or_default())
     }
 
     pub(super) async fn presence_add(
@@ -325,6 +330,22 @@ mod tests {
         let last = s.presence_remove("u", "b").await.expect("ok");
         assert_eq!(last.transition, Some(false));
         assert!(!s.is_online("u").await.expect("ok"));
+    }
+
+    #[tokio::test]
+    async fn a_users_rooms_are_kept_once_each_until_taken() {
+        let s = store(10, 60_000);
+        let rooms = |r: &[&str]| r.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        s.user_rooms_add("u", &rooms(&["b", "a"]))
+            .await
+            .expect("ok");
+        s.user_rooms_add("u", &rooms(&["a", "c"]))
+            .await
+            .expect("ok");
+        s.user_rooms_add("v", &rooms(&["z"])).await.expect("ok");
+        assert_eq!(s.user_rooms_take("u").await.expect("ok"), ["a", "b", "c"]);
+        assert!(s.user_rooms_take("u").await.expect("ok").is_empty());
+        assert_eq!(s.user_rooms_take("v").await.expect("ok"), ["z"]);
     }
 
     #[tokio::test]

@@ -1,0 +1,88 @@
+//! A served WebSocket as one task: waiting for the client's next message also writes the
+//! connection's queue (`writer`), so a connection is one task rather than a reader and a
+//! writer, and its socket is not split. Raw WebSocket routes (`ws`) and our Socket.IO
+//! connections (`eio`) are both served this way.
+
+use super::writer::{ReadOnly, Writer};
+use crate::hub::WsOut;
+use crate::hub::outbox;
+use futures_util::StreamExt;
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Duration;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// An accepted WebSocket as tungstenite reads it.
+pub(super) type Ws = WebSocketStream<ReadOnly>;
+
+/// How long a connection the server closed waits for the client's close reply (reading
+/// and dropping what it still sends), so that closing a socket with unread data does not
+/// reset it before the client has read the close frame.
+const CLOSE_REPLY: Duration = Duration::from_secs(1);
+
+/// How long a connection that ends otherwise may take to write what is left in its queue.
+const FLUSH: Duration = Duration::from_secs(5);
+
+/// A connection's socket: tungstenite reading it, its queue's writer writing it.
+pub(super) struct Duplex {
+    ws: Ws,
+    writer: Writer,
+}
+
+impl Duplex {
+    pub(super) fn new(ws: Ws, queue: outbox::Receiver<WsOut>) -> Duplex {
+        Duplex {
+            ws,
+            writer: Writer::new(queue),
+        }
+    }
+
+    /// The socket, to write on before the connection is served (a refusal).
+    pub(super) fn io(&mut self) -> &mut super::writer::Io {
+        self.ws.get_mut().io()
+    }
+
+    /// The client's next message, the queue written meanwhile. `None` once the
+    /// connection is over: the client closed or went away, or the last frame was written
+    /// (the server closed, or the socket failed).
+    pub(super) async fn next(&mut self) -> Option<Result<Message, WsError>> {
+        poll_fn(|cx| {
+            let Duplex { ws, writer } = self;
+            if writer.poll_write(cx, ws.get_mut().io()).is_ready() {
+                return Poll::Ready(None);
+            }
+            ws.poll_next_unpin(cx)
+        })
+        .await
+    }
+
+    /// Ends the connection once every sender of its queue is gone: writes what is left
+    /// (then a close frame, if none was queued) and, when the server closed, reads until
+    /// the client's close reply. A connection the server `cut` (a slow consumer, who may
+    /// never read) gets [`CLOSE_REPLY`] for all of it; any other [`FLUSH`].
+    pub(super) async fn finish(mut self, cut: bool) {
+        let grace = if cut { CLOSE_REPLY } else { FLUSH };
+        let mut read_done = false;
+        let ended = poll_fn(|cx| {
+            let Duplex { ws, writer } = &mut self;
+            let written = writer.poll_write(cx, ws.get_mut().io()).is_ready();
+            while !read_done {
+                match ws.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(m))) => read_done = m.is_close(),
+                    Poll::Ready(_) => read_done = true,
+                    Poll::Pending => break,
+                }
+            }
+            // Waiting for the client's reply only makes sense after our close.
+            if written && (read_done || !writer.server_closed()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        if tokio::time::timeout(grace, ended).await.is_err() {
+            tracing::debug!("connection ended before its queue was written or its close answered");
+        }
+    }
+}
