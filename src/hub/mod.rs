@@ -681,7 +681,14 @@ impl Inner {
             }
             return out;
         }
-        let mut seen = HashSet::new();
+        // Ids are ours: a fast hash, and room for everyone at once (no rehash per message).
+        let most = a
+            .rooms
+            .iter()
+            .filter_map(|r| rooms.get(r).map(members::Members::len))
+            .sum();
+        let mut seen: HashSet<ConnId, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(most, foldhash::fast::RandomState::default());
         for room in &a.rooms {
             for c in rooms.get(room).into_iter().flat_map(members::Members::iter) {
                 if seen.insert(c.id) && keep(c) {

@@ -211,12 +211,13 @@ impl Writer {
         // Sized for what waits, if it is like the first: one allocation per batch.
         let waiting = 1 + self.queue.len();
         self.buf.reserve((frame_len(&first) * waiting).min(BATCH));
-        let mut last = append(&mut self.buf, first);
-        while !last && self.buf.len() < BATCH {
-            match self.queue.try_recv() {
-                Some(out) => last = append(&mut self.buf, out),
-                None => break,
-            }
+        let buf = &mut self.buf;
+        let mut last = append(buf, first);
+        if !last && buf.len() < BATCH {
+            self.queue.recv_while(|out| {
+                last = append(buf, out);
+                !last && buf.len() < BATCH
+            });
         }
         if last {
             self.state = State::Last;
