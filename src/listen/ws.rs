@@ -234,9 +234,12 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
     let idle_limit = sh.cfg.socketio.ping_interval + sh.cfg.socketio.ping_timeout;
     let mut beat = sh.heartbeat.beat();
     let mut last_heard = Instant::now();
+    // Made once and polled at each wake-up (see `eio`).
+    let cancelled = conn.cancel.clone().cancelled_owned();
+    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
-            _ = conn.cancel.cancelled() => break,
+            () = &mut cancelled => break,
             () = beat.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     conn.close(1001, "ping timeout");
