@@ -57,6 +57,24 @@ impl Duplex {
         .await
     }
 
+    /// Awaits `step` (handling a client's frame, starting a backend session) while the
+    /// queue is written: what the step or anyone else queues for this client meanwhile
+    /// goes out as it comes, as it would with a writer of its own.
+    pub(super) async fn writing_while<F: Future>(&mut self, step: F) -> F::Output {
+        let mut step = std::pin::pin!(step);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = step.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            let Duplex { ws, writer } = &mut *self;
+            // Done (the last frame written, or the socket gone): the connection ends
+            // when the step returns and the next read finds it so.
+            let _ = writer.poll_write(cx, ws.get_mut().io());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Ends the connection once every sender of its queue is gone: writes what is left
     /// (then a close frame, if none was queued) and, when the server closed, reads until
     /// the client's close reply. A connection the server `cut` (a slow consumer, who may

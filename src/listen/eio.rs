@@ -5,9 +5,9 @@
 //! Why: a socketioxide socket holds three tasks, its engine's channels (32 preallocated
 //! slots of ~170 bytes) and the whole HTTP request (whose headers pin hyper's 8 KiB read
 //! buffer): ~28 KiB per idle connection. Here a connection is one task reading and
-//! writing its socket (`duplex`, as raw WebSocket routes), and what the hub keeps. Long polling, and
-//! upgrades from it, stay with socketioxide; both paths register the same hub
-//! connections, so clients of either are in the same rooms.
+//! writing its socket (`duplex`, as raw WebSocket routes), and what the hub keeps. Long
+//! polling, and upgrades from it, stay with socketioxide; both paths register the same
+//! hub connections, so clients of either are in the same rooms.
 
 use super::Shared;
 use super::duplex::Duplex;
@@ -150,7 +150,7 @@ async fn serve(mut up: Upgrade, mut c: Connection, queue: outbox::Receiver<WsOut
         last_heard = Instant::now();
         match msg {
             Some(Ok(Message::Text(t))) => {
-                if !Box::pin(c.engine_packet(&t)).await {
+                if !duplex.writing_while(Box::pin(c.engine_packet(&t))).await {
                     break;
                 }
                 if !c.joined.is_empty() {

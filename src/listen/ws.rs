@@ -219,14 +219,15 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
     };
     let relay = match &who.upstream {
         Some(up) => Some(
-            Box::pin(Session::start(
-                up.clone(),
-                hub.clone(),
-                conn.clone(),
-                token,
-                claims.as_ref(),
-            ))
-            .await,
+            duplex
+                .writing_while(Box::pin(Session::start(
+                    up.clone(),
+                    hub.clone(),
+                    conn.clone(),
+                    token,
+                    claims.as_ref(),
+                )))
+                .await,
         ),
         None => None,
     };
@@ -253,9 +254,15 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
         last_heard = Instant::now();
         match msg {
             Some(Ok(Message::Text(t))) => match &relay {
-                Some(s) => Box::pin(s.client_frame(t.as_bytes(), None)).await,
+                Some(s) => {
+                    duplex
+                        .writing_while(Box::pin(s.client_frame(t.as_bytes(), None)))
+                        .await;
+                }
                 None => {
-                    Box::pin(hub.handle_frame(&conn, t.as_bytes())).await;
+                    duplex
+                        .writing_while(Box::pin(hub.handle_frame(&conn, t.as_bytes())))
+                        .await;
                 }
             },
             Some(Ok(Message::Binary(_))) => {
@@ -267,7 +274,7 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
             }
             Some(Ok(m @ (Message::Ping(_) | Message::Pong(_)))) => {
                 answer_control(&m, &out_tx);
-                Box::pin(hub.touch(&conn)).await;
+                duplex.writing_while(Box::pin(hub.touch(&conn))).await;
             }
             Some(Ok(Message::Frame(_))) => {}
             Some(Ok(m @ Message::Close(_))) => {
