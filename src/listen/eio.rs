@@ -126,13 +126,9 @@ async fn serve(mut up: Upgrade, mut c: Connection, queue: outbox::Receiver<WsOut
     let mut join_by = Some(Box::pin(tokio::time::sleep(sio.connect_timeout)));
     let mut beat = sh.heartbeat.beat();
     let mut last_heard = Instant::now();
-    // Made once and polled at each wake-up: a new one per wake-up would join (and
-    // leave) the token's waiting list every time.
-    let cancelled = c.cut.clone().cancelled_owned();
-    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
-            () = &mut cancelled => break,
+            () = c.cut.cancelled() => break,
             () = async { if let Some(t) = &mut join_by { t.await } }, if join_by.is_some() => {
                 tracing::debug!(peer = %c.client.peer, "socket.io: no namespace joined in time");
                 break;
@@ -150,7 +146,7 @@ async fn serve(mut up: Upgrade, mut c: Connection, queue: outbox::Receiver<WsOut
         last_heard = Instant::now();
         match msg {
             Some(Ok(Message::Text(t))) => {
-                if !duplex.writing_while(Box::pin(c.engine_packet(&t))).await {
+                if !Box::pin(duplex.writing_while(c.engine_packet(&t))).await {
                     break;
                 }
                 if !c.joined.is_empty() {

@@ -219,15 +219,14 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
     };
     let relay = match &who.upstream {
         Some(up) => Some(
-            duplex
-                .writing_while(Box::pin(Session::start(
-                    up.clone(),
-                    hub.clone(),
-                    conn.clone(),
-                    token,
-                    claims.as_ref(),
-                )))
-                .await,
+            Box::pin(duplex.writing_while(Session::start(
+                up.clone(),
+                hub.clone(),
+                conn.clone(),
+                token,
+                claims.as_ref(),
+            )))
+            .await,
         ),
         None => None,
     };
@@ -235,12 +234,9 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
     let idle_limit = sh.cfg.socketio.ping_interval + sh.cfg.socketio.ping_timeout;
     let mut beat = sh.heartbeat.beat();
     let mut last_heard = Instant::now();
-    // Made once and polled at each wake-up (see `eio`).
-    let cancelled = conn.cancel.clone().cancelled_owned();
-    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
-            () = &mut cancelled => break,
+            () = conn.cancel.cancelled() => break,
             () = beat.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     conn.close(1001, "ping timeout");
@@ -255,14 +251,10 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
         match msg {
             Some(Ok(Message::Text(t))) => match &relay {
                 Some(s) => {
-                    duplex
-                        .writing_while(Box::pin(s.client_frame(t.as_bytes(), None)))
-                        .await;
+                    Box::pin(duplex.writing_while(s.client_frame(t.as_bytes(), None))).await;
                 }
                 None => {
-                    duplex
-                        .writing_while(Box::pin(hub.handle_frame(&conn, t.as_bytes())))
-                        .await;
+                    Box::pin(duplex.writing_while(hub.handle_frame(&conn, t.as_bytes()))).await;
                 }
             },
             Some(Ok(Message::Binary(_))) => {
@@ -274,7 +266,7 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
             }
             Some(Ok(m @ (Message::Ping(_) | Message::Pong(_)))) => {
                 answer_control(&m, &out_tx);
-                duplex.writing_while(Box::pin(hub.touch(&conn))).await;
+                Box::pin(duplex.writing_while(hub.touch(&conn))).await;
             }
             Some(Ok(Message::Frame(_))) => {}
             Some(Ok(m @ Message::Close(_))) => {
