@@ -57,7 +57,7 @@ impl Frame {
     }
 }
 
-/// What a WebSocket writer task is asked to send.
+/// What a WebSocket connection's writer is asked to send (through its outbox).
 #[derive(Debug)]
 pub enum WsOut {
     /// A text frame.
