@@ -42,6 +42,13 @@ impl<T> Shared<T> {
     }
 }
 
+/// An idle queue holds no buffer: a drained one is freed.
+fn free_if_empty<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 0 {
+        *q = VecDeque::new();
+    }
+}
+
 /// A queue of at most `capacity` items: its sending and reading ends.
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
@@ -106,9 +113,7 @@ impl<T> Receiver<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         let mut q = self.0.queue();
         let item = q.pop_front();
-        if q.is_empty() && q.capacity() > 0 {
-            *q = VecDeque::new();
-        }
+        free_if_empty(&mut q);
         item
     }
 
@@ -121,9 +126,7 @@ impl<T> Receiver<T> {
                 break;
             }
         }
-        if q.is_empty() && q.capacity() > 0 {
-            *q = VecDeque::new();
-        }
+        free_if_empty(&mut q);
     }
 
     /// The next item; `None` once the queue is empty and every sender gone. Pending

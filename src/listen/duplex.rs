@@ -43,16 +43,20 @@ impl Duplex {
         self.ws.get_mut().io()
     }
 
+    /// Writes what is queued (see [`Writer::poll_write`]).
+    fn poll_writer(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        self.writer.poll_write(cx, self.ws.get_mut().io())
+    }
+
     /// The client's next message, the queue written meanwhile. `None` once the
     /// connection is over: the client closed or went away, or the last frame was written
     /// (the server closed, or the socket failed).
     pub(super) async fn next(&mut self) -> Option<Result<Message, WsError>> {
         poll_fn(|cx| {
-            let Duplex { ws, writer } = self;
-            if writer.poll_write(cx, ws.get_mut().io()).is_ready() {
+            if self.poll_writer(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            ws.poll_next_unpin(cx)
+            self.ws.poll_next_unpin(cx)
         })
         .await
     }
@@ -66,10 +70,9 @@ impl Duplex {
             if let Poll::Ready(out) = step.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }
-            let Duplex { ws, writer } = &mut *self;
             // Done (the last frame written, or the socket gone): the connection ends
             // when the step returns and the next read finds it so.
-            let _ = writer.poll_write(cx, ws.get_mut().io());
+            let _ = self.poll_writer(cx);
             Poll::Pending
         })
         .await
@@ -83,17 +86,16 @@ impl Duplex {
         let grace = if cut { CLOSE_REPLY } else { FLUSH };
         let mut read_done = false;
         let ended = poll_fn(|cx| {
-            let Duplex { ws, writer } = &mut self;
-            let written = writer.poll_write(cx, ws.get_mut().io()).is_ready();
+            let written = self.poll_writer(cx).is_ready();
             while !read_done {
-                match ws.poll_next_unpin(cx) {
+                match self.ws.poll_next_unpin(cx) {
                     Poll::Ready(Some(Ok(m))) => read_done = m.is_close(),
                     Poll::Ready(_) => read_done = true,
                     Poll::Pending => break,
                 }
             }
             // Waiting for the client's reply only makes sense after our close.
-            if written && (read_done || !writer.server_closed()) {
+            if written && (read_done || !self.writer.server_closed()) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
