@@ -5,6 +5,7 @@
 
 mod local;
 mod redis;
+mod sharded;
 
 pub use local::LocalStore;
 pub use redis::RedisStore;
