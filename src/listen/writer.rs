@@ -23,6 +23,11 @@ pub(super) type Io = TokioIo<Upgraded>;
 /// pieces of this size, not as one buffer of the whole queue.
 const BATCH: usize = 64 * 1024;
 
+/// Frames waiting in a connection's queue that make its writer go before its reader
+/// (`Duplex::next`): a burst's answers are written together, and a client that keeps
+/// sending still has its queue written every this many frames.
+pub(super) const PRESSING: usize = 64;
+
 /// The socket as tungstenite sees it: reads pass through; what tungstenite would write
 /// itself (its automatic pong and close replies) is dropped, and the connection queues
 /// those replies instead, in order with everything else it sends. The connection's
@@ -154,6 +159,12 @@ impl Writer {
         }
     }
 
+    /// Whether this writer should go before the connection reads on: a batch is part
+    /// written, the last frame is in, or [`PRESSING`] frames or more wait.
+    pub(super) fn pressing(&self) -> bool {
+        self.at < self.buf.len() || self.state != State::Open || self.queue.len() >= PRESSING
+    }
+
     /// Whether the server closed the connection: a close frame was queued and is written
     /// or being written.
     pub(super) fn server_closed(&self) -> bool {
@@ -282,6 +293,32 @@ mod tests {
         let mut got = Vec::new();
         let _ = rd.read_to_end(&mut got).await;
         got
+    }
+
+    #[tokio::test]
+    async fn the_writer_presses_with_a_long_queue_a_part_written_batch_or_its_last_frame() {
+        // A socket that takes 8 bytes, then nothing until read.
+        let (mut io, rd) = tokio::io::duplex(8);
+        let (tx, rx) = outbox::bounded(PRESSING * 2);
+        let mut w = Writer::new(rx);
+        assert!(!w.pressing(), "nothing queued");
+        for _ in 1..PRESSING {
+            assert!(tx.try_send(WsOut::Text("x".into())).is_ok());
+        }
+        assert!(!w.pressing(), "a burst's answers: the reader goes on");
+        assert!(tx.try_send(WsOut::Text("x".into())).is_ok());
+        assert!(w.pressing(), "{PRESSING} frames wait");
+        // Written into a full socket: the batch is part written, and presses.
+        let poll = std::future::poll_fn(|cx| Poll::Ready(w.poll_write(cx, &mut io))).await;
+        assert!(poll.is_pending());
+        assert!(w.pressing(), "a part-written batch");
+        drop((rd, io));
+        let (mut io, _rd) = tokio::io::duplex(1 << 20);
+        let (tx, rx) = outbox::bounded(4);
+        let mut w = Writer::new(rx);
+        assert!(tx.try_send(WsOut::Close(1000, String::new())).is_ok());
+        std::future::poll_fn(|cx| w.poll_write(cx, &mut io)).await;
+        assert!(w.pressing(), "the last frame is out: the connection ends");
     }
 
     #[tokio::test]
