@@ -372,49 +372,39 @@ mod tests {
         assert_eq!(s.claim("v", "t1", "m3").await.expect("ok"), Claim::New);
     }
 
-    #[tokio::test]
-    async fn the_message_index_stays_within_its_bound() {
-        let s = store(100, 60_000);
-        for i in 0..1000 {
+    /// Indexes messages m0..m{count} in a store bounded to `max`; checks that the newest
+    /// `newest` are all there and the first is gone; the entries kept.
+    async fn index_many(max: usize, count: usize, newest: usize) -> usize {
+        let s = store(max, 60_000);
+        for i in 0..count {
             let info = MessageInfo {
                 conversation_id: "c".into(),
                 sender_id: "u".into(),
             };
             s.index_message(&format!("m{i}"), info).await.expect("ok");
         }
-        assert!(s.messages.len() <= 100);
-        // The oldest went first: the newest 80 are all there, the first is not.
-        for i in 920..1000 {
+        for i in count - newest..count {
             assert!(
                 s.message(&format!("m{i}")).await.expect("ok").is_some(),
                 "m{i}"
             );
         }
         assert!(s.message("m0").await.expect("ok").is_none());
+        s.messages.len()
+    }
+
+    #[tokio::test]
+    async fn the_message_index_stays_within_its_bound() {
+        // The oldest go first: the newest 80 of 1,000 are all there.
+        assert!(index_many(100, 1000, 80).await <= 100);
     }
 
     #[tokio::test]
     async fn a_sharded_message_index_stays_within_its_bound_and_keeps_the_newest() {
-        // 10,000 entries: 16 shards of 625, each pruned on its own.
-        let s = store(10_000, 60_000);
-        for i in 0..50_000 {
-            let info = MessageInfo {
-                conversation_id: "c".into(),
-                sender_id: "u".into(),
-            };
-            s.index_message(&format!("m{i}"), info).await.expect("ok");
-        }
-        let kept = s.messages.len();
+        // 10,000 entries: 16 shards of 625, each pruned on its own. A shard keeps at least
+        // its newest 90 % of 625: the newest 5,000 overall (~312 per shard) are all there.
+        let kept = index_many(10_000, 50_000, 5_000).await;
         assert!((8_000..=10_000).contains(&kept), "{kept}");
-        // A shard keeps at least its newest 90 % of 625: the newest 5,000 overall (~312
-        // per shard) are all there.
-        for i in 45_000..50_000 {
-            assert!(
-                s.message(&format!("m{i}")).await.expect("ok").is_some(),
-                "m{i}"
-            );
-        }
-        assert!(s.message("m0").await.expect("ok").is_none());
     }
 
     #[tokio::test]
