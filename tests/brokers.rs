@@ -309,7 +309,9 @@ async fn a_redis_restart_is_survived_and_traffic_flows_again() {
 
     let mut redis = redis_server(port);
     wait_port(port).await;
-    until("both buses to come back", Duration::from_secs(20), || {
+    // Reconnects back off to 5 s and a connect may take 5 s more; the RabbitMQ tests
+    // (booting a broker) share the machine: 20 s was once not enough in CI.
+    until("both buses to come back", Duration::from_secs(45), || {
         a.hub().ready().0 && b.hub().ready().0
     })
     .await;

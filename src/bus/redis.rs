@@ -226,6 +226,9 @@ async fn publisher(
     }
 }
 
+/// How long the pub/sub connection may take to open.
+const CONNECT: Duration = Duration::from_secs(5);
+
 /// Keeps one pub/sub connection subscribed to this instance's interests, reconnecting
 /// and resubscribing when it drops.
 async fn subscriber(
@@ -236,7 +239,17 @@ async fn subscriber(
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(sh) = shared.upgrade() else { return };
-        match client.get_async_pubsub().await {
+        // A connect that hangs (a Redis still starting, a half-open socket) is given up
+        // and tried again, rather than leaving the instance unsubscribed for good.
+        let connected = tokio::time::timeout(CONNECT, client.get_async_pubsub())
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "connect timed out",
+                )))
+            });
+        match connected {
             Ok(ps) => {
                 let (mut sink, mut stream) = ps.split();
                 let mut chans: Vec<String> = lock(&sh.interests).iter().cloned().collect();
