@@ -7,7 +7,7 @@ use super::stats::Stats;
 use crate::dialect::{Direction, write_frame};
 use crate::event::{Event, Meta};
 use crate::sioclient::{self, Incoming};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -89,14 +89,11 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
         let (mut w, r) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
-            // What waits goes out in one write (as the Socket.IO client's writer does).
             while let Some(m) = rx.recv().await {
-                let mut ok = w.feed(m).await.is_ok();
-                while ok {
-                    let Ok(m) = rx.try_recv() else { break };
-                    ok = w.feed(m).await.is_ok();
-                }
-                if !ok || w.flush().await.is_err() {
+                if crate::wsclient::write_waiting(&mut w, m, || rx.try_recv().ok())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -249,22 +246,19 @@ pub async fn run(
                 }
                 Err(_) => break,
             },
-            Conn::Ws(_, r) => match match r.next().now_or_never() {
-                Some(next) => Ok(next),
-                None => {
-                    let next = tokio::time::timeout_at(end, r.next()).await;
-                    woke = SystemTime::now();
-                    next
+            Conn::Ws(_, r) => {
+                match tokio::time::timeout_at(end, crate::wsclient::next_stamped(r, &mut woke))
+                    .await
+                {
+                    Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(_)) | None) => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(_) => break,
                 }
-            } {
-                Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
-                Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(_)) | None) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Err(_) => break,
-            },
+            }
         };
         match marked(&text, &hint) {
             Some(t0) => stats.record(i, nanos(woke).saturating_sub(t0) / 1000),

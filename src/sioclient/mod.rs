@@ -6,7 +6,7 @@
 
 pub use crate::engineio::packet::{Packet, parse};
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -276,17 +276,11 @@ pub async fn connect_with(
     let (tx, mut out) = mpsc::channel::<Message>(queue);
     let (events_tx, events) = mpsc::channel(queue);
     tokio::spawn(async move {
-        // What waits goes out in one write: a sender that fell behind (the bench's, after
-        // a stall) catches up in a few system calls, not one per frame.
         while let Some(m) = out.recv().await {
-            let mut close = matches!(m, Message::Close(_));
-            let mut ok = w.feed(m).await.is_ok();
-            while ok && !close {
-                let Ok(m) = out.try_recv() else { break };
-                close = matches!(m, Message::Close(_));
-                ok = w.feed(m).await.is_ok();
-            }
-            if !ok || w.flush().await.is_err() || close {
+            if !matches!(
+                crate::wsclient::write_waiting(&mut w, m, || out.try_recv().ok()).await,
+                Ok(false)
+            ) {
                 break;
             }
         }
@@ -297,16 +291,7 @@ pub async fn connect_with(
     tokio::spawn(async move {
         let mut woke = SystemTime::now();
         let why = loop {
-            // A frame already read needs no clock read; one that had to be waited for does.
-            let next = match r.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    let next = r.next().await;
-                    woke = SystemTime::now();
-                    next
-                }
-            };
-            let text = match next {
+            let text = match crate::wsclient::next_stamped(&mut r, &mut woke).await {
                 Some(Ok(Message::Text(t))) => t,
                 Some(Ok(Message::Close(f))) => break format!("closed: {f:?}"),
                 Some(Ok(_)) => continue,
