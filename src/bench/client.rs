@@ -7,7 +7,7 @@ use super::stats::Stats;
 use crate::dialect::{Direction, write_frame};
 use crate::event::{Event, Meta};
 use crate::sioclient::{self, Incoming};
-use futures_util::StreamExt;
+use crate::wsclient::{Msg, Reader};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -43,9 +43,26 @@ fn marked(text: &str, hint: &AtomicUsize) -> Option<u64> {
         hint.store(at, Ordering::Relaxed);
         at
     };
-    let digits = &text[at + MARKER.len()..];
-    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
-    digits[..end].parse().ok()
+    digits(&text.as_bytes()[at + MARKER.len()..])
+}
+
+/// The number `bytes` start with (1 to 19 digits: no overflow to check). One pass:
+/// `str::parse` after finding the digits' end was most of the generator's time per frame.
+fn digits(bytes: &[u8]) -> Option<u64> {
+    let mut n = 0;
+    let mut v: u64 = 0;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if n == 19 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+        n += 1;
+    }
+    (n > 0).then_some(v)
 }
 
 /// A canonical intent in the plan's dialect: (wire name, payload).
@@ -59,12 +76,10 @@ fn wire(plan: &Plan, name: &str, body: Value) -> Option<(String, Value)> {
     ))
 }
 
-type WsRead = futures_util::stream::SplitStream<crate::wsclient::ClientWs>;
-
 /// A connected client: its sender and what it reads.
 enum Conn {
     Sio(sioclient::Sender, mpsc::Receiver<Incoming>),
-    Ws(mpsc::UnboundedSender<Message>, WsRead),
+    Ws(mpsc::UnboundedSender<Message>, Reader),
 }
 
 async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<Conn, String> {
@@ -82,18 +97,14 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
             plan.path
         );
         let req = url.into_client_request().map_err(|e| e.to_string())?;
-        let ws = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::dial(req))
+        let (r, mut w) = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::open(req))
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let (mut w, r) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
-                if crate::wsclient::write_waiting(&mut w, m, || rx.try_recv().ok())
-                    .await
-                    .is_err()
-                {
+                if !matches!(w.write_waiting(m, || rx.try_recv().ok()).await, Ok(false)) {
                     break;
                 }
             }
@@ -229,46 +240,41 @@ pub async fn run(
     };
     let end = start + plan.duration + plan.drain;
     // Socket.IO deliveries are timed by the hook; raw WebSocket ones here, against the
-    // time this task woke to read them.
-    let mut woke = SystemTime::now();
+    // time of the read that brought them.
     let hint = AtomicUsize::new(0);
+    let mut woke = SystemTime::now();
     loop {
-        let text = match &mut conn {
+        match &mut conn {
             Conn::Sio(_, rx) => match tokio::time::timeout_at(end, rx.recv()).await {
                 Ok(Some(Incoming::Event { text, .. })) => {
-                    woke = SystemTime::now();
-                    text
+                    tally(&stats, i, &text, SystemTime::now(), &hint);
                 }
-                Ok(Some(Incoming::Ack { .. })) => continue,
+                Ok(Some(Incoming::Ack { .. })) => {}
                 Ok(Some(Incoming::Closed(_)) | None) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
                 Err(_) => break,
             },
-            Conn::Ws(_, r) => {
-                match tokio::time::timeout_at(end, crate::wsclient::next_stamped(r, &mut woke))
-                    .await
-                {
-                    Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
-                    Ok(Some(Ok(_))) => continue,
-                    Ok(Some(Err(_)) | None) => {
+            Conn::Ws(tx, r) => match r.try_next() {
+                Ok(Some(Msg::Text(t))) => tally(&stats, i, t, woke, &hint),
+                Ok(Some(Msg::Ping(p))) => {
+                    let _ = tx.send(Message::Pong(p.to_vec().into()));
+                }
+                Ok(Some(Msg::Close(_))) | Err(_) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => match tokio::time::timeout_at(end, r.fill()).await {
+                    Ok(Ok(true)) => woke = SystemTime::now(),
+                    Ok(Ok(false) | Err(_)) => {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                     Err(_) => break,
-                }
-            }
-        };
-        match marked(&text, &hint) {
-            Some(t0) => stats.record(i, nanos(woke).saturating_sub(t0) / 1000),
-            None if text.contains("\"error\"")
-                || text.contains("\"ERROR\"")
-                || text.contains("\"exception\"") =>
-            {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {}
+                },
+            },
         }
     }
     if let Some(t) = send_task {
@@ -276,6 +282,21 @@ pub async fn run(
     }
     if let Conn::Sio(s, _) = &conn {
         s.close();
+    }
+}
+
+/// Counts a frame a client read: a delivery's latency if it carries the marker, an error
+/// if it is one.
+fn tally(stats: &Stats, i: usize, text: &str, woke: SystemTime, hint: &AtomicUsize) {
+    match marked(text, hint) {
+        Some(t0) => stats.record(i, nanos(woke).saturating_sub(t0) / 1000),
+        None if text.contains("\"error\"")
+            || text.contains("\"ERROR\"")
+            || text.contains("\"exception\"") =>
+        {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {}
     }
 }
 
@@ -315,6 +336,26 @@ mod tests {
             Some(99)
         );
         assert_eq!(marked(r#"["x",{}]"#, &hint), None);
+    }
+
+    #[test]
+    fn the_send_time_is_1_to_19_digits() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(
+            digits(b"1764412345123456789:7"),
+            Some(1_764_412_345_123_456_789)
+        );
+        assert_eq!(
+            digits(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(
+            digits(b"12345678901234567890"),
+            None,
+            "20 digits could overflow"
+        );
+        assert_eq!(digits(b":1"), None);
+        assert_eq!(digits(b""), None);
     }
 
     #[test]

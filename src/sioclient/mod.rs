@@ -1,12 +1,12 @@
-//! A Socket.IO client of our own (Engine.IO v4, websocket transport only) on
-//! tokio-tungstenite: the handshake, the namespace connect with an `auth` payload,
+//! A Socket.IO client of our own (Engine.IO v4, websocket transport only) on our client
+//! WebSocket (`crate::wsclient`): the handshake, the namespace connect with an `auth` payload,
 //! events and acks both ways, and the server's pings answered. The bench tool drives
 //! clients with it; fronting Socket.IO backends will too. (`rust_socketio` cannot answer
 //! a server's ack and is unmaintained; see ../shared/DEPENDENCIES.md.)
 
 pub use crate::engineio::packet::{Packet, parse};
 
-use futures_util::{SinkExt, StreamExt};
+use crate::wsclient::{Msg, ReadError};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -21,6 +21,12 @@ pub enum SioError {
     /// The WebSocket could not be opened.
     #[error("websocket: {0}")]
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The connection failed during the handshake.
+    #[error("websocket: {0}")]
+    Read(#[from] ReadError),
+    /// Writing to the server failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
     /// The server refused the namespace connect (`44{"message"}`).
     #[error("refused: {0}")]
     Refused(String),
@@ -228,10 +234,9 @@ pub async fn connect_with(
         };
         req.headers_mut().insert(k, v);
     }
-    let ws = tokio::time::timeout(timeout, crate::wsclient::dial(req))
+    let (mut r, mut w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
         .await
         .map_err(|_| SioError::Timeout)??;
-    let (mut w, mut r) = ws.split();
     let ns_prefix = if ns == "/" {
         String::new()
     } else {
@@ -240,9 +245,9 @@ pub async fn connect_with(
     // Engine.IO open, then our namespace connect.
     let open = tokio::time::timeout(timeout, r.next())
         .await
-        .map_err(|_| SioError::Timeout)?;
+        .map_err(|_| SioError::Timeout)??;
     match open {
-        Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
+        Some(Msg::Text(t)) if t.starts_with('0') => {}
         other => {
             return Err(SioError::Protocol(format!(
                 "expected the open packet, got {other:?}"
@@ -255,18 +260,23 @@ pub async fn connect_with(
     loop {
         let m = tokio::time::timeout(timeout, r.next())
             .await
-            .map_err(|_| SioError::Timeout)?;
+            .map_err(|_| SioError::Timeout)??;
         let text = match m {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(SioError::Protocol("closed during the handshake".into())),
+            Some(Msg::Text(t)) => t,
+            Some(Msg::Ping(p)) => {
+                w.send(Message::Pong(p.to_vec().into())).await?;
+                continue;
+            }
+            Some(Msg::Close(_)) | None => {
+                return Err(SioError::Protocol("closed during the handshake".into()));
+            }
+            Some(_) => continue,
         };
-        if text.as_str() == "2" {
+        if text == "2" {
             w.send(Message::Text("3".into())).await?;
             continue;
         }
-        match parse(&text) {
+        match parse(text) {
             Some(Packet::Connect { .. }) => break,
             Some(Packet::ConnectError { message, .. }) => return Err(SioError::Refused(message)),
             _ => continue,
@@ -277,33 +287,43 @@ pub async fn connect_with(
     let (events_tx, events) = mpsc::channel(queue);
     tokio::spawn(async move {
         while let Some(m) = out.recv().await {
-            if !matches!(
-                crate::wsclient::write_waiting(&mut w, m, || out.try_recv().ok()).await,
-                Ok(false)
-            ) {
-                break;
+            if !matches!(w.write_waiting(m, || out.try_recv().ok()).await, Ok(false)) {
+                return;
             }
         }
-        let _ = w.close().await;
+        let _ = w.send(Message::Close(None)).await;
     });
     let pong = tx.clone();
     let hook = opts.on_event.clone();
     tokio::spawn(async move {
+        // The time of the read that brought the frames being handled: one clock read
+        // per read, however many frames it brought.
         let mut woke = SystemTime::now();
         let why = loop {
-            let text = match crate::wsclient::next_stamped(&mut r, &mut woke).await {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Close(f))) => break format!("closed: {f:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => break e.to_string(),
-                None => break "closed".to_string(),
+            let text = match r.try_next() {
+                Ok(Some(Msg::Text(t))) => t,
+                Ok(Some(Msg::Close(f))) => break format!("closed: {f:?}"),
+                Ok(Some(Msg::Ping(p))) => {
+                    let _ = pong.send(Message::Pong(p.to_vec().into())).await;
+                    continue;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => match r.fill().await {
+                    Ok(true) => {
+                        woke = SystemTime::now();
+                        continue;
+                    }
+                    Ok(false) => break "closed".to_string(),
+                    Err(e) => break e.to_string(),
+                },
+                Err(e) => break e.to_string(),
             };
-            if text.as_str() == "2" {
+            if text == "2" {
                 // A pong must not wait behind a full queue, nor be lost.
                 let _ = pong.send(Message::Text("3".into())).await;
                 continue;
             }
-            let incoming = match parse(&text) {
+            let incoming = match parse(text) {
                 Some(Packet::Event {
                     ack: None, args, ..
                 }) if hook.as_ref().is_some_and(|h| h(args, woke)) => continue,

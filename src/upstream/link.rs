@@ -1,12 +1,12 @@
 //! The connection to a backend, whichever its transport: raw WebSocket
-//! (tokio-tungstenite) or Socket.IO (our Engine.IO v4 client, `crate::sioclient`).
+//! (`crate::wsclient`) or Socket.IO (our Engine.IO v4 client, `crate::sioclient`).
 //! Both directions go through bounded queues: what the backend sends waits in TCP when
 //! the session has not taken it yet.
 
 use super::credentials::Handshake;
 use crate::config::{Transport, UpstreamConfig};
 use crate::sioclient::{self, Incoming, SendError, SioError};
-use futures_util::{SinkExt, StreamExt};
+use crate::wsclient::Msg;
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;
@@ -104,6 +104,9 @@ pub async fn open(
                     SioError::Timeout => OpenError::Timeout(timeout),
                     SioError::Ws(e) => ws_error(e),
                     SioError::Protocol(m) => OpenError::Unreachable(m),
+                    e @ (SioError::Read(_) | SioError::Io(_)) => {
+                        OpenError::Unreachable(e.to_string())
+                    }
                 })
         }
         Transport::Websocket => open_ws(cfg, handshake, timeout).await,
@@ -146,45 +149,47 @@ async fn open_ws(
             req.headers_mut().insert(k, v);
         }
     }
-    let ws = tokio::time::timeout(timeout, crate::wsclient::dial(req))
+    let (mut r, mut w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
         .await
         .map_err(|_| OpenError::Timeout(timeout))?
         .map_err(ws_error)?;
-    let (mut w, mut r) = ws.split();
     let (tx, mut out) = mpsc::channel::<Message>(cfg.queue.max(1));
     let (in_tx, in_rx) = mpsc::channel(cfg.queue.max(1));
     tokio::spawn(async move {
         while let Some(m) = out.recv().await {
-            let close = m.is_close();
-            if w.send(m).await.is_err() || close {
-                break;
+            if !matches!(w.write_waiting(m, || out.try_recv().ok()).await, Ok(false)) {
+                return;
             }
         }
-        let _ = w.close().await;
+        let _ = w.send(Message::Close(None)).await;
     });
+    let pong = tx.clone();
     tokio::spawn(async move {
         let why = loop {
             match r.next().await {
-                Some(Ok(Message::Text(t))) => {
+                Ok(Some(Msg::Text(t))) => {
                     let ev = Incoming::Event {
-                        text: t.as_str().to_owned(),
+                        text: t.to_owned(),
                         ack: None,
                     };
                     if in_tx.send(ev).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(Message::Close(f))) => {
+                Ok(Some(Msg::Ping(p))) => {
+                    let _ = pong.send(Message::Pong(p.to_vec().into())).await;
+                }
+                Ok(Some(Msg::Close(f))) => {
                     break match f {
-                        Some(f) => {
-                            format!("closed by the backend ({} {})", u16::from(f.code), f.reason)
+                        Some((code, reason)) => {
+                            format!("closed by the backend ({code} {reason})")
                         }
                         None => "closed by the backend".to_string(),
                     };
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break e.to_string(),
-                None => break "connection ended".to_string(),
+                Ok(Some(_)) => {}
+                Err(e) => break e.to_string(),
+                Ok(None) => break "connection ended".to_string(),
             }
         };
         let _ = in_tx.send(Incoming::Closed(why)).await;

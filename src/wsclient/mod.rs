@@ -1,0 +1,126 @@
+//! Client WebSockets (backend sessions, the Socket.IO client, the bench): the opening
+//! handshake by tungstenite, then our own reading and writing halves on the socket,
+//! Nagle's algorithm off.
+
+mod handshake;
+mod read;
+mod write;
+
+pub use read::{Msg, ReadError, Reader};
+pub use write::Writer;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::UrlError;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// The read buffer a client connection keeps: a burst of chat frames in one read. Larger
+/// frames still arrive whole: the buffer grows for them, and shrinks back after.
+pub const READ_BUFFER: usize = 8 * 1024;
+
+/// The largest message a client connection takes (tungstenite's default).
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// Opens a WebSocket to `req` (`ws://` only) with `TCP_NODELAY` (a small frame leaves at
+/// once rather than waiting for the previous one's acknowledgement): its reading and
+/// writing halves.
+///
+/// # Errors
+/// The connection or the handshake failed (a refusal is `Error::Http` with the
+/// server's response).
+pub async fn open<R>(req: R) -> Result<(Reader, Writer), tungstenite::Error>
+where
+    R: IntoClientRequest + Unpin,
+{
+    let req = req.into_client_request()?;
+    let host = req.uri().host().ok_or(UrlError::NoHostName)?.to_string();
+    let port = match (req.uri().scheme_str(), req.uri().port_u16()) {
+        (Some("wss"), _) => return Err(UrlError::TlsFeatureNotEnabled.into()),
+        (Some("ws"), port) => port.unwrap_or(80),
+        _ => return Err(UrlError::UnsupportedUrlScheme.into()),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE));
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        req,
+        handshake::HeadOnly::new(tcp),
+        Some(config),
+    )
+    .await?;
+    let head = ws.into_inner();
+    let (r, w) = head.io.into_split();
+    Ok((
+        Reader::new(r, &head.rest, READ_BUFFER, MAX_MESSAGE),
+        Writer::new(w),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    /// A server that answers the handshake and sends a frame in the same write, then
+    /// echoes what it reads.
+    async fn eager_server(l: TcpListener, status: &'static str) {
+        let (s, _) = l.accept().await.expect("accept");
+        let mut s = BufReader::new(s);
+        let mut key = String::new();
+        loop {
+            let mut line = String::new();
+            s.read_line(&mut line).await.expect("request");
+            if let Some(k) = line
+                .strip_prefix("Sec-WebSocket-Key: ")
+                .or(line.strip_prefix("sec-websocket-key: "))
+            {
+                key = k.trim().to_string();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let accept = derive_accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(&[0x81, 5]);
+        out.extend_from_slice(b"first");
+        s.write_all(&out).await.expect("answer");
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest).await;
+    }
+
+    #[tokio::test]
+    async fn a_frame_sent_with_the_handshake_answer_is_not_lost() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/ws", l.local_addr().expect("addr"));
+        let server = tokio::spawn(eager_server(l, "101 Switching Protocols"));
+        let (mut r, mut w) = open(url).await.expect("open");
+        assert_eq!(r.next().await.expect("read"), Some(Msg::Text("first")));
+        assert!(w.send(Message::Close(None)).await.expect("close"));
+        drop((r, w));
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_the_servers_answer_and_wss_is_not_offered() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/ws", l.local_addr().expect("addr"));
+        tokio::spawn(eager_server(l, "401 Unauthorized"));
+        match open(url).await {
+            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+            other => panic!("expected the 401, got {:?}", other.map(|_| ())),
+        }
+        assert!(matches!(
+            open("wss://127.0.0.1:1/").await,
+            Err(tungstenite::Error::Url(UrlError::TlsFeatureNotEnabled))
+        ));
+    }
+}
