@@ -79,7 +79,7 @@ fn wire(plan: &Plan, name: &str, body: Value) -> Option<(String, Value)> {
 /// A connected client: its sender and what it reads.
 enum Conn {
     Sio(sioclient::Sender, mpsc::Receiver<Incoming>),
-    Ws(mpsc::UnboundedSender<Message>, Reader),
+    Ws(mpsc::Sender<Message>, Reader),
 }
 
 async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<Conn, String> {
@@ -97,18 +97,13 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
             plan.path
         );
         let req = url.into_client_request().map_err(|e| e.to_string())?;
-        let (r, mut w) = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::open(req))
+        let (r, w) = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::open(req))
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                if !matches!(w.write_waiting(m, || rx.try_recv().ok()).await, Ok(false)) {
-                    break;
-                }
-            }
-        });
+        // As the Socket.IO client's: a sender that fills it waits.
+        let (tx, rx) = mpsc::channel::<Message>(1024);
+        tokio::spawn(w.run(rx));
         Ok(Conn::Ws(tx, r))
     } else {
         let auth = json!({"token": format!("Bearer {token}")});
@@ -219,7 +214,7 @@ pub async fn run(
                     // that fell behind its rate.
                     let ok = match &tx {
                         Either::Sio(s) => s.emit_waiting(&name, &payload).await.is_ok(),
-                        Either::Ws(t) => send_ws(&plan, t, &name, &payload),
+                        Either::Ws(t) => send_ws(&plan, t, &name, &payload).await,
                     };
                     if !ok {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +254,7 @@ pub async fn run(
             Conn::Ws(tx, r) => match r.try_next() {
                 Ok(Some(Msg::Text(t))) => tally(&stats, i, t, woke, &hint),
                 Ok(Some(Msg::Ping(p))) => {
-                    let _ = tx.send(Message::Pong(p.to_vec().into()));
+                    let _ = tx.send(Message::Pong(p.to_vec().into())).await;
                 }
                 Ok(Some(Msg::Close(_))) | Err(_) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -302,10 +297,10 @@ fn tally(stats: &Stats, i: usize, text: &str, woke: SystemTime, hint: &AtomicUsi
 
 enum Either {
     Sio(sioclient::Sender),
-    Ws(mpsc::UnboundedSender<Message>),
+    Ws(mpsc::Sender<Message>),
 }
 
-fn send_ws(plan: &Plan, tx: &mpsc::UnboundedSender<Message>, name: &str, payload: &Value) -> bool {
+async fn send_ws(plan: &Plan, tx: &mpsc::Sender<Message>, name: &str, payload: &Value) -> bool {
     let Some(framing) = plan.registry.dialect(&plan.dialect).map(|d| d.framing) else {
         return false;
     };
@@ -314,6 +309,7 @@ fn send_ws(plan: &Plan, tx: &mpsc::UnboundedSender<Message>, name: &str, payload
     tx.send(Message::Text(
         String::from_utf8(buf).unwrap_or_default().into(),
     ))
+    .await
     .is_ok()
 }
 

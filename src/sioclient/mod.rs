@@ -283,16 +283,9 @@ pub async fn connect_with(
         }
     }
     let queue = opts.queue.max(1);
-    let (tx, mut out) = mpsc::channel::<Message>(queue);
+    let (tx, out) = mpsc::channel::<Message>(queue);
     let (events_tx, events) = mpsc::channel(queue);
-    tokio::spawn(async move {
-        while let Some(m) = out.recv().await {
-            if !matches!(w.write_waiting(m, || out.try_recv().ok()).await, Ok(false)) {
-                return;
-            }
-        }
-        let _ = w.send(Message::Close(None)).await;
-    });
+    tokio::spawn(w.run(out));
     let pong = tx.clone();
     let hook = opts.on_event.clone();
     tokio::spawn(async move {

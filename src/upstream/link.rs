@@ -149,20 +149,13 @@ async fn open_ws(
             req.headers_mut().insert(k, v);
         }
     }
-    let (mut r, mut w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
+    let (mut r, w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
         .await
         .map_err(|_| OpenError::Timeout(timeout))?
         .map_err(ws_error)?;
-    let (tx, mut out) = mpsc::channel::<Message>(cfg.queue.max(1));
+    let (tx, out) = mpsc::channel::<Message>(cfg.queue.max(1));
     let (in_tx, in_rx) = mpsc::channel(cfg.queue.max(1));
-    tokio::spawn(async move {
-        while let Some(m) = out.recv().await {
-            if !matches!(w.write_waiting(m, || out.try_recv().ok()).await, Ok(false)) {
-                return;
-            }
-        }
-        let _ = w.send(Message::Close(None)).await;
-    });
+    tokio::spawn(w.run(out));
     let pong = tx.clone();
     tokio::spawn(async move {
         let why = loop {

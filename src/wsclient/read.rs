@@ -109,7 +109,7 @@ impl Reader {
     /// # Errors
     /// The server broke the protocol.
     pub fn try_next(&mut self) -> Result<Option<Msg<'_>>, ReadError> {
-        self.start += std::mem::take(&mut self.consumed);
+        self.consume();
         match self.frame()? {
             Some(found) => self.message(found).map(Some),
             None => Ok(None),
@@ -118,7 +118,7 @@ impl Reader {
 
     /// Reads until a whole message is in: where it lies.
     async fn advance(&mut self) -> Result<Option<Found>, ReadError> {
-        self.start += std::mem::take(&mut self.consumed);
+        self.consume();
         loop {
             if let Some(found) = self.frame()? {
                 return Ok(Some(found));
@@ -183,7 +183,7 @@ impl Reader {
                         Found::Assembled { text }
                     } else {
                         self.partial = Some((text, bytes));
-                        self.start += std::mem::take(&mut self.consumed);
+                        self.consume();
                         continue;
                     }
                 }
@@ -196,7 +196,7 @@ impl Reader {
                         Found::Data { text, at, len }
                     } else {
                         self.partial = Some((text, self.buf[at..at + len].to_vec()));
-                        self.start += std::mem::take(&mut self.consumed);
+                        self.consume();
                         continue;
                     }
                 }
@@ -235,6 +235,14 @@ impl Reader {
                 [_] => return Err(ReadError::Protocol("a close frame of one byte")),
             },
         })
+    }
+
+    /// Drops the message handed out last (an assembled one's memory with it).
+    fn consume(&mut self) {
+        self.start += std::mem::take(&mut self.consumed);
+        if self.assembled.capacity() > 0 {
+            self.assembled = Vec::new();
+        }
     }
 
     /// Makes room after `start` for a frame of `total` bytes: what is unread moves to the
@@ -370,6 +378,11 @@ mod tests {
         drop(s);
         let got = all(&mut r).await.expect("read");
         assert_eq!(got, ["ping p", "text hello é!", "text next"]);
+        assert_eq!(
+            r.assembled.capacity(),
+            0,
+            "an assembled message is not kept"
+        );
     }
 
     async fn error_of(wire: Vec<u8>, max: usize) -> ReadError {

@@ -4,6 +4,7 @@
 use std::io;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -68,6 +69,20 @@ impl Writer {
             self.io.shutdown().await?;
         }
         Ok(close)
+    }
+
+    /// Writes what `queue` gives, what waits in one write each time, until a close is
+    /// written, the socket fails, or the queue ends (then a close frame is written).
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Message>) {
+        while let Some(m) = queue.recv().await {
+            if !matches!(
+                self.write_waiting(m, || queue.try_recv().ok()).await,
+                Ok(false)
+            ) {
+                return;
+            }
+        }
+        let _ = self.send(Message::Close(None)).await;
     }
 
     /// Writes one message.
