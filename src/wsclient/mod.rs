@@ -13,7 +13,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::UrlError;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The read buffer a client connection keeps: a burst of chat frames in one read. Larger
 /// frames still arrive whole: the buffer grows for them, and shrinks back after.
@@ -43,13 +42,8 @@ where
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(
-        req,
-        handshake::HeadOnly::new(tcp),
-        Some(config),
-    )
-    .await?;
+    // Only the handshake: its WebSocket is taken apart at once, so its settings are moot.
+    let (ws, _) = tokio_tungstenite::client_async(req, handshake::HeadOnly::new(tcp)).await?;
     let head = ws.into_inner();
     let (r, w) = head.io.into_split();
     Ok((
