@@ -32,6 +32,9 @@ pub struct Claims {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// Not valid before, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Who a verified token says the user is.
@@ -91,6 +94,7 @@ impl Authenticator {
     pub fn hs256(secret: &str, leeway: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = leeway.as_secs();
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Authenticator {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
@@ -127,11 +131,22 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("token not yet valid (`nbf` is in the future)".into())
+                }
                 _ => AuthError::Invalid(e.to_string()),
             })?;
         let c = data.claims;
         if c.sub.is_empty() {
             return Err(AuthError::Invalid("empty `sub`".into()));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if c.iat > now.saturating_add(self.validation.leeway) {
+            return Err(AuthError::Invalid(
+                "token issued in the future (`iat` beyond the clock leeway)".into(),
+            ));
         }
         Ok(Identity {
             user: UserRef {
@@ -201,6 +216,7 @@ impl Authenticator {
             rooms,
             iat: now,
             exp: now.saturating_add(ttl.as_secs()),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Invalid(e.to_string()))
@@ -263,6 +279,7 @@ mod tests {
                 rooms: None,
                 iat: 1,
                 exp: 2,
+                nbf: None,
             })
             .expect("signs");
         assert_eq!(a.verify(&expired), Err(AuthError::Expired));
@@ -271,6 +288,48 @@ mod tests {
         let none_alg =
             "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImV4cCI6OTk5OTk5OTk5OX0.";
         assert!(matches!(a.verify(none_alg), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let a = auth();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let nbf = a
+            .sign(&serde_json::json!({"sub": "u1", "exp": now + 600, "nbf": now + 300}))
+            .expect("signs");
+        assert!(matches!(a.verify(&nbf), Err(AuthError::Invalid(m)) if m.contains("nbf")));
+        let iat = a
+            .sign(&serde_json::json!({"sub": "u1", "exp": now + 600, "iat": now + 300}))
+            .expect("signs");
+        assert!(matches!(a.verify(&iat), Err(AuthError::Invalid(m)) if m.contains("iat")));
+        // Within the leeway: a clock a little ahead is tolerated.
+        let lenient = Authenticator::hs256("test-secret", Duration::from_secs(30));
+        let ahead = lenient
+            .sign(&serde_json::json!({"sub": "u1", "exp": now + 600, "iat": now + 10, "nbf": now + 10}))
+            .expect("signs");
+        assert!(lenient.verify(&ahead).is_ok());
+    }
+
+    #[test]
+    fn the_algorithm_comes_from_the_key_not_the_token() {
+        use base64::Engine as _;
+        let a = auth();
+        // An RS256 header on a token whose "signature" is an HMAC with the secret: the
+        // classic confusion. The key is HS256, so the header's algorithm is refused.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let body = b64.encode(br#"{"sub":"u1","exp":9999999999}"#);
+        let forged = format!("{head}.{body}.c2lnbmF0dXJl");
+        assert!(matches!(a.verify(&forged), Err(AuthError::Invalid(_))));
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &serde_json::json!({"sub": "u1", "exp": 9_999_999_999_u64}),
+            &EncodingKey::from_secret(b"test-secret"),
+        )
+        .expect("signs");
+        assert!(matches!(a.verify(&hs512), Err(AuthError::Invalid(_))));
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct Config {
     pub hub: HubConfig,
     /// WebRTC settings answered by `GET /api/config/webrtc`.
     pub webrtc: WebRtcConfig,
+    /// What personal data leaves the gateway.
+    pub privacy: PrivacyConfig,
     /// One HTTP server per port.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
@@ -110,6 +112,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             hub: HubConfig::default(),
             webrtc: WebRtcConfig::default(),
+            privacy: PrivacyConfig::default(),
             listeners: Vec::new(),
             upstreams: Vec::new(),
         }
@@ -422,6 +425,14 @@ pub struct HubConfig {
     /// How long a message is remembered.
     #[serde(with = "humantime_serde")]
     pub message_ttl: Duration,
+}
+
+/// What personal data leaves the gateway.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrivacyConfig {
+    /// Clients' IP addresses and User-Agents in presence snapshots and webhooks.
+    pub client_info: bool,
 }
 
 impl Default for HubConfig {

@@ -46,6 +46,11 @@ pub enum Packet<'a> {
         /// How many binary frames follow.
         attachments: usize,
     },
+    /// A binary ack (`6n-…`): acks of binary emits, which nobody here makes.
+    BinaryAck {
+        /// Namespace.
+        ns: &'a str,
+    },
     /// The namespace refused us.
     ConnectError {
         /// Namespace.
@@ -55,32 +60,64 @@ pub enum Packet<'a> {
     },
 }
 
-/// Parses one Engine.IO message frame carrying a Socket.IO packet.
-pub fn parse(frame: &str) -> Option<Packet<'_>> {
-    let rest = frame.strip_prefix('4')?;
-    let kind = rest.as_bytes().first().copied()?;
-    let mut rest = &rest[1..];
+/// Why a frame is not a Socket.IO packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// Not an Engine.IO message (`4…`), or a message with no Socket.IO type.
+    #[error("not a Socket.IO packet (an Engine.IO message is `4` then a packet type)")]
+    NotMessage,
+    /// A packet type Socket.IO v5 does not have.
+    #[error("unknown Socket.IO packet type")]
+    UnknownType,
+    /// A binary packet whose attachment count is missing or not a number.
+    #[error("binary packet without a valid attachment count (`5<n>-`)")]
+    BadAttachments,
+    /// An ack id that is not a number below 2^64.
+    #[error("ack id out of range (at most 18446744073709551615)")]
+    AckIdOutOfRange,
+    /// An ack packet without its id.
+    #[error("ack packet without an id")]
+    MissingAckId,
+}
+
+/// Parses one Engine.IO message frame carrying a Socket.IO packet. Total: any text gives
+/// a packet or the reason it is none (the frame is only ever split at ASCII bytes).
+///
+/// # Errors
+/// The frame is not a Socket.IO v5 packet ([`PacketError`]).
+pub fn parse(frame: &str) -> Result<Packet<'_>, PacketError> {
+    let bytes = frame.as_bytes();
+    if bytes.first() != Some(&b'4') {
+        return Err(PacketError::NotMessage);
+    }
+    let kind = *bytes.get(1).ok_or(PacketError::NotMessage)?;
+    if !(b'0'..=b'6').contains(&kind) {
+        return Err(PacketError::UnknownType);
+    }
+    // Both bytes are ASCII: index 2 is a char boundary.
+    let mut rest = &frame[2..];
     // Binary packets (5: event, 6: ack) count their attachments first: `5<n>-`.
     let mut attachments = 0;
     if matches!(kind, b'5' | b'6') {
-        let dash = rest.find('-')?;
-        attachments = rest[..dash].parse::<usize>().ok()?;
+        let dash = rest.find('-').ok_or(PacketError::BadAttachments)?;
+        attachments = rest[..dash]
+            .parse::<usize>()
+            .map_err(|_| PacketError::BadAttachments)?;
         rest = &rest[dash + 1..];
     }
-    let mut ns = "/";
-    if rest.starts_with('/') {
-        let comma = rest.find(',').unwrap_or(rest.len());
-        ns = &rest[..comma];
-        rest = rest.get(comma + 1..).unwrap_or("");
-    }
+    let (ns, rest) = split_namespace(rest);
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let id = if digits > 0 {
-        rest[..digits].parse::<u64>().ok()
+        Some(
+            rest[..digits]
+                .parse::<u64>()
+                .map_err(|_| PacketError::AckIdOutOfRange)?,
+        )
     } else {
         None
     };
     let body = &rest[digits..];
-    Some(match kind {
+    Ok(match kind {
         b'0' => Packet::Connect { ns, data: body },
         b'1' => Packet::Disconnect { ns },
         b'2' => Packet::Event {
@@ -90,7 +127,7 @@ pub fn parse(frame: &str) -> Option<Packet<'_>> {
         },
         b'3' => Packet::Ack {
             ns,
-            id: id?,
+            id: id.ok_or(PacketError::MissingAckId)?,
             args: body,
         },
         b'4' => Packet::ConnectError {
@@ -105,8 +142,32 @@ pub fn parse(frame: &str) -> Option<Packet<'_>> {
             ack: id,
             attachments,
         },
-        _ => return None,
+        // A binary ack: what only a server's ack of our binary emit would be.
+        _ => Packet::BinaryAck { ns },
     })
+}
+
+/// `/ns,rest` → (`/ns`, `rest`); anything else is the root namespace's.
+fn split_namespace(rest: &str) -> (&str, &str) {
+    if !rest.starts_with('/') {
+        return ("/", rest);
+    }
+    let comma = rest.find(',').unwrap_or(rest.len());
+    (&rest[..comma], rest.get(comma + 1..).unwrap_or(""))
+}
+
+/// The namespace a frame names, as far as it can be read (`/` when it names none): to
+/// answer a packet that does not parse in its namespace's dialect.
+pub fn namespace_of(frame: &str) -> &str {
+    let Some(mut rest) = frame.strip_prefix('4').and_then(|r| r.get(1..)) else {
+        return "/";
+    };
+    if let Some(dash) = rest.find('-')
+        && rest[..dash].bytes().all(|b| b.is_ascii_digit())
+    {
+        rest = &rest[dash + 1..];
+    }
+    split_namespace(rest).0
 }
 
 /// `4<kind>[/ns,]`: a message packet's head for a namespace.
@@ -158,28 +219,28 @@ mod tests {
     fn every_packet_kind_parses() {
         assert_eq!(
             parse(r#"40{"sid":"x"}"#),
-            Some(Packet::Connect {
+            Ok(Packet::Connect {
                 ns: "/",
                 data: r#"{"sid":"x"}"#
             })
         );
         assert_eq!(
             parse(r#"40/ws/app,{"sid":"x"}"#),
-            Some(Packet::Connect {
+            Ok(Packet::Connect {
                 ns: "/ws/app",
                 data: r#"{"sid":"x"}"#
             })
         );
         assert_eq!(
             parse("40/ws/app,"),
-            Some(Packet::Connect {
+            Ok(Packet::Connect {
                 ns: "/ws/app",
                 data: ""
             })
         );
         assert_eq!(
             parse(r#"451-/ws/app,7["up",{"_placeholder":true,"num":0}]"#),
-            Some(Packet::BinaryEvent {
+            Ok(Packet::BinaryEvent {
                 ns: "/ws/app",
                 ack: Some(7),
                 attachments: 1
@@ -187,20 +248,20 @@ mod tests {
         );
         assert_eq!(
             parse(r#"452-["up"]"#),
-            Some(Packet::BinaryEvent {
+            Ok(Packet::BinaryEvent {
                 ns: "/",
                 ack: None,
                 attachments: 2
             })
         );
-        assert_eq!(parse("45x-[]"), None);
+        assert_eq!(parse("45x-[]"), Err(PacketError::BadAttachments));
         assert_eq!(
             parse("41/ws/app,"),
-            Some(Packet::Disconnect { ns: "/ws/app" })
+            Ok(Packet::Disconnect { ns: "/ws/app" })
         );
         assert_eq!(
             parse(r#"42["a",{"b":1}]"#),
-            Some(Packet::Event {
+            Ok(Packet::Event {
                 ns: "/",
                 ack: None,
                 args: r#"["a",{"b":1}]"#
@@ -208,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"42/ws/app,17["a"]"#),
-            Some(Packet::Event {
+            Ok(Packet::Event {
                 ns: "/ws/app",
                 ack: Some(17),
                 args: r#"["a"]"#
@@ -216,7 +277,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"4312[{"ok":true}]"#),
-            Some(Packet::Ack {
+            Ok(Packet::Ack {
                 ns: "/",
                 id: 12,
                 args: r#"[{"ok":true}]"#
@@ -224,14 +285,43 @@ mod tests {
         );
         assert_eq!(
             parse(r#"44{"message":"unauthorized"}"#),
-            Some(Packet::ConnectError {
+            Ok(Packet::ConnectError {
                 ns: "/",
                 message: "unauthorized".into()
             })
         );
-        assert_eq!(parse("2"), None);
-        assert_eq!(parse("4"), None);
-        assert_eq!(parse("43[]"), None);
+        assert_eq!(parse("2"), Err(PacketError::NotMessage));
+        assert_eq!(parse("4"), Err(PacketError::NotMessage));
+        assert_eq!(parse("43[]"), Err(PacketError::MissingAckId));
+        assert_eq!(parse("47[]"), Err(PacketError::UnknownType));
+        assert_eq!(
+            namespace_of("42/ws/app,99999999999999999999999[]"),
+            "/ws/app"
+        );
+        assert_eq!(namespace_of("451-/x,[]"), "/x");
+        assert_eq!(namespace_of("4é"), "/");
+        assert_eq!(namespace_of(""), "/");
+        assert_eq!(parse("4é"), Err(PacketError::UnknownType));
+        assert_eq!(
+            parse("42/é"),
+            Ok(Packet::Event {
+                ns: "/é",
+                ack: None,
+                args: ""
+            })
+        );
+        assert_eq!(
+            parse(r#"4218446744073709551616["a"]"#),
+            Err(PacketError::AckIdOutOfRange)
+        );
+        assert_eq!(
+            parse(r#"4218446744073709551615["a"]"#),
+            Ok(Packet::Event {
+                ns: "/",
+                ack: Some(u64::MAX),
+                args: r#"["a"]"#
+            })
+        );
     }
 
     #[test]
@@ -249,5 +339,44 @@ mod tests {
             r#"433[{"ok":true}]"#
         );
         assert_eq!(ack("/x", 0, &serde_json::json!(1)), "43/x,0[1]");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Any text (multi-byte characters included) parses or is refused: no panic.
+        #[test]
+        fn any_text_parses_or_is_refused(s in any::<String>()) {
+            let _ = parse(&s);
+            let _ = namespace_of(&s);
+            let _ = namespace_of(&format!("45{s}"));
+            let _ = parse(&format!("4{s}"));
+            let _ = parse(&format!("42{s}"));
+            let _ = parse(&format!("45{s}"));
+        }
+
+        /// Any bytes, read as the text a WebSocket would hand over.
+        #[test]
+        fn any_bytes_parse_or_are_refused(b in prop::collection::vec(any::<u8>(), 0..64)) {
+            let s = String::from_utf8_lossy(&b);
+            let _ = parse(&s);
+        }
+
+        /// Packet-shaped text: a type, a namespace, an ack id of any length, a body.
+        #[test]
+        fn packet_shaped_text_parses_or_is_refused(
+            kind in "[0-9]", ns in "(/[a-zé/]{0,6},)?", id in "[0-9]{0,24}", body in "[^0-9]{0,16}"
+        ) {
+            let frame = format!("4{kind}{ns}{id}[{body}");
+            if let (Ok(Packet::Event { ack: Some(a), .. }), Ok(want)) = (parse(&frame), id.parse::<u64>()) {
+                prop_assert_eq!(a, want);
+            }
+        }
     }
 }

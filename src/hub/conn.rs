@@ -148,6 +148,8 @@ pub struct Conn {
     closed: AtomicBool,
     bucket: Mutex<Bucket>,
     last_seen: AtomicI64,
+    /// Fault injection: the next frame handled for this connection panics.
+    fault: AtomicBool,
 }
 
 /// The rooms of one connection, in order: a sorted small vector. Most connections are
@@ -265,6 +267,7 @@ impl Conn {
             sink: n.sink,
             closed: AtomicBool::new(false),
             last_seen: AtomicI64::new(now),
+            fault: AtomicBool::new(false),
             bucket: Mutex::new(Bucket {
                 tokens: burst,
                 at: Instant::now(),
@@ -392,6 +395,22 @@ impl Conn {
             }
         }
         self.cancel.cancel();
+    }
+
+    /// Fault injection for the reliability suite: the next frame the hub handles for
+    /// this connection panics, in the task serving it.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.fault.store(true, Ordering::Relaxed);
+    }
+
+    /// Panics if a fault was injected (see [`Conn::inject_panic`]).
+    pub(crate) fn check_fault(&self) {
+        assert!(
+            !self.fault.swap(false, Ordering::Relaxed),
+            "fault injected into connection {}",
+            self.id
+        );
     }
 
     /// Whether the hub has closed it.

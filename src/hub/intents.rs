@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub(super) async fn handle_frame(inner: &Inner, conn: &Arc<Conn>, text: &[u8]) -> Ack {
+    conn.check_fault();
     let events = match admit(inner, conn, text) {
         Ok(evs) => evs,
         Err(ack) => return ack,

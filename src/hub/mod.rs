@@ -13,11 +13,13 @@ mod messages;
 pub mod outbox;
 mod presence;
 mod refusal;
+mod registration;
 mod rooms;
 mod store;
 
 pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut, in_namespace};
 pub use refusal::{Code, Refusal};
+pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{
     Claim, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store, StoreError,
     StoreLimits,
@@ -64,6 +66,8 @@ pub struct HubSettings {
     pub rate_strikes: u32,
     /// Conversation rooms one connection may be in.
     pub max_rooms: usize,
+    /// Whether clients' IP addresses and User-Agents are kept (`privacy.client_info`).
+    pub client_info: bool,
 }
 
 /// WebSocket close code for a connection refused by a limit (try again later).
@@ -136,6 +140,7 @@ impl Hub {
                 burst: cfg.limits.burst,
                 rate_strikes: cfg.limits.rate_strikes,
                 max_rooms: cfg.limits.max_rooms,
+                client_info: cfg.privacy.client_info,
             },
             registry: RwLock::new(registry),
             conns: RwLock::new(HashMap::default()),
@@ -245,18 +250,25 @@ impl Hub {
 
     /// Registers an authenticated connection: it joins its personal room and the rooms
     /// its token grants, gets its dialect's ready event, and its user's presence is
-    /// announced if this is the user's first connection.
+    /// announced if this is the user's first connection. The registration is the
+    /// connection's: its task owns it, and dropping it unregisters the connection.
     ///
     /// # Errors
     /// Over `limits.max_connections` or `limits.max_connections_per_user`: the listener
     /// refuses the connection in the dialect's words ([`Hub::refuse_connection`]).
-    pub async fn connect(&self, n: NewConn) -> Result<Arc<Conn>, Refusal> {
-        Box::pin(self.register(n)).await
+    pub async fn connect(&self, n: NewConn) -> Result<Registration, Refusal> {
+        let conn = Box::pin(self.register(n)).await?;
+        Ok(Registration::new(self.clone(), conn))
     }
 
-    async fn register(&self, n: NewConn) -> Result<Arc<Conn>, Refusal> {
+    async fn register(&self, mut n: NewConn) -> Result<Arc<Conn>, Refusal> {
         let inner = &self.inner;
         let s = &inner.settings;
+        if !s.client_info {
+            // Personal data the master service does not need is not kept at all.
+            n.user_agent = None;
+            n.ip = None;
+        }
         {
             let conns = write(&inner.conns);
             let mut per_user = inner.per_user.lock().unwrap_or_else(|p| p.into_inner());
@@ -320,16 +332,19 @@ impl Hub {
         Ok(conn)
     }
 
-    /// Unregisters a connection (the client left, or the server cut it).
+    /// Unregisters a connection (the client left, or the server cut it). Idempotent.
     pub async fn disconnect(&self, conn: &Arc<Conn>) {
-        Box::pin(self.unregister(conn)).await;
+        if let Some(rooms) = self.detach(conn) {
+            Box::pin(self.announce_gone(conn, rooms)).await;
+        }
     }
 
-    async fn unregister(&self, conn: &Arc<Conn>) {
+    /// The synchronous half of unregistering: the connection leaves the registry, the
+    /// counters and its rooms. `None` when it was not registered (any more); else the
+    /// rooms it was in, for [`Hub::announce_gone`].
+    fn detach(&self, conn: &Arc<Conn>) -> Option<Vec<RoomKey>> {
         let inner = &self.inner;
-        if write(&inner.conns).remove(&conn.id).is_none() {
-            return;
-        }
+        write(&inner.conns).remove(&conn.id)?;
         inner
             .metrics
             .connections
@@ -345,14 +360,33 @@ impl Hub {
             }
         }
         if !conn.member {
-            return;
+            return Some(Vec::new());
         }
         let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
         for room in &rooms {
             inner.leave(conn, room);
         }
-        presence::disconnected(inner, conn, &rooms).await;
+        Some(rooms)
+    }
+
+    /// The asynchronous half: the user's presence after the connection left.
+    async fn announce_gone(&self, conn: &Arc<Conn>, rooms: Vec<RoomKey>) {
+        if !conn.member {
+            return;
+        }
+        presence::disconnected(&self.inner, conn, &rooms).await;
         tracing::debug!(conn = conn.id, user = %conn.user.id, "disconnected");
+    }
+
+    /// Connections of `user` on this instance now.
+    pub fn user_connection_count(&self, user: &str) -> usize {
+        self.inner
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A registered connection by id.
@@ -364,6 +398,29 @@ impl Hub {
     /// its dialect's words; returns the ack payload.
     pub fn refuse(&self, conn: &Arc<Conn>, refusal: &Refusal) -> Ack {
         self.inner.refuse(conn, refusal, None)
+    }
+
+    /// Refuses a frame its transport could not read (not a Socket.IO packet, a binary
+    /// frame, an ack id out of range): counted in `switchboard_translation_failures_total`
+    /// under `reason`, answered `bad_event` in the connection's dialect; returns the ack
+    /// payload.
+    pub fn refuse_unreadable(&self, conn: &Arc<Conn>, reason: &'static str, message: &str) -> Ack {
+        self.count_unreadable(&conn.dialect, reason);
+        self.inner
+            .refuse(conn, &Refusal::new(Code::BadEvent, message), None)
+    }
+
+    /// Counts a frame no connection can be told about (its namespace is not joined yet)
+    /// as a translation failure of `dialect`.
+    pub fn count_unreadable(&self, dialect: &str, reason: &'static str) {
+        self.inner
+            .metrics
+            .translation_failures
+            .get_or_create(&ReasonLabels {
+                dialect: Name::from(dialect),
+                reason,
+            })
+            .inc();
     }
 
     /// Activity on a connection (a ping, a pong) renews its presence.

@@ -153,13 +153,18 @@ fn announce(
         .sockets
         .iter()
         .map(|s| {
-            json!({
-                "socketId": s.socket_id,
-                "connectedAt": s.connected_at,
-                "lastSeen": s.last_seen,
-                "userAgent": s.user_agent,
-                "ip": s.ip,
-            })
+            let mut o = Map::new();
+            o.insert("socketId".into(), json!(s.socket_id));
+            o.insert("connectedAt".into(), json!(s.connected_at));
+            o.insert("lastSeen".into(), json!(s.last_seen));
+            // Present only where `privacy.client_info` kept them.
+            if let Some(ua) = &s.user_agent {
+                o.insert("userAgent".into(), json!(ua));
+            }
+            if let Some(ip) = &s.ip {
+                o.insert("ip".into(), json!(ip));
+            }
+            Value::Object(o)
         })
         .collect();
     body.insert("sockets".into(), Value::Array(sockets));

@@ -16,9 +16,9 @@ use super::socketio::Namespace;
 use super::ws::{self, Upgrade};
 use crate::auth as token;
 use crate::config::Transport;
-use crate::engineio::packet::{self, Packet};
+use crate::engineio::packet::{self, Packet, PacketError};
 use crate::hub::outbox;
-use crate::hub::{Code, Conn, Frame, NewConn, Refusal, Sink, WsOut, in_namespace};
+use crate::hub::{Frame, NewConn, Refusal, Registration, Sink, WsOut, in_namespace};
 use crate::upstream::{Reply, Session};
 use hyper::body::Incoming;
 use hyper::header::UPGRADE;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 /// Whether `req` opens an Engine.IO v4 connection straight on a WebSocket: the requests
@@ -88,7 +88,8 @@ struct Client {
 /// A namespace the client joined.
 struct Joined {
     ns: Arc<str>,
-    conn: Arc<Conn>,
+    /// Its hub connection, unregistered however the connection's task ends.
+    conn: Registration,
     /// Its session to the backend, when the namespace fronts one.
     relay: Option<Arc<Session>>,
 }
@@ -153,21 +154,28 @@ async fn serve(mut up: Upgrade, mut c: Connection, queue: outbox::Receiver<WsOut
                     join_by = None;
                 }
             }
-            Some(Ok(Message::Binary(_))) => c.attachments = c.attachments.saturating_sub(1),
+            Some(Ok(Message::Binary(_))) => {
+                if c.attachments == 0 {
+                    c.unreadable("/", "binary", "a binary frame no binary event announced");
+                }
+                c.attachments = c.attachments.saturating_sub(1);
+            }
             Some(Ok(m @ Message::Close(_))) => {
                 ws::answer_control(&m, &c.out);
                 break;
             }
             None => break,
             Some(Ok(m)) => ws::answer_control(&m, &c.out),
-            Some(Err(WsError::Capacity(e))) => {
-                tracing::debug!(peer = %c.client.peer, error = %e, "socket.io message over the frame limit");
-                let _ = c.out.try_send(WsOut::Close(1009, "message too big".into()));
-                c.cut.cancel();
-                break;
-            }
             Some(Err(e)) => {
                 tracing::debug!(peer = %c.client.peer, error = %e, "socket.io read failed");
+                if let Some((code, why)) = ws::close_for(&e) {
+                    if let Some(route) = c.client.namespaces.first() {
+                        sh.hub
+                            .count_unreadable(&route.dialect, "websocket_protocol");
+                    }
+                    let _ = c.out.try_send(WsOut::Close(code, why.into()));
+                    c.cut.cancel();
+                }
                 break;
             }
         }
@@ -207,19 +215,60 @@ impl Connection {
             Some(b'1') => false,
             // A ping from the client (`2probe` and Engine.IO v3 habits): answered.
             Some(b'2') => {
+                // `2` is one byte: the rest starts at a char boundary.
                 let pong = format!("3{}", &text[1..]);
                 let _ = self.out.try_send(WsOut::Text(Utf8Bytes::from(pong)));
                 true
             }
-            // A pong (the heartbeat is renewed by any frame), a noop, an upgrade.
-            _ => true,
+            // A pong (the heartbeat is renewed by any frame), an upgrade, a noop.
+            Some(b'3' | b'5' | b'6') => true,
+            // Not an Engine.IO packet at all: an empty frame, JSON, anything else.
+            _ => {
+                self.unreadable(
+                    "/",
+                    "bad_packet",
+                    "not an Engine.IO packet: send `4` + a Socket.IO packet, e.g. 42[\"event\",{}]",
+                );
+                true
+            }
+        }
+    }
+
+    /// Refuses a frame that could not be read, in the dialect of the namespace it names
+    /// (or of the first one joined). Before any namespace is joined, the only error
+    /// Socket.IO has is a connect error: `44{"message":"bad_event: …"}`.
+    fn unreadable(&self, ns: &str, reason: &'static str, message: &str) {
+        tracing::debug!(peer = %self.client.peer, reason, "socket.io frame refused: {message}");
+        let joined = self
+            .joined
+            .iter()
+            .find(|j| &*j.ns == ns)
+            .or_else(|| self.joined.first());
+        match joined {
+            Some(j) => {
+                self.sh.hub.refuse_unreadable(&j.conn, reason, message);
+            }
+            None => {
+                if let Some(route) = self.client.namespaces.first() {
+                    self.sh.hub.count_unreadable(&route.dialect, reason);
+                }
+                self.queue(packet::connect_error(ns, &format!("bad_event: {message}")));
+            }
         }
     }
 
     async fn socket_packet(&mut self, text: &str) {
-        let Some(p) = packet::parse(text) else {
-            tracing::debug!(peer = %self.client.peer, "socket.io: packet not understood");
-            return;
+        let p = match packet::parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                let ns = packet::namespace_of(text);
+                let reason = match e {
+                    PacketError::AckIdOutOfRange => "bad_ack_id",
+                    _ => "bad_packet",
+                };
+                self.unreadable(ns, reason, &e.to_string());
+                return;
+            }
         };
         match p {
             Packet::Connect { ns, data } => self.join(ns, data).await,
@@ -239,14 +288,17 @@ impl Connection {
                 let Some(j) = self.joined.iter().find(|j| &*j.ns == ns) else {
                     return;
                 };
-                let r = Refusal::new(Code::BadEvent, "binary events are not accepted: send JSON");
-                let reply = self.sh.hub.refuse(&j.conn, &r);
+                let reply = self.sh.hub.refuse_unreadable(
+                    &j.conn,
+                    "binary",
+                    "binary events are not accepted: send JSON",
+                );
                 if let Some(id) = ack {
                     self.queue(packet::ack(ns, id, &reply));
                 }
             }
             // Acks of server emits (the hub asks for none), and what only servers send.
-            Packet::Ack { .. } | Packet::ConnectError { .. } => {}
+            Packet::Ack { .. } | Packet::BinaryAck { .. } | Packet::ConnectError { .. } => {}
         }
     }
 
@@ -358,7 +410,7 @@ impl Connection {
         if let Some(s) = &j.relay {
             s.end();
         }
-        self.sh.hub.disconnect(&j.conn).await;
+        j.conn.end().await;
     }
 
     fn queue(&self, text: String) {

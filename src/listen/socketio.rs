@@ -248,67 +248,65 @@ async fn on_connect(
             return;
         }
     };
-    // Handlers hold the connection's id, not the connection: the connection holds the
+    // The disconnect handler finds the connection by id: the connection holds the
     // socket, and the socket holds its handlers.
     let id: ConnId = conn.id;
     let _ = id_cell.set(id);
     if !socket.connected() {
         // It left while being registered (its disconnect handler found no id yet).
-        sh.hub.disconnect(&conn).await;
+        conn.end().await;
         return;
     }
-    if let Some(up) = upstream {
-        let hub = sh.hub.clone();
-        sh.tasks.spawn(async move {
-            let session = Session::start(up, hub.clone(), conn, token, claims.as_ref()).await;
-            loop {
-                let next = tokio::select! {
-                    () = gone.cancelled() => None,
-                    m = rx.recv() => m,
-                };
-                let Some(q) = next else { break };
-                let (frame, ack) = *q;
-                let reply: Option<Reply> = frame.wants_ack.then(|| -> Reply {
-                    Box::new(move |v: Value| {
-                        let _ = ack.send(&v);
-                    })
-                });
-                match &frame.text {
-                    Some(text) => session.client_frame(text.as_bytes(), reply).await,
-                    None => {
-                        let Some(conn) = hub.conn(id) else { break };
-                        let r = Refusal::new(
-                            Code::BadEvent,
-                            "binary events are not accepted: send JSON",
-                        );
-                        let a = hub.refuse(&conn, &r);
-                        if let Some(reply) = reply {
-                            reply(a);
-                        }
+    drop(socket);
+    // One task per socket reads its inbox in order. It owns the registration: however it
+    // ends (the socket left, or a panic), the connection is unregistered. It ends when
+    // the socket leaves (`gone`), which also breaks the cycle of the connection holding
+    // the socket whose extensions hold the inbox.
+    let hub = sh.hub.clone();
+    sh.tasks.spawn(async move {
+        let session = match upstream {
+            Some(up) => Some(
+                Session::start(up, hub.clone(), conn.conn().clone(), token, claims.as_ref()).await,
+            ),
+            None => None,
+        };
+        loop {
+            let next = tokio::select! {
+                () = gone.cancelled() => None,
+                m = rx.recv() => m,
+            };
+            let Some(q) = next else { break };
+            let (frame, ack) = *q;
+            match (&frame.text, &session) {
+                (Some(text), Some(session)) => {
+                    let reply: Option<Reply> = frame.wants_ack.then(|| -> Reply {
+                        Box::new(move |v: Value| {
+                            let _ = ack.send(&v);
+                        })
+                    });
+                    session.client_frame(text.as_bytes(), reply).await;
+                }
+                (Some(text), None) => {
+                    let reply = hub.handle_frame(&conn, text.as_bytes()).await;
+                    if frame.wants_ack {
+                        let _ = ack.send(&reply);
+                    }
+                }
+                (None, _) => {
+                    let reply = hub.refuse_unreadable(
+                        &conn,
+                        "binary",
+                        "binary events are not accepted: send JSON",
+                    );
+                    if frame.wants_ack {
+                        let _ = ack.send(&reply);
                     }
                 }
             }
-            session.end();
-        });
-        return;
-    }
-    drop(conn);
-    let hub = sh.hub.clone();
-    sh.tasks.spawn(async move {
-        while let Some(q) = rx.recv().await {
-            let (frame, ack) = *q;
-            let Some(conn) = hub.conn(id) else { break };
-            let reply = match &frame.text {
-                Some(text) => hub.handle_frame(&conn, text.as_bytes()).await,
-                None => {
-                    let r =
-                        Refusal::new(Code::BadEvent, "binary events are not accepted: send JSON");
-                    hub.refuse(&conn, &r)
-                }
-            };
-            if frame.wants_ack {
-                let _ = ack.send(&reply);
-            }
         }
+        if let Some(session) = &session {
+            session.end();
+        }
+        conn.end().await;
     });
 }

@@ -13,16 +13,16 @@ use super::writer::{self, ReadOnly};
 use crate::auth as token;
 use crate::config::Transport;
 use crate::hub::outbox;
-use crate::hub::{CLOSE_TRY_LATER, Code, Frame, NewConn, Refusal, Sink, WsOut};
+use crate::hub::{CLOSE_TRY_LATER, Frame, NewConn, Refusal, Sink, WsOut};
 use crate::upstream::{Session, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    ALLOW, AUTHORIZATION, CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
 };
 use hyper::upgrade::OnUpgrade;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -81,6 +81,22 @@ where
     F: FnOnce(Upgrade) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // RFC 6455 4.1: the opening handshake is a GET over HTTP/1.1 (or later).
+    if req.method() != Method::GET {
+        let mut resp = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "a WebSocket handshake is a GET request"}),
+        );
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET"));
+        return resp;
+    }
+    if req.version() < Version::HTTP_11 {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "a WebSocket handshake needs HTTP/1.1"}),
+        );
+    }
     let h = req.headers();
     let is_upgrade = h
         .get(UPGRADE)
@@ -167,6 +183,19 @@ pub(super) fn answer_control(msg: &Message, out: &outbox::Sender<WsOut>) {
             let _ = out.try_send(WsOut::Close(code, String::new()));
         }
         _ => {}
+    }
+}
+
+/// The close a read error calls for (RFC 6455 7.4.1): 1009 for a message over
+/// `limits.max_frame`, 1007 for text that is not UTF-8, 1002 for a protocol violation (an
+/// unknown opcode, reserved bits set, an unmasked client frame, a bad close frame…);
+/// `None` when the connection is simply gone.
+pub(super) fn close_for(e: &WsError) -> Option<(u16, &'static str)> {
+    match e {
+        WsError::Capacity(_) => Some((1009, "message too big")),
+        WsError::Utf8(_) => Some((1007, "text frame is not valid UTF-8")),
+        WsError::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
     }
 }
 
@@ -258,11 +287,11 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
                 }
             },
             Some(Ok(Message::Binary(_))) => {
-                let r = Refusal::new(
-                    Code::BadEvent,
+                hub.refuse_unreadable(
+                    &conn,
+                    "binary",
                     "binary frames are not accepted: send JSON text",
                 );
-                hub.refuse(&conn, &r);
             }
             Some(Ok(m @ (Message::Ping(_) | Message::Pong(_)))) => {
                 answer_control(&m, &out_tx);
@@ -274,13 +303,12 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
                 break;
             }
             None => break,
-            Some(Err(WsError::Capacity(e))) => {
-                tracing::debug!(conn = conn.id, error = %e, "websocket message over the frame limit");
-                conn.close(1009, "message too big");
-                break;
-            }
             Some(Err(e)) => {
                 tracing::debug!(conn = conn.id, error = %e, "websocket read failed");
+                if let Some((code, why)) = close_for(&e) {
+                    hub.count_unreadable(&conn.dialect, "websocket_protocol");
+                    conn.close(code, why);
+                }
                 break;
             }
         }
@@ -288,9 +316,8 @@ async fn serve(mut up: Upgrade, who: Who, sh: Arc<Shared>) {
     if let Some(s) = &relay {
         s.end();
     }
-    Box::pin(hub.disconnect(&conn)).await;
     let cut = conn.is_closed();
+    Box::pin(conn.end()).await;
     drop(out_tx);
-    drop(conn);
     Box::pin(duplex.finish(cut)).await;
 }

@@ -277,8 +277,8 @@ pub async fn connect_with(
             continue;
         }
         match parse(text) {
-            Some(Packet::Connect { .. }) => break,
-            Some(Packet::ConnectError { message, .. }) => return Err(SioError::Refused(message)),
+            Ok(Packet::Connect { .. }) => break,
+            Ok(Packet::ConnectError { message, .. }) => return Err(SioError::Refused(message)),
             _ => continue,
         }
     }
@@ -317,18 +317,18 @@ pub async fn connect_with(
                 continue;
             }
             let incoming = match parse(text) {
-                Some(Packet::Event {
+                Ok(Packet::Event {
                     ack: None, args, ..
                 }) if hook.as_ref().is_some_and(|h| h(args, woke)) => continue,
-                Some(Packet::Event { ack, args, .. }) => Incoming::Event {
+                Ok(Packet::Event { ack, args, .. }) => Incoming::Event {
                     text: args.to_string(),
                     ack,
                 },
-                Some(Packet::Ack { id, args, .. }) => Incoming::Ack {
+                Ok(Packet::Ack { id, args, .. }) => Incoming::Ack {
                     id,
                     text: args.to_string(),
                 },
-                Some(Packet::Disconnect { .. }) => break "disconnected by the server".to_string(),
+                Ok(Packet::Disconnect { .. }) => break "disconnected by the server".to_string(),
                 _ => continue,
             };
             // Waiting here is the backpressure: the server's writes wait in TCP.

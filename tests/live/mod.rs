@@ -157,6 +157,7 @@ pub fn expired_token(user: &str) -> String {
         rooms: None,
         iat: now - 7200,
         exp: now - 3600,
+        nbf: None,
     };
     auth.sign(&claims).expect("sign")
 }

@@ -26,9 +26,11 @@ pub struct SocketPresence {
     pub connected_at: i64,
     /// Last activity, Unix ms.
     pub last_seen: i64,
-    /// Its `User-Agent`.
+    /// Its `User-Agent` (kept only with `privacy.client_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<Arc<str>>,
-    /// Its peer address.
+    /// Its peer address (kept only with `privacy.client_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
 }
 

@@ -1,0 +1,154 @@
+//! The fault suite: what happens when things go wrong. A panic inside a connection's
+//! task; hostile and random frames on every transport; tokens from the future and
+//! forged ones. Each test checks that nothing leaked (the connection gauge, the per-user
+//! count, presence), that the refusal was said in the sender's dialect, and that a fresh
+//! client still works afterwards. Broker outages and crashes are in `outages`.
+
+use crate::live::{Client, Driver, Live, WAIT, token};
+use std::time::Duration;
+use switchboard::hub::Hub;
+
+/// Waits until `hub` has `n` connections (or fails after `WAIT`).
+async fn connections_settle(hub: &Hub, n: usize) {
+    let until = tokio::time::Instant::now() + WAIT;
+    while hub.connection_count() != n && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.connection_count(), n, "connections settle at {n}");
+}
+
+/// The connection gauge of one dialect and transport, from `/metrics`' text.
+fn gauge(hub: &Hub, dialect: &str, transport: &str) -> i64 {
+    let text = hub.metrics().render();
+    let want =
+        format!("switchboard_connections{{dialect=\"{dialect}\",transport=\"{transport}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A panic injected into a live connection's task, on each transport: the connection is
+/// unregistered however its task ended (the gauge, the per-user count, its rooms), the
+/// room hears its user go offline, and the user connects again as often as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_connection_task_leaks_nothing() {
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let hub = live.hub().clone();
+    let room = crate::live::unique("panic-room");
+    let mut peer = Client::connect(
+        &live,
+        &driver,
+        "chat-service",
+        "websocket",
+        "panic-peer",
+        None,
+    )
+    .await;
+    peer.emit(
+        "room.join",
+        serde_json::json!({"conversationId": room}),
+        true,
+    )
+    .await;
+    peer.ack_any().await.expect("peer joined");
+    for (dialect, transport, transport_label) in [
+        ("nexus", "websocket", "websocket"),
+        ("salala", "websocket", "socketio"),
+        ("salala", "polling", "socketio"),
+    ] {
+        let user = format!("panicky-{dialect}-{transport}");
+        let rooms = [room.as_str()];
+        let victim = Client::connect(&live, &driver, dialect, transport, &user, Some(&rooms)).await;
+        if dialect != "nexus" {
+            victim
+                .emit(
+                    "room.join",
+                    serde_json::json!({"conversationId": room}),
+                    false,
+                )
+                .await;
+        }
+        peer.canonical_where("presence.changed", WAIT, |e| {
+            e.str_field("userId") == Some(user.as_str()) && e.str_field("status") == Some("online")
+        })
+        .await
+        .expect("the peer sees the victim online");
+        connections_settle(&hub, 2).await;
+        assert_eq!(gauge(&hub, dialect, transport_label), 1);
+        let conn = hub
+            .connections()
+            .into_iter()
+            .find(|c| c.user.id == user)
+            .expect("the victim's connection");
+        conn.inject_panic();
+        drop(conn);
+        victim
+            .send_message(&room, "this frame panics the task", false)
+            .await;
+        connections_settle(&hub, 1).await;
+        assert_eq!(
+            gauge(&hub, dialect, transport_label),
+            0,
+            "{dialect}/{transport}: gauge"
+        );
+        assert_eq!(
+            hub.user_connection_count(&user),
+            0,
+            "{dialect}/{transport}: per-user count"
+        );
+        peer.canonical_where("presence.changed", WAIT, |e| {
+            e.str_field("userId") == Some(user.as_str()) && e.str_field("status") == Some("offline")
+        })
+        .await
+        .unwrap_or_else(|| panic!("{dialect}/{transport}: the room hears the user go offline"));
+        // The user is not counted against its limit: 32 connections (the limit) open.
+        let mut again = Vec::new();
+        for _ in 0..32 {
+            let t = token(&user, None, None);
+            let mut c = Client::open(
+                &live,
+                &driver,
+                dialect,
+                transport,
+                &user,
+                Some(&t),
+                crate::live::TokenAt::Primary,
+            )
+            .await;
+            let r = c
+                .next(|r| r.name.starts_with("__connect"))
+                .await
+                .expect("an outcome");
+            assert_eq!(
+                r.name, "__connect__",
+                "{dialect}/{transport}: the user connects again"
+            );
+            again.push(c);
+        }
+        connections_settle(&hub, 33).await;
+        for c in again {
+            c.close().await;
+        }
+        connections_settle(&hub, 1).await;
+        victim.close().await;
+    }
+    // The peer still sends and receives.
+    let mut other = Client::connect(
+        &live,
+        &driver,
+        "phase10",
+        "websocket",
+        "panic-other",
+        Some(&[room.as_str()]),
+    )
+    .await;
+    peer.send_message(&room, "after the faults", false).await;
+    other
+        .canonical_where("message.created", WAIT, |e| {
+            e.str_field("content") == Some("after the faults")
+        })
+        .await
+        .expect("a fresh client receives");
+}
