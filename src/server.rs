@@ -55,9 +55,7 @@ impl Server {
             BusKind::Redis => {
                 let client = redis::Client::open(cfg.redis.url.as_str())
                     .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;
-                let conn = client
-                    .get_connection_manager()
-                    .await
+                let conn = crate::bus::connection_manager(client.clone())
                     .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
                 let bus = if cfg.redis.cluster.is_empty() {
                     RedisBus::start(client, conn.clone(), &instance, cfg.bus.queue)

@@ -14,7 +14,7 @@ mod redis_cluster;
 mod wire;
 
 pub use local::LocalBus;
-pub use redis::RedisBus;
+pub use redis::{RedisBus, connection_manager};
 
 use crate::event::Event;
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,17 @@
 //! only to the channels of rooms it has local members in (plus `switchboard:all`), over
 //! one pub/sub connection; it publishes over one multiplexed connection, from a bounded
 //! queue, in pipelined batches. Local members get a delivery at once, without the round
-//! trip. Both connections come back by themselves after a Redis restart (with backoff;
-//! the subscriptions are renewed); while either is down, `ready()` is false and
-//! deliveries to other instances are lost (pub/sub is at-most-once).
+//! trip.
+//!
+//! Under faults nothing is dropped without a word: while Redis is unreachable, deliveries
+//! wait in the bounded queue (`bus.queue`) and the batch that failed is kept and sent
+//! again, in order, once Redis is back; over the bound the sender is refused
+//! (`unavailable`) before anyone got the event. Pub/sub itself is at-most-once, so the
+//! backlog is held until the instances that listened before the outage listen again
+//! (`PUBSUB NUMSUB switchboard:all`, bounded by [`LISTENERS_WAIT`]): what is published
+//! while a subscriber is still reconnecting would reach nobody. Both connections retry
+//! every [`MAX_BACKOFF`] at most, so the first delivery after Redis returns is under a
+//! second; `ready()` is false from the first failure until both are back.
 
 use super::wire::{self, ALL};
 use super::{Bus, BusError, Deliver, Delivery, RoomKey};
@@ -102,6 +110,23 @@ impl RedisBus {
     }
 }
 
+/// The multiplexed connection the publisher and the state store share, set to fail
+/// fast while Redis is unreachable (a caller is told at once rather than after the
+/// reconnect's whole backoff) and to come back within [`MAX_BACKOFF`] of Redis returning.
+/// Lazy: an instance starts while Redis is down, and reports itself not ready.
+///
+/// # Errors
+/// The client cannot make connections (a bad URL was caught earlier).
+pub fn connection_manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(MIN_BACKOFF)
+        .set_max_delay(MAX_BACKOFF)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    ConnectionManager::new_lazy_with_config(client, cfg)
+}
+
 impl Shared {
     fn deliver_local(&self, d: &Delivery) {
         if let Some(t) = self.target.get().and_then(Weak::upgrade) {
@@ -149,17 +174,21 @@ impl Bus for RedisBus {
     }
 
     fn publish(&self, delivery: Delivery) -> Result<(), BusError> {
+        // A place in the queue first: a delivery the broker cannot take is refused before
+        // anyone, local members included, has it (the sender may then retry cleanly).
+        let permit = self.out.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => {
+                BusError::Full("the Redis publish queue (bus.queue); Redis is slow or down")
+            }
+            mpsc::error::TrySendError::Closed(()) => {
+                BusError::Unavailable("redis publisher stopped".into())
+            }
+        })?;
         self.shared.deliver_local(&delivery);
         let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let bytes = Arc::new(wire::encode(&self.shared.instance, n, &delivery));
-        self.out
-            .try_send((wire::channels(&delivery.audience), bytes))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => BusError::Full("redis publish queue"),
-                mpsc::error::TrySendError::Closed(_) => {
-                    BusError::Unavailable("redis publisher stopped".into())
-                }
-            })
+        permit.send((wire::channels(&delivery.audience), bytes));
+        Ok(())
     }
 
     fn interest(&self, room: &RoomKey, on: bool) {
@@ -190,15 +219,97 @@ impl Bus for RedisBus {
     }
 }
 
-/// Publishes queued deliveries in pipelined batches.
+/// The longest wait between two attempts to reach Redis (publisher and subscriber).
+pub(super) const MAX_BACKOFF: Duration = Duration::from_millis(400);
+
+/// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a backlog waits, after an outage, for the instances that listened before it
+/// to listen again (an instance that died meanwhile never will).
+pub(super) const LISTENERS_WAIT: Duration = Duration::from_secs(3);
+
+/// How often the publisher counts the instances listening, and probes Redis while idle.
+const CENSUS: Duration = Duration::from_secs(2);
+
+/// Instances subscribed to `switchboard:all` (every instance is), or `None` when Redis
+/// cannot say.
+async fn listeners(conn: &mut ConnectionManager) -> Option<i64> {
+    let r: redis::RedisResult<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(ALL)
+        .query_async(conn)
+        .await;
+    r.ok().map(|(_, n)| n)
+}
+
+/// After an outage: waits until this instance is subscribed again and as many instances
+/// listen as did before it (up to [`LISTENERS_WAIT`]), so the backlog reaches them.
+async fn await_listeners(conn: &mut ConnectionManager, shared: &Weak<Shared>, before: i64) {
+    let until = tokio::time::Instant::now() + LISTENERS_WAIT;
+    loop {
+        let subscribed = shared
+            .upgrade()
+            .is_some_and(|sh| sh.subscribed.load(Ordering::Relaxed));
+        let now = listeners(conn).await.unwrap_or(0);
+        if subscribed && now >= before {
+            return;
+        }
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(
+                listening = now,
+                before,
+                "publishing the bus backlog although fewer instances listen than before the outage"
+            );
+            return;
+        }
+        tokio::time::sleep(MIN_BACKOFF).await;
+    }
+}
+
+/// Publishes queued deliveries in pipelined batches, in order. A batch that fails is
+/// kept and sent again (with backoff) until Redis takes it: the queue behind it fills,
+/// and once full new deliveries are refused to their senders. A batch sent again may
+/// reach some instance twice; receivers drop the copies (`Shared::first_time`).
 async fn publisher(
     mut conn: ConnectionManager,
     mut rx: mpsc::Receiver<Outgoing>,
     shared: Weak<Shared>,
 ) {
     let mut batch = Vec::with_capacity(256);
-    let mut backoff = Duration::from_millis(50);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    let mut backoff = MIN_BACKOFF;
+    // Instances listening when Redis was last reachable.
+    let mut known = listeners(&mut conn).await.unwrap_or(0);
+    let mut down = false;
+    let mut census = tokio::time::interval(CENSUS);
+    census.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if batch.is_empty() {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 256) => if n == 0 { return },
+                _ = census.tick() => {
+                    // Idle: count the listeners, and find out whether Redis is back.
+                    match listeners(&mut conn).await {
+                        Some(n) => {
+                            if down {
+                                await_listeners(&mut conn, &shared, known).await;
+                                down = false;
+                                recovered(&shared);
+                            }
+                            known = n;
+                        }
+                        None => down = true,
+                    }
+                    if let Some(sh) = shared.upgrade() {
+                        sh.publishing.store(!down, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+            }
+        }
+        if down {
+            await_listeners(&mut conn, &shared, known).await;
+        }
         let mut pipe = redis::pipe();
         for (channels, bytes) in &batch {
             for ch in channels {
@@ -209,21 +320,36 @@ async fn publisher(
         let Some(sh) = shared.upgrade() else { return };
         match r {
             Ok(()) => {
+                if down {
+                    down = false;
+                    recovered(&shared);
+                }
                 sh.publishing.store(true, Ordering::Relaxed);
-                backoff = Duration::from_millis(50);
+                backoff = MIN_BACKOFF;
+                batch.clear();
             }
             Err(e) => {
+                if !down {
+                    tracing::warn!(
+                        waiting = batch.len(),
+                        "redis publish failed ({e}); deliveries wait in the bus queue (bus.queue) until Redis is back"
+                    );
+                }
+                down = true;
                 sh.publishing.store(false, Ordering::Relaxed);
-                tracing::warn!(
-                    lost = batch.len(),
-                    "redis publish failed ({e}); retrying the connection in {backoff:?}"
-                );
+                drop(sh);
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        batch.clear();
     }
+}
+
+fn recovered(shared: &Weak<Shared>) {
+    if let Some(sh) = shared.upgrade() {
+        sh.publishing.store(true, Ordering::Relaxed);
+    }
+    tracing::info!("redis publishing again; the bus backlog is sent in order");
 }
 
 /// How long the pub/sub connection may take to open.
@@ -236,7 +362,7 @@ async fn subscriber(
     mut control: mpsc::UnboundedReceiver<(String, bool)>,
     shared: Weak<Shared>,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = MIN_BACKOFF;
     loop {
         let Some(sh) = shared.upgrade() else { return };
         // A connect that hangs (a Redis still starting, a half-open socket) is given up
@@ -259,10 +385,21 @@ async fn subscriber(
                 } else {
                     sh.subscribed.store(true, Ordering::Relaxed);
                     tracing::info!(channels = chans.len(), "redis pub/sub subscribed");
-                    backoff = Duration::from_millis(50);
+                    backoff = MIN_BACKOFF;
                     drop(sh);
+                    let mut probe = tokio::time::interval(CENSUS);
+                    probe.tick().await;
                     loop {
                         tokio::select! {
+                            _ = probe.tick() => {
+                                // A half-open connection (a host gone without a reset)
+                                // would otherwise look subscribed for ever.
+                                let alive = tokio::time::timeout(CONNECT, sink.ping::<redis::Value>()).await;
+                                if !matches!(alive, Ok(Ok(_))) {
+                                    tracing::warn!("redis pub/sub connection does not answer");
+                                    break;
+                                }
+                            }
                             c = control.recv() => {
                                 let Some((ch, on)) = c else { return };
                                 let r = if on { sink.subscribe(&ch).await } else { sink.unsubscribe(&ch).await };
@@ -289,6 +426,6 @@ async fn subscriber(
             }
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

@@ -4,7 +4,7 @@
 //! and `SSUBSCRIBE` over a RESP3 cluster connection whose pushes come back on a channel;
 //! redis-rs renews the shard subscriptions itself when a node or the topology changes.
 
-use super::redis::{Outgoing, RedisBus, Shared, lock};
+use super::redis::{LISTENERS_WAIT, MAX_BACKOFF, Outgoing, RedisBus, Shared, lock};
 use super::wire::ALL;
 use futures_util::future::join_all;
 use redis::cluster::ClusterClientBuilder;
@@ -50,14 +50,16 @@ async fn connect(client: &redis::cluster::ClusterClient, what: &str) -> ClusterC
                     "redis cluster {what} connection failed ({e}); retrying in {backoff:?}"
                 );
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
 }
 
 /// Publishes queued deliveries with `SPUBLISH`, a batch at a time (the connection
-/// pipelines them to each slot's node).
+/// pipelines them to each slot's node). What a node did not take is kept and sent again,
+/// in order, with backoff, once this instance is subscribed again; the queue behind it
+/// fills meanwhile, and once full new deliveries are refused to their senders.
 async fn publisher(
     client: redis::cluster::ClusterClient,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -65,11 +67,15 @@ async fn publisher(
 ) {
     let conn = connect(&client, "publish").await;
     let mut batch = Vec::with_capacity(256);
+    let mut backoff = Duration::from_millis(50);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        let sends = batch.iter().flat_map(|(channels, bytes)| {
-            channels.iter().map(|ch| {
+        let mut pending: Vec<(String, std::sync::Arc<Vec<u8>>)> = batch
+            .drain(..)
+            .flat_map(|(channels, bytes)| channels.into_iter().map(move |ch| (ch, bytes.clone())))
+            .collect();
+        while !pending.is_empty() {
+            let sends = pending.iter().map(|(ch, bytes)| {
                 let mut c = conn.clone();
-                let bytes = bytes.clone();
                 async move {
                     redis::cmd("SPUBLISH")
                         .arg(ch)
@@ -77,16 +83,38 @@ async fn publisher(
                         .query_async::<()>(&mut c)
                         .await
                 }
-            })
-        });
-        let results = join_all(sends).await;
-        let Some(sh) = shared.upgrade() else { return };
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        sh.publishing.store(failed == 0, Ordering::Relaxed);
-        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-            tracing::warn!(failed, "redis cluster publish failed: {e}");
+            });
+            let results = join_all(sends).await;
+            let Some(sh) = shared.upgrade() else { return };
+            let mut failed = results.iter().map(Result::is_err);
+            let first_error = results
+                .iter()
+                .find_map(|r| r.as_ref().err())
+                .map(ToString::to_string);
+            pending.retain(|_| failed.next().unwrap_or(false));
+            sh.publishing.store(pending.is_empty(), Ordering::Relaxed);
+            if let Some(e) = first_error {
+                tracing::warn!(
+                    waiting = pending.len(),
+                    "redis cluster publish failed ({e}); retrying in {backoff:?}"
+                );
+                drop(sh);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                // The backlog goes out once this instance listens again, as the others
+                // will about as soon.
+                let until = tokio::time::Instant::now() + LISTENERS_WAIT;
+                while tokio::time::Instant::now() < until
+                    && !shared
+                        .upgrade()
+                        .is_some_and(|sh| sh.subscribed.load(Ordering::Relaxed))
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            } else {
+                backoff = Duration::from_millis(50);
+            }
         }
-        batch.clear();
     }
 }
 
@@ -113,7 +141,7 @@ async fn subscriber(
         if let Some(Err(e)) = subscribed.into_iter().find(Result::is_err) {
             tracing::warn!("redis cluster subscribe failed ({e}); retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
         if let Some(sh) = shared.upgrade() {

@@ -13,9 +13,21 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     let (room, key) = member_room(conn, ev)?;
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
-    if let Some(cref) = &client_ref
-        && let Claim::Seen(first) = inner.store.claim(&conn.user.id, cref, &message_id).await?
-    {
+    // The shared state is a help, not a gate: while it is unreachable (Redis down),
+    // messages still flow (queued for other instances), without de-duplication and
+    // without being remembered for edits and reactions.
+    let claim = match &client_ref {
+        Some(cref) => inner
+            .store
+            .claim(&conn.user.id, cref, &message_id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(user = %conn.user.id, "message not de-duplicated: {e}");
+                Claim::New
+            }),
+        None => Claim::New,
+    };
+    if let Claim::Seen(first) = claim {
         // A retry of a send already accepted: confirm it again, broadcast nothing.
         confirm(inner, conn, ev, &first);
         return Ok(json!({"success": true, "messageId": first, "duplicate": true}));
@@ -38,7 +50,9 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
         conversation_id: room.clone(),
         sender_id: conn.user.id.clone(),
     };
-    inner.store.index_message(&message_id, info).await?;
+    if let Err(e) = inner.store.index_message(&message_id, info).await {
+        tracing::warn!(message = %message_id, "message not indexed (edits and reactions to it will be not_found): {e}");
+    }
     // To the room, and to every session of the sender, in the room or not.
     let mut audience = Audience::room(key);
     audience.rooms.push(RoomKey::user(&conn.user.id));

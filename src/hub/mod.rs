@@ -645,7 +645,27 @@ impl Inner {
     /// only the clients care about, like a presence snapshot).
     fn publish_with(&self, event: Event, audience: Audience, export: bool) -> Result<(), Refusal> {
         tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, "fact published");
-        if export {
+        // Exported only once the bus took it: a fact refused to its sender (who may
+        // retry) must not have reached a webhook or the exchange.
+        let exported = (export && (self.amqp.get().is_some() || self.webhooks.get().is_some()))
+            .then(|| event.clone());
+        let t0 = std::time::Instant::now();
+        let r = self.bus.publish(Delivery { event, audience }).map_err(|e| {
+            self.metrics
+                .bus_refused
+                .get_or_create(&BusLabels {
+                    bus: self.bus.kind(),
+                })
+                .inc();
+            Refusal::new(Code::Unavailable, e.to_string())
+        });
+        self.metrics
+            .bus_publish_seconds
+            .get_or_create(&BusLabels {
+                bus: self.bus.kind(),
+            })
+            .observe(t0.elapsed().as_secs_f64());
+        if let (Ok(()), Some(event)) = (&r, exported) {
             if let Some(amqp) = self.amqp.get() {
                 amqp.export(&event);
             }
@@ -653,17 +673,6 @@ impl Inner {
                 w.offer(&event, &self.registry());
             }
         }
-        let t0 = std::time::Instant::now();
-        let r = self
-            .bus
-            .publish(Delivery { event, audience })
-            .map_err(|e| Refusal::new(Code::Unavailable, e.to_string()));
-        self.metrics
-            .bus_publish_seconds
-            .get_or_create(&BusLabels {
-                bus: self.bus.kind(),
-            })
-            .observe(t0.elapsed().as_secs_f64());
         r
     }
 

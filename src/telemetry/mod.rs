@@ -126,6 +126,9 @@ pub struct Metrics {
     pub slow_consumers: Family<ConnLabels, Counter>,
     /// Time to hand a delivery to the bus.
     pub bus_publish_seconds: Family<BusLabels, Histogram>,
+    /// Deliveries the bus refused (its queue full while the broker is slow or down):
+    /// each one refused to its sender.
+    pub bus_refused: Family<BusLabels, Counter>,
     /// RabbitMQ traffic by outcome.
     pub amqp_events: Family<AmqpLabels, Counter>,
     /// Whether each broker is reachable (1) or not (0).
@@ -172,6 +175,7 @@ impl Metrics {
         let bus_publish_seconds = Family::<BusLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(1e-6, 4.0, 12))
         });
+        let bus_refused = Family::<BusLabels, Counter>::default();
         let webhook_attempts = Family::<WebhookLabels, Counter>::default();
         let webhook_queue = Family::<BusLabels, Gauge>::default();
         let webhook_dead = Gauge::default();
@@ -247,6 +251,11 @@ impl Metrics {
             "Time to hand a delivery to the bus",
             bus_publish_seconds.clone(),
         );
+        registry.register(
+            "bus_refused",
+            "Deliveries the bus refused (queue full: the broker slow or down), each refused to its sender",
+            bus_refused.clone(),
+        );
         let upstream_sessions = Family::<UpstreamLabels, Gauge>::default();
         let upstream_session_events = Family::<UpstreamOutcome, Counter>::default();
         let upstream_events = Family::<UpstreamEvent, Counter>::default();
@@ -303,6 +312,7 @@ impl Metrics {
             refusals,
             slow_consumers,
             bus_publish_seconds,
+            bus_refused,
             amqp_events,
             broker_up,
             webhook_attempts,

@@ -7,3 +7,5 @@ mod common;
 mod live;
 
 mod faults;
+mod outages;
+mod support;
