@@ -1,7 +1,9 @@
 //! Signed webhook deliveries per second to a local receiver: the webhook engine on one
 //! thread (one core), a hyper receiver answering 200 on another. Not a test; run with
 //! `cargo run --release --example webhook_throughput [EVENTS] [CONCURRENCY]`
-//! (scripts/bench runs it pinned to one CPU per side).
+//! (scripts/bench runs it pinned to one CPU per side). Deliveries are stored in the
+//! embedded store (a fresh temporary directory) as the gateway does without RabbitMQ;
+//! `WEBHOOK_FSYNC=1` adds `webhooks.fsync`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -65,10 +67,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let registry = Registry::embedded().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The embedded store (the default without RabbitMQ), in a fresh directory.
+        let store = std::env::temp_dir().join(format!("sb-webhook-bench-{}", std::process::id()));
         let settings = WebhooksConfig {
             allow: vec!["127.0.0.1".into()],
             concurrency,
             queue: usize::try_from(events).unwrap_or(usize::MAX),
+            store: store.to_string_lossy().into_owned(),
+            fsync: std::env::var("WEBHOOK_FSYNC").is_ok_and(|v| v == "1"),
             ..WebhooksConfig::default()
         };
         let ep = WebhookEndpoint {
@@ -80,12 +86,12 @@ fn main() -> anyhow::Result<()> {
             headers: Default::default(),
             standard: false,
         };
-        let hooks = Webhooks::start(&[ep], &settings, Arc::new(Metrics::new()), None);
+        let hooks = Webhooks::start(&[ep], &settings, Arc::new(Metrics::new()), None)?;
         let t0 = Instant::now();
         for i in 0..events {
             let body = json!({"conversationId": "c", "messageId": format!("m{i}"), "senderId": "s", "content": "a webhook of a typical size, with a sentence of text"});
             let ev = Event::new("message.created", body.as_object().cloned().unwrap_or_default());
-            hooks.offer(&ev, &registry);
+            drop(hooks.offer(&ev, &registry));
             if i % 1000 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -95,6 +101,8 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "stalled at {}", received.load(Ordering::Relaxed));
         }
         let secs = t0.elapsed().as_secs_f64();
+        drop(hooks);
+        let _ = std::fs::remove_dir_all(&store);
         println!(
             "{{\"events\": {events}, \"concurrency\": {concurrency}, \"seconds\": {secs:.3}, \"deliveries_per_sec\": {:.0}}}",
             events as f64 / secs

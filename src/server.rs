@@ -73,19 +73,13 @@ impl Server {
         }
         if !cfg.webhook.is_empty() {
             let amqp = (!cfg.amqp.url.is_empty()).then_some(&cfg.amqp);
-            if amqp.is_none() {
-                tracing::warn!(
-                    endpoints = cfg.webhook.len(),
-                    "webhook deliveries are queued in memory: those pending are LOST if the process \
-                     stops (set AMQP_URL for durable queues)"
-                );
-            }
             let w = crate::webhook::Webhooks::start(
                 &cfg.webhook,
                 &cfg.webhooks,
                 hub.metrics().clone(),
                 amqp,
-            );
+            )
+            .with_context(|| format!("webhooks.store `{}`", cfg.webhooks.store))?;
             hub.attach_webhooks(Arc::new(w));
         }
         let shutdown_deadline = cfg.shutdown_deadline;

@@ -47,12 +47,14 @@ impl Running {
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         // Clerk's port has no variable: give it a config file.
         let dir = std::env::temp_dir().join(format!("sb-serve-{}", ports[0]));
         std::fs::create_dir_all(&dir).expect("tmp");
+        // Its own webhook store, unless the test shares one between two runs.
+        cmd.env("SWITCHBOARD_WEBHOOK_STORE", dir.join("webhooks"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut cfg = switchboard::config::DEFAULT_TOML
             .replace("port = 3002", &format!("port = {}", ports[2]));
         for (from, to) in edits {

@@ -28,6 +28,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "one [[webhook]] named master, every type",
     ),
     ("SWITCHBOARD_WEBHOOK_ALLOW", "webhooks.allow (appended)"),
+    ("SWITCHBOARD_WEBHOOK_STORE", "webhooks.store"),
     ("INTERNAL_API_SECRET", "internal_api.secret"),
     (
         "PORT, WS_PORT, …",
@@ -105,6 +106,9 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         );
+    }
+    if let Some(v) = var("SWITCHBOARD_WEBHOOK_STORE") {
+        cfg.webhooks.store = v;
     }
     if let Some(v) = var("INTERNAL_API_SECRET") {
         cfg.internal_api.secret = v;

@@ -218,6 +218,11 @@ pub struct WebhooksConfig {
     pub dead_letters: usize,
     /// Private addresses and ranges allowed as targets.
     pub allow: Vec<String>,
+    /// Directory of the embedded store of pending deliveries and dead letters (without
+    /// RabbitMQ).
+    pub store: String,
+    /// `fdatasync` every stored batch (survives power loss, not only a crash).
+    pub fsync: bool,
 }
 
 impl Default for WebhooksConfig {
@@ -240,6 +245,8 @@ impl Default for WebhooksConfig {
             max_response_bytes: 65_536,
             dead_letters: 10_000,
             allow: Vec::new(),
+            store: "switchboard-webhooks".into(),
+            fsync: false,
         }
     }
 }

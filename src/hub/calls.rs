@@ -60,7 +60,9 @@ pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
         body.entry(k).or_insert(v);
     }
     let relayed = inner.fact(relay_as, body, Some(ev), conn);
-    inner.publish(relayed, Audience::room(RoomKey::user(&target)))?;
+    inner
+        .commit(relayed, Audience::room(RoomKey::user(&target)))
+        .await?;
     Ok(json!({"success": true, "targetId": target}))
 }
 

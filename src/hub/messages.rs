@@ -56,7 +56,7 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     // To the room, and to every session of the sender, in the room or not.
     let mut audience = Audience::room(key);
     audience.rooms.push(RoomKey::user(&conn.user.id));
-    inner.publish(created, audience)?;
+    inner.commit(created, audience).await?;
     confirm(inner, conn, ev, &message_id);
     Ok(json!({
         "success": true,
@@ -147,10 +147,12 @@ pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     body.insert("edited".into(), json!(true));
     body.insert("updatedAt".into(), json!(format_iso_millis(now_millis())));
     let updated = inner.fact("message.updated", body, Some(ev), conn);
-    inner.publish(
-        updated,
-        Audience::room(RoomKey::conversation(&info.conversation_id)),
-    )?;
+    inner
+        .commit(
+            updated,
+            Audience::room(RoomKey::conversation(&info.conversation_id)),
+        )
+        .await?;
     Ok(json!({"success": true, "messageId": id}))
 }
 
@@ -162,10 +164,12 @@ pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
     body.insert("deletedAt".into(), json!(format_iso_millis(now_millis())));
     let deleted = inner.fact("message.deleted", body, Some(ev), conn);
     inner.store.forget_message(&id).await?;
-    inner.publish(
-        deleted,
-        Audience::room(RoomKey::conversation(&info.conversation_id)),
-    )?;
+    inner
+        .commit(
+            deleted,
+            Audience::room(RoomKey::conversation(&info.conversation_id)),
+        )
+        .await?;
     Ok(json!({"success": true, "messageId": id}))
 }
 
@@ -176,7 +180,7 @@ pub(super) async fn mark_read(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Re
     body.insert("userId".into(), json!(conn.user.id));
     body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
     let read = inner.fact("message.read", body, Some(ev), conn);
-    inner.publish(read, Audience::room(key))?;
+    inner.commit(read, Audience::room(key)).await?;
     Ok(json!({"success": true, "messageId": id}))
 }
 
@@ -230,7 +234,7 @@ pub(super) async fn react(
         "reaction.removed"
     };
     let fact = inner.fact(name, body, Some(ev), conn);
-    inner.publish(fact, Audience::room(key))?;
+    inner.commit(fact, Audience::room(key)).await?;
     Ok(json!({"success": true, "messageId": id, "count": count}))
 }
 

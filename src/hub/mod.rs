@@ -21,8 +21,8 @@ pub use conn::{Conn, ConnId, Frame, NewConn, SendFailure, Sink, WsOut, in_namesp
 pub use refusal::{Code, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{
-    Claim, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store, StoreError,
-    StoreLimits,
+    Claim, Expired, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store,
+    StoreError, StoreLimits,
 };
 
 use crate::bus::amqp::{AmqpLink, Inject};
@@ -34,6 +34,7 @@ use crate::dialect::{Decoded, Direction, Registry, TranslateError};
 use crate::event::Target;
 use crate::event::{Event, Meta, Origin, now_millis};
 use crate::telemetry::{BusLabels, ConnLabels, EventLabels, Metrics, Name, ReasonLabels};
+use crate::webhook::Receipt;
 use serde_json::{Map, Value, json};
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
@@ -219,7 +220,7 @@ impl Hub {
     ///
     /// # Errors
     /// No target, or the bus did not take it.
-    pub fn inject(&self, event: Event) -> Result<(), Refusal> {
+    pub fn inject(&self, event: Event) -> Result<Receipt, Refusal> {
         self.inner.inject_event(event)
     }
 
@@ -636,14 +637,33 @@ impl Inner {
         json!({"success": false, "code": refusal.code.as_str(), "message": refusal.message})
     }
 
-    /// Publishes a fact to an audience.
-    fn publish(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
+    /// Publishes a fact to an audience; the receipt settles once its webhooks (if any)
+    /// are stored.
+    fn publish(&self, event: Event, audience: Audience) -> Result<Receipt, Refusal> {
         self.publish_with(event, audience, true)
+    }
+
+    /// Publishes a fact and waits until its webhooks are stored: what a sender's answer
+    /// waits for, so that an event counts as accepted only once nothing can lose it.
+    async fn commit(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
+        let receipt = self.publish(event, audience)?;
+        receipt.stored().await.map_err(|e| {
+            tracing::error!("an event was delivered but its webhook could not be stored: {e}");
+            Refusal::new(
+                Code::Unavailable,
+                format!("delivered, but its webhook could not be stored: {e}"),
+            )
+        })
     }
 
     /// Publishes a fact; with `export`, also to RabbitMQ and webhooks (without: a fact
     /// only the clients care about, like a presence snapshot).
-    fn publish_with(&self, event: Event, audience: Audience, export: bool) -> Result<(), Refusal> {
+    fn publish_with(
+        &self,
+        event: Event,
+        audience: Audience,
+        export: bool,
+    ) -> Result<Receipt, Refusal> {
         tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, "fact published");
         // Exported only once the bus took it: a fact refused to its sender (who may
         // retry) must not have reached a webhook or the exchange.
@@ -665,15 +685,17 @@ impl Inner {
                 bus: self.bus.kind(),
             })
             .observe(t0.elapsed().as_secs_f64());
-        if let (Ok(()), Some(event)) = (&r, exported) {
+        r?;
+        let mut receipt = Receipt::settled();
+        if let Some(event) = exported {
             if let Some(amqp) = self.amqp.get() {
                 amqp.export(&event);
             }
             if let Some(w) = self.webhooks.get() {
-                w.offer(&event, &self.registry());
+                receipt = w.offer(&event, &self.registry());
             }
         }
-        r
+        Ok(receipt)
     }
 
     fn count_out(&self, dialect: &Arc<str>, event: &Arc<str>, n: u64) {
@@ -781,7 +803,7 @@ fn conn_labels(conn: &Conn) -> ConnLabels {
 }
 
 impl Inner {
-    fn inject_event(&self, event: Event) -> Result<(), Refusal> {
+    fn inject_event(&self, event: Event) -> Result<Receipt, Refusal> {
         let audience = match &event.meta.target {
             Some(Target::Room(id)) => Audience::room(RoomKey::conversation(id)),
             Some(Target::User(id)) => Audience::room(RoomKey::user(id)),
@@ -829,7 +851,7 @@ impl Inject for Inner {
     }
 
     fn inject(&self, event: Event) -> Result<(), String> {
-        self.inject_event(event).map_err(|r| r.message)
+        self.inject_event(event).map(drop).map_err(|r| r.message)
     }
 }
 

@@ -2,7 +2,7 @@
 //! last, announced to the rooms the user is in; every connection change also reaches
 //! the user's own sessions with the `sockets[]` snapshot (Phase 10's `presence:update`).
 
-use super::{Ack, Conn, Inner, PresenceChange, Refusal, SocketPresence};
+use super::{Ack, Conn, Expired, Inner, PresenceChange, Refusal, SocketPresence};
 use crate::bus::{Audience, RoomKey};
 use crate::event::{Event, now_millis};
 use serde_json::{Map, Value, json};
@@ -62,9 +62,10 @@ pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomK
     }
 }
 
-/// Every third of the presence TTL: vouches for every local connection, then expires
-/// what nobody vouched for (the connections of an instance that died) and announces
-/// those users offline to their own sessions.
+/// Every third of the presence TTL: vouches for every local connection (in batches,
+/// not a round trip each), then expires what nobody vouched for (the connections of an
+/// instance that died) and announces those users offline to every room they were in
+/// and to their own sessions: within TTL + one period of the instance's death.
 pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration) {
     let period = (ttl / 3).max(std::time::Duration::from_millis(100));
     let mut tick = tokio::time::interval(period);
@@ -72,17 +73,21 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let conns: Vec<Arc<Conn>> = super::read(&inner.conns).values().cloned().collect();
-        for c in conns.iter().filter(|c| c.member) {
-            if let Err(e) = inner
-                .store
-                .presence_refresh(&c.user.id, &snapshot_of(c))
-                .await
-            {
-                tracing::warn!("presence not refreshed: {e}");
-                break;
-            }
+        let conns: Vec<Arc<Conn>> = super::read(&inner.conns)
+            .values()
+            .filter(|c| c.member)
+            .cloned()
+            .collect();
+        let snaps: Vec<SocketPresence> = conns.iter().map(|c| snapshot_of(c)).collect();
+        let vouched: Vec<(&str, &SocketPresence)> = conns
+            .iter()
+            .zip(&snaps)
+            .map(|(c, s)| (c.user.id.as_str(), s))
+            .collect();
+        if let Err(e) = inner.store.presence_refresh_many(&vouched).await {
+            tracing::warn!("presence not refreshed: {e}");
         }
+        drop(vouched);
         let gone = match inner.store.presence_expire().await {
             Ok(g) => g,
             Err(e) => {
@@ -90,15 +95,21 @@ pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration
                 continue;
             }
         };
-        for user in gone {
+        for Expired { user, rooms } in gone {
             let mut body = Map::new();
             body.insert("userId".into(), json!(user));
             body.insert("status".into(), json!("offline"));
             body.insert("lastSeen".into(), json!(now_millis()));
             body.insert("sockets".into(), json!([]));
             let ev = Event::new("presence.changed", body);
-            let _ = inner.publish(ev, Audience::room(RoomKey::user(&user)));
-            tracing::info!(%user, "presence expired");
+            let mut audience = Audience::room(RoomKey::user(&user));
+            audience
+                .rooms
+                .extend(rooms.iter().map(|r| RoomKey::conversation(r)));
+            if let Err(e) = inner.publish(ev, audience) {
+                tracing::warn!(%user, "expired presence not announced: {}", e.message);
+            }
+            tracing::info!(%user, rooms = rooms.len(), "presence expired (its instance stopped vouching)");
         }
     }
 }

@@ -27,10 +27,14 @@ pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
         ));
     }
     if inner.join(conn, key.clone()) {
-        inner
+        if let Err(e) = inner
             .store
             .user_rooms_add(&conn.user.id, std::slice::from_ref(&room))
-            .await?;
+            .await
+        {
+            // Only the offline announcement to this room depends on it.
+            tracing::warn!(user = %conn.user.id, %room, "room not recorded for presence: {e}");
+        }
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));
         body.insert("userId".into(), json!(conn.user.id));
@@ -38,7 +42,7 @@ pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
             body.insert("userName".into(), json!(n));
         }
         let joined = inner.fact("room.joined", body, Some(ev), conn);
-        inner.publish(joined, Audience::room(key))?;
+        inner.commit(joined, Audience::room(key)).await?;
     }
     Ok(
         json!({"success": true, "message": format!("joined conversation {room}"), "conversationId": room}),

@@ -79,15 +79,28 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
                     let mut accepted = Vec::new();
                     for ev in events {
                         let name = ev.name.to_string();
-                        if let Err(r) = hub.inject(ev) {
-                            let status = if r.code == crate::hub::Code::Unavailable {
-                                StatusCode::SERVICE_UNAVAILABLE
-                            } else {
-                                StatusCode::BAD_REQUEST
-                            };
+                        let stored = match hub.inject(ev) {
+                            Ok(receipt) => receipt.stored().await.map_err(|e| {
+                                (
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    format!("delivered, but its webhook could not be stored: {e}"),
+                                    "unavailable",
+                                )
+                            }),
+                            Err(r) => Err((
+                                if r.code == crate::hub::Code::Unavailable {
+                                    StatusCode::SERVICE_UNAVAILABLE
+                                } else {
+                                    StatusCode::BAD_REQUEST
+                                },
+                                r.message,
+                                r.code.as_str(),
+                            )),
+                        };
+                        if let Err((status, message, code)) = stored {
                             return Some(json_response(
                                 status,
-                                &json!({"error": r.message, "code": r.code.as_str()}),
+                                &json!({"error": message, "code": code, "accepted": accepted}),
                             ));
                         }
                         accepted.push(name);

@@ -4,17 +4,20 @@
 //! time per request slot (`send.rs`), retried on a schedule with jitter, parked while an
 //! endpoint answers 410, and dead-lettered after the last attempt (`queue.rs`). Each
 //! endpoint has its own queue and workers: one slow or failing endpoint never delays the
-//! others. With RabbitMQ configured the queues are durable (`durable.rs`): pending
-//! deliveries survive a restart or a SIGKILL; without it they are in memory (bounded;
-//! lost on restart: a warning says so at start).
+//! others. Pending deliveries and dead letters are durable either way: in the embedded
+//! store on disk (`journal.rs`, the default: one instance) or in RabbitMQ's durable
+//! queues (`durable.rs`, when `amqp.url` is set: several instances share them). A
+//! restart or a SIGKILL loses nothing that was stored.
 
 mod durable;
 mod guard;
+mod journal;
 mod queue;
 mod send;
 mod sign;
 
 pub use guard::Guard;
+pub use journal::{JournalError, Receipt};
 pub use queue::DeadLetter;
 pub use send::{Outcome, Payload};
 pub use sign::{github_style, standard};
@@ -23,16 +26,24 @@ use crate::config::{AmqpConfig, WebhookEndpoint, WebhooksConfig};
 use crate::dialect::{Direction, Framing, Registry, write_frame};
 use crate::event::Event;
 use crate::telemetry::Metrics;
-use queue::Endpoint;
 use serde::Serialize;
 use std::sync::Arc;
 
 /// The webhook engine.
 pub struct Webhooks {
-    endpoints: Vec<Arc<Endpoint>>,
-    dead: Arc<queue::DeadLetters>,
-    durable: Option<(durable::Durable, Vec<WebhookEndpoint>)>,
+    queues: Queues,
     metrics: Arc<Metrics>,
+}
+
+/// Where pending deliveries live: one interface, two implementations.
+enum Queues {
+    /// The embedded store on disk (one instance; the default).
+    Embedded(queue::Queues),
+    /// Durable queues in RabbitMQ (several instances share them).
+    RabbitMq {
+        queues: durable::Durable,
+        endpoints: Vec<WebhookEndpoint>,
+    },
 }
 
 /// An endpoint's state, for the internal API.
@@ -45,63 +56,56 @@ pub struct EndpointStatus {
     pub url: String,
     /// Parked after a 410, until re-enabled.
     pub disabled: bool,
-    /// Deliveries waiting (first attempts and retries) in memory; `None` when they wait
-    /// in RabbitMQ (see its queues `switchboard.webhooks.<name>` and `.retry`).
+    /// Deliveries waiting (first attempts and retries); `None` when they wait in
+    /// RabbitMQ (see its queues `switchboard.webhooks.<name>` and `.retry`).
     pub queued: Option<usize>,
 }
 
 impl Webhooks {
     /// Starts the workers of every endpoint: on durable queues in RabbitMQ when `amqp`
-    /// is given, else in memory.
+    /// is given, else on the embedded store at `webhooks.store`.
+    ///
+    /// # Errors
+    /// The embedded store cannot be opened (a path that cannot be created, a store
+    /// another process holds).
     pub fn start(
         endpoints: &[WebhookEndpoint],
         settings: &WebhooksConfig,
         metrics: Arc<Metrics>,
         amqp: Option<&AmqpConfig>,
-    ) -> Webhooks {
+    ) -> Result<Webhooks, JournalError> {
         let guard = Arc::new(Guard::new(&settings.allow));
         let http = send::client(guard.clone());
-        let dead = Arc::new(queue::DeadLetters::new(
-            settings.dead_letters,
-            metrics.clone(),
-        ));
-        if let Some(amqp) = amqp {
-            let d =
-                durable::Durable::start(amqp, endpoints, settings, http, guard, metrics.clone());
-            return Webhooks {
-                endpoints: Vec::new(),
-                dead,
-                durable: Some((d, endpoints.to_vec())),
-                metrics,
-            };
-        }
-        let eps = endpoints
-            .iter()
-            .map(|cfg| {
-                Endpoint::start(
-                    cfg.clone(),
-                    settings.clone(),
-                    http.clone(),
-                    guard.clone(),
-                    dead.clone(),
+        let queues = match amqp {
+            Some(amqp) => Queues::RabbitMq {
+                queues: durable::Durable::start(
+                    amqp,
+                    endpoints,
+                    settings,
+                    http,
+                    guard,
                     metrics.clone(),
-                )
-            })
-            .collect();
-        Webhooks {
-            endpoints: eps,
-            dead,
-            durable: None,
-            metrics,
-        }
+                ),
+                endpoints: endpoints.to_vec(),
+            },
+            None => Queues::Embedded(queue::Queues::start(
+                std::path::Path::new(&settings.store),
+                endpoints,
+                settings,
+                &http,
+                &guard,
+                &metrics,
+            )?),
+        };
+        Ok(Webhooks { queues, metrics })
     }
 
-    /// At shutdown: hands every offered delivery to RabbitMQ (durable mode, up to
-    /// `deadline`), or reports what the in-memory queues lose.
+    /// At shutdown: hands every offered delivery to its store (up to `deadline` for
+    /// RabbitMQ) and says what did not make it.
     pub async fn flush(&self, deadline: std::time::Duration) {
-        match &self.durable {
-            Some((d, _)) => {
-                let left = d.flush(deadline).await;
+        match &self.queues {
+            Queues::RabbitMq { queues, .. } => {
+                let left = queues.flush(deadline).await;
                 if left > 0 {
                     tracing::warn!(
                         left,
@@ -111,38 +115,25 @@ impl Webhooks {
                     tracing::info!("webhook deliveries all handed to RabbitMQ");
                 }
             }
-            None => {
-                let pending: usize = self
-                    .endpoints
-                    .iter()
-                    .map(|e| e.status().queued.unwrap_or(0))
-                    .sum();
-                if pending > 0 {
-                    tracing::warn!(
-                        pending,
-                        "webhook deliveries pending in memory are lost at shutdown (configure AMQP_URL)"
-                    );
-                }
-            }
+            Queues::Embedded(q) => match q.flush().await {
+                Ok(()) => tracing::info!(
+                    pending = q.pending(),
+                    "webhook deliveries stored; pending ones resume at the next start"
+                ),
+                Err(e) => tracing::error!("{e}: the last webhook deliveries may be lost"),
+            },
         }
-    }
-
-    /// Whether pending deliveries are kept in RabbitMQ.
-    pub fn is_durable(&self) -> bool {
-        self.durable.is_some()
     }
 
     /// Queues `event` for every endpoint that wants its type (events the webhook dialect
-    /// does not map are not webhooks). Never waits.
-    pub fn offer(&self, event: &Event, registry: &Registry) {
-        if self.endpoints.is_empty() && self.durable.is_none() {
-            return;
-        }
+    /// does not map are not webhooks). Never waits: the receipt settles once the
+    /// deliveries are stored (at once for RabbitMQ, whose publisher confirms later).
+    pub fn offer(&self, event: &Event, registry: &Registry) -> Receipt {
         let Some(d) = registry.dialect("webhook") else {
-            return;
+            return Receipt::settled();
         };
         let Ok(enc) = d.encode(event, Direction::Down) else {
-            return;
+            return Receipt::settled();
         };
         let mut body = Vec::with_capacity(256);
         write_frame(
@@ -167,46 +158,41 @@ impl Webhooks {
             body: String::from_utf8(body).unwrap_or_default(),
             trace: event.meta.trace_id.to_string(),
         });
-        for ep in &self.endpoints {
-            ep.offer(&payload);
-        }
-        if let Some((d, eps)) = &self.durable {
-            for ep in eps
-                .iter()
-                .filter(|e| e.events.is_empty() || e.events.contains(&payload.kind))
-            {
-                d.offer(&ep.name, &payload, &self.metrics);
+        match &self.queues {
+            Queues::Embedded(q) => q.offer(&payload),
+            Queues::RabbitMq { queues, endpoints } => {
+                for ep in endpoints
+                    .iter()
+                    .filter(|e| e.events.is_empty() || e.events.contains(&payload.kind))
+                {
+                    queues.offer(&ep.name, &payload, &self.metrics);
+                }
+                Receipt::settled()
             }
         }
     }
 
     /// Every endpoint's state.
     pub fn status(&self) -> Vec<EndpointStatus> {
-        match &self.durable {
-            Some((d, eps)) => eps
+        match &self.queues {
+            Queues::RabbitMq { queues, endpoints } => endpoints
                 .iter()
                 .map(|e| EndpointStatus {
                     name: e.name.clone(),
                     url: e.url.clone(),
-                    disabled: d.is_disabled(&e.name),
+                    disabled: queues.is_disabled(&e.name),
                     queued: None,
                 })
                 .collect(),
-            None => self.endpoints.iter().map(|e| e.status()).collect(),
+            Queues::Embedded(q) => q.status(),
         }
     }
 
     /// Re-enables an endpoint parked after a 410; false if there is none by that name.
     pub fn enable(&self, name: &str) -> bool {
-        if let Some((d, _)) = &self.durable {
-            return d.enable(name);
-        }
-        match self.endpoints.iter().find(|e| e.name() == name) {
-            Some(e) => {
-                e.enable();
-                true
-            }
-            None => false,
+        match &self.queues {
+            Queues::RabbitMq { queues, .. } => queues.enable(name),
+            Queues::Embedded(q) => q.enable(name),
         }
     }
 
@@ -215,9 +201,9 @@ impl Webhooks {
     /// # Errors
     /// RabbitMQ (holding them) is unreachable.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
-        match &self.durable {
-            Some((d, _)) => d.dead_letters().await,
-            None => Ok(self.dead.list()),
+        match &self.queues {
+            Queues::RabbitMq { queues, .. } => queues.dead_letters().await,
+            Queues::Embedded(q) => Ok(q.dead_letters()),
         }
     }
 
@@ -225,18 +211,11 @@ impl Webhooks {
     /// those with this event id); returns how many.
     ///
     /// # Errors
-    /// RabbitMQ (holding them) is unreachable.
+    /// The store holding them is unreachable.
     pub async fn replay(&self, id: Option<&str>) -> Result<usize, String> {
-        if let Some((d, _)) = &self.durable {
-            return d.replay(id).await;
+        match &self.queues {
+            Queues::RabbitMq { queues, .. } => queues.replay(id).await,
+            Queues::Embedded(q) => q.replay(id).await.map_err(|e| e.to_string()),
         }
-        let letters = self.dead.take(id);
-        let n = letters.len();
-        for l in letters {
-            if let Some(ep) = self.endpoints.iter().find(|e| e.name() == l.endpoint) {
-                ep.offer(&Arc::new(l.payload()));
-            }
-        }
-        Ok(n)
     }
 }

@@ -1,15 +1,20 @@
-//! One endpoint's queue and workers: first attempts in arrival order, retries when they
-//! are due (the schedule with jitter, or the server's `Retry-After` within bounds),
-//! parked while the endpoint is disabled (410), dead letters after the last attempt.
+//! Webhook queues on the embedded store (the default, without RabbitMQ): one queue and
+//! its workers per endpoint, first attempts in arrival order, retries when they are due
+//! (the schedule with jitter, or the server's `Retry-After` within bounds), parked while
+//! the endpoint is disabled (410), dead letters after the last attempt. Scheduling is in
+//! memory; every change of state is written to the journal (`journal.rs`) as well, and a
+//! restart rebuilds the queues from it: same ids, attempts and due times.
 
 use super::guard::Guard;
+use super::journal::{Journal, JournalError, Pending, PendingRef, Receipt, Recovered};
 use super::send::{self, HttpClient, Outcome, Payload};
 use crate::config::{WebhookEndpoint, WebhooksConfig};
 use crate::event::{format_iso_millis, now_millis};
 use crate::telemetry::{Metrics, WebhookLabels};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,15 +25,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A delivery and how many attempts it has had.
+/// A delivery, its key in the journal, and how many attempts it has had.
 #[derive(Debug, Clone)]
 struct Job {
+    key: u64,
     payload: Arc<Payload>,
     attempts: u32,
 }
 
 /// A delivery that used up its schedule (or could not be sent at all).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// The endpoint's name.
@@ -60,54 +66,215 @@ impl DeadLetter {
     }
 }
 
-/// The dead letters of every endpoint, bounded (over the bound, the oldest is dropped
-/// and counted).
+/// The dead letters of every endpoint, bounded (over the bound, the oldest is dropped,
+/// from the journal too, and counted).
 pub struct DeadLetters {
     max: usize,
-    items: Mutex<VecDeque<DeadLetter>>,
+    items: Mutex<VecDeque<(u64, DeadLetter)>>,
+    journal: Arc<Journal>,
     metrics: Arc<Metrics>,
 }
 
 impl DeadLetters {
-    pub(super) fn new(max: usize, metrics: Arc<Metrics>) -> DeadLetters {
+    fn new(max: usize, journal: Arc<Journal>, metrics: Arc<Metrics>) -> DeadLetters {
         DeadLetters {
             max,
             items: Mutex::new(VecDeque::new()),
+            journal,
             metrics,
         }
     }
 
-    pub(super) fn push(&self, l: DeadLetter) {
+    /// Holds `l` under `key` (already in the journal, or `from` a pending delivery).
+    fn push(&self, key: u64, l: DeadLetter, from: Option<(&Arc<str>, u64)>) {
         tracing::warn!(endpoint = %l.endpoint, id = %l.id, attempts = l.attempts, "webhook dead-lettered: {}", l.last_error);
+        self.journal.dead(from, key, &l);
+        self.keep(key, l);
+    }
+
+    /// Holds a dead letter the journal already has.
+    fn keep(&self, key: u64, l: DeadLetter) {
         let mut items = lock(&self.items);
-        if items.len() >= self.max {
-            items.pop_front();
+        if items.len() >= self.max
+            && let Some((old, _)) = items.pop_front()
+        {
+            self.journal.remove_dead(old);
             self.metrics.webhook("*", "dead_letter_dropped");
         }
-        items.push_back(l);
+        items.push_back((key, l));
         self.metrics
             .webhook_dead
             .set(i64::try_from(items.len()).unwrap_or(i64::MAX));
     }
 
-    pub(super) fn list(&self) -> Vec<DeadLetter> {
-        lock(&self.items).iter().cloned().collect()
+    fn list(&self) -> Vec<DeadLetter> {
+        lock(&self.items).iter().map(|(_, l)| l.clone()).collect()
     }
 
-    pub(super) fn take(&self, id: Option<&str>) -> Vec<DeadLetter> {
+    fn take(&self, id: Option<&str>) -> Vec<DeadLetter> {
         let mut items = lock(&self.items);
-        let (take, keep): (Vec<DeadLetter>, Vec<DeadLetter>) =
-            items.drain(..).partition(|l| id.is_none_or(|i| l.id == i));
+        let (take, keep): (Vec<_>, Vec<_>) = items
+            .drain(..)
+            .partition(|(_, l)| id.is_none_or(|i| l.id == i));
         items.extend(keep);
         self.metrics
             .webhook_dead
             .set(i64::try_from(items.len()).unwrap_or(i64::MAX));
-        take
+        take.into_iter()
+            .map(|(k, l)| {
+                self.journal.remove_dead(k);
+                l
+            })
+            .collect()
+    }
+}
+
+/// Every endpoint's queue on the embedded store.
+pub(super) struct Queues {
+    endpoints: Vec<Arc<Endpoint>>,
+    dead: Arc<DeadLetters>,
+    journal: Arc<Journal>,
+}
+
+impl Queues {
+    /// Opens the store at `path`, rebuilds what it holds, and starts every endpoint's
+    /// workers.
+    ///
+    /// # Errors
+    /// The store cannot be opened.
+    pub(super) fn start(
+        path: &Path,
+        endpoints: &[WebhookEndpoint],
+        settings: &WebhooksConfig,
+        http: &HttpClient,
+        guard: &Arc<Guard>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Queues, JournalError> {
+        let (journal, found) = Journal::open(path, settings.fsync)?;
+        let journal = Arc::new(journal);
+        let dead = Arc::new(DeadLetters::new(
+            settings.dead_letters,
+            journal.clone(),
+            metrics.clone(),
+        ));
+        let Recovered {
+            mut pending,
+            dead: letters,
+        } = found;
+        for (k, l) in letters {
+            dead.keep(k, l);
+        }
+        let mut eps = Vec::new();
+        let mut resumed = 0;
+        for cfg in endpoints {
+            let ep = Endpoint::new(
+                cfg.clone(),
+                settings.clone(),
+                journal.clone(),
+                dead.clone(),
+                metrics.clone(),
+            );
+            for (key, p) in pending.remove(&cfg.name).unwrap_or_default() {
+                ep.resume(key, p);
+                resumed += 1;
+            }
+            for _ in 0..settings.concurrency {
+                tokio::spawn(worker(ep.clone(), http.clone(), guard.clone()));
+            }
+            eps.push(ep);
+        }
+        // Deliveries for endpoints no longer configured: kept, as dead letters.
+        for (endpoint, jobs) in pending {
+            let endpoint: Arc<str> = Arc::from(endpoint);
+            for (key, p) in jobs {
+                let l = DeadLetter {
+                    endpoint: endpoint.to_string(),
+                    id: p.id,
+                    kind: p.kind,
+                    attempts: p.attempts,
+                    last_error: "the endpoint is no longer configured".into(),
+                    at: format_iso_millis(now_millis()),
+                    body: p.body,
+                };
+                dead.push(journal.next_key(), l, Some((&endpoint, key)));
+            }
+        }
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "webhook deliveries pending before the restart resume their schedule"
+            );
+        }
+        Ok(Queues {
+            endpoints: eps,
+            dead,
+            journal,
+        })
+    }
+
+    /// Queues `p` for every endpoint that wants its type; the receipt settles once the
+    /// deliveries are stored.
+    pub(super) fn offer(&self, p: &Arc<Payload>) -> Receipt {
+        let mut any = false;
+        for ep in self.endpoints.iter().filter(|e| e.wants(&p.kind)) {
+            ep.offer(p);
+            any = true;
+        }
+        if any {
+            self.journal.receipt()
+        } else {
+            Receipt::settled()
+        }
+    }
+
+    /// Waits until everything offered so far is stored.
+    pub(super) async fn flush(&self) -> Result<(), JournalError> {
+        self.journal.receipt().stored().await
+    }
+
+    pub(super) fn status(&self) -> Vec<super::EndpointStatus> {
+        self.endpoints.iter().map(|e| e.status()).collect()
+    }
+
+    pub(super) fn enable(&self, name: &str) -> bool {
+        match self.endpoints.iter().find(|e| e.cfg.name == name) {
+            Some(e) => {
+                e.enable();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.list()
+    }
+
+    /// Dead letters (all, or one id) back in their endpoints' queues, on a fresh
+    /// schedule; how many.
+    pub(super) async fn replay(&self, id: Option<&str>) -> Result<usize, JournalError> {
+        let letters = self.dead.take(id);
+        let n = letters.len();
+        for l in letters {
+            match self.endpoints.iter().find(|e| e.cfg.name == l.endpoint) {
+                Some(ep) => ep.offer(&Arc::new(l.payload())),
+                None => self.dead.push(self.journal.next_key(), l, None),
+            }
+        }
+        self.flush().await?;
+        Ok(n)
+    }
+
+    /// Deliveries waiting, every endpoint.
+    pub(super) fn pending(&self) -> usize {
+        self.endpoints.iter().map(|e| e.depth()).sum()
     }
 }
 
 /// One endpoint.
-pub(super) struct Endpoint {
+struct Endpoint {
+    /// Its name, as the journal keys its deliveries.
+    name: Arc<str>,
     cfg: WebhookEndpoint,
     settings: WebhooksConfig,
     wants: HashSet<String>,
@@ -117,20 +284,21 @@ pub(super) struct Endpoint {
     seq: AtomicU64,
     disabled: AtomicBool,
     notify: Notify,
+    journal: Arc<Journal>,
     dead: Arc<DeadLetters>,
     metrics: Arc<Metrics>,
 }
 
 impl Endpoint {
-    pub(super) fn start(
+    fn new(
         cfg: WebhookEndpoint,
         settings: WebhooksConfig,
-        http: HttpClient,
-        guard: Arc<Guard>,
+        journal: Arc<Journal>,
         dead: Arc<DeadLetters>,
         metrics: Arc<Metrics>,
     ) -> Arc<Endpoint> {
-        let ep = Arc::new(Endpoint {
+        Arc::new(Endpoint {
+            name: Arc::from(cfg.name.as_str()),
             wants: cfg.events.iter().cloned().collect(),
             cfg,
             ready: Mutex::new(VecDeque::new()),
@@ -139,18 +307,15 @@ impl Endpoint {
             seq: AtomicU64::new(0),
             disabled: AtomicBool::new(false),
             notify: Notify::new(),
+            journal,
             dead,
             metrics,
             settings,
-        });
-        for _ in 0..ep.settings.concurrency {
-            tokio::spawn(worker(ep.clone(), http.clone(), guard.clone()));
-        }
-        ep
+        })
     }
 
-    pub(super) fn name(&self) -> &str {
-        &self.cfg.name
+    fn wants(&self, kind: &str) -> bool {
+        self.wants.is_empty() || self.wants.contains(kind)
     }
 
     fn labels(&self, outcome: &'static str) -> WebhookLabels {
@@ -172,11 +337,10 @@ impl Endpoint {
             .set(d);
     }
 
-    pub(super) fn offer(&self, p: &Arc<Payload>) {
-        if !self.wants.is_empty() && !self.wants.contains(&p.kind) {
-            return;
-        }
+    /// A new delivery: stored, then queued (over `webhooks.queue`: a dead letter at once).
+    fn offer(&self, p: &Arc<Payload>) {
         let job = Job {
+            key: self.journal.next_key(),
             payload: p.clone(),
             attempts: 0,
         };
@@ -188,16 +352,38 @@ impl Endpoint {
                     .webhook_attempts
                     .get_or_create(&self.labels("queue_full"))
                     .inc();
-                self.dead_letter(&job, "the endpoint's queue was full".into());
+                self.dead_letter(&job, "the endpoint's queue was full".into(), false);
                 return;
             }
+            self.journal.put(&self.name, job.key, &stored(&job, 0));
             ready.push_back(job);
         }
         self.update_depth();
         self.notify.notify_one();
     }
 
-    pub(super) fn enable(&self) {
+    /// A delivery found in the journal at start: due now, or at its time.
+    fn resume(&self, key: u64, p: Pending) {
+        let job = Job {
+            key,
+            payload: Arc::new(Payload {
+                id: p.id,
+                kind: p.kind,
+                body: p.body,
+                trace: p.trace,
+            }),
+            attempts: p.attempts,
+        };
+        let wait = p.due.saturating_sub(now_millis());
+        if wait <= 0 {
+            lock(&self.ready).push_back(job);
+        } else {
+            self.park(job, Duration::from_millis(u64::try_from(wait).unwrap_or(0)));
+        }
+        self.update_depth();
+    }
+
+    fn enable(&self) {
         self.disabled.store(false, Ordering::Relaxed);
         tracing::info!(endpoint = %self.cfg.name, "webhook endpoint re-enabled");
         self.notify.notify_waiters();
@@ -206,7 +392,7 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn status(&self) -> super::EndpointStatus {
+    fn status(&self) -> super::EndpointStatus {
         super::EndpointStatus {
             name: self.cfg.name.clone(),
             url: self.cfg.url.clone(),
@@ -215,8 +401,8 @@ impl Endpoint {
         }
     }
 
-    fn dead_letter(&self, job: &Job, reason: String) {
-        self.dead.push(DeadLetter {
+    fn dead_letter(&self, job: &Job, reason: String, stored: bool) {
+        let l = DeadLetter {
             endpoint: self.cfg.name.clone(),
             id: job.payload.id.clone(),
             kind: job.payload.kind.clone(),
@@ -224,7 +410,9 @@ impl Endpoint {
             last_error: reason,
             at: format_iso_millis(now_millis()),
             body: job.payload.body.clone(),
-        });
+        };
+        let from = stored.then_some((&self.name, job.key));
+        self.dead.push(self.journal.next_key(), l, from);
     }
 
     /// The next job due now, or when the next retry is due.
@@ -247,7 +435,8 @@ impl Endpoint {
         Err(lock(&self.retries).peek().map(|Reverse((at, _, _))| *at))
     }
 
-    fn schedule(&self, job: Job, after: Duration) {
+    /// Holds `job` until `after` from now (in memory; the journal has its due time).
+    fn park(&self, job: Job, after: Duration) {
         let slot = {
             let mut parked = lock(&self.parked);
             match parked.iter().position(Option::is_none) {
@@ -266,8 +455,27 @@ impl Endpoint {
         self.notify.notify_one();
     }
 
+    /// Schedules a retry: its attempts and due time stored, then held until then.
+    fn schedule(&self, job: Job, after: Duration) {
+        let due = now_millis() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
+        self.journal.put(&self.name, job.key, &stored(&job, due));
+        self.park(job, after);
+    }
+
     fn delay(&self, n: u32, retry_after: Option<Duration>) -> Option<Duration> {
         retry_delay(&self.settings, n, retry_after)
+    }
+}
+
+/// What the journal keeps of a job.
+fn stored(job: &Job, due: i64) -> PendingRef<'_> {
+    PendingRef {
+        id: &job.payload.id,
+        kind: &job.payload.kind,
+        body: &job.payload.body,
+        trace: &job.payload.trace,
+        attempts: job.attempts,
+        due,
     }
 }
 
@@ -328,6 +536,7 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
             .inc();
         match outcome {
             Outcome::Delivered(status) => {
+                e.journal.remove(&e.name, job.key);
                 tracing::debug!(endpoint = %e.cfg.name, id = %job.payload.id, trace_id = %job.payload.trace, attempt = job.attempts, status, "webhook delivered");
             }
             Outcome::Gone => {
@@ -336,7 +545,7 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
                 job.attempts -= 1;
                 lock(&e.ready).push_front(job);
             }
-            Outcome::Forbidden(why) => e.dead_letter(&job, why),
+            Outcome::Forbidden(why) => e.dead_letter(&job, why, true),
             Outcome::Failed {
                 reason,
                 retry_after,
@@ -346,7 +555,7 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
                     tracing::info!(endpoint = %e.cfg.name, id = %job.payload.id, attempt = job.attempts, ?status, "webhook failed ({reason}); retrying in {after:?}");
                     e.schedule(job, after);
                 }
-                None => e.dead_letter(&job, reason),
+                None => e.dead_letter(&job, reason, true),
             },
         }
         e.update_depth();

@@ -6,6 +6,12 @@ mod common;
 #[path = "../live/mod.rs"]
 mod live;
 
+mod crashes;
 mod faults;
+mod fuzz;
 mod outages;
+mod process;
 mod support;
+
+/// The tests that use the machine's RabbitMQ take turns (one restarts its application).
+pub static RABBIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -45,6 +45,8 @@ pub fn test_config() -> Config {
     cfg.bind = "127.0.0.1".into();
     cfg.auth.secret = SECRET.into();
     cfg.instance = "test".into();
+    // Each server its own webhook store (several run at once in one test binary).
+    cfg.webhooks.store = unique_dir("webhooks");
     for l in &mut cfg.listeners {
         l.port = 0;
         l.port_env = None;
@@ -134,6 +136,14 @@ pub fn unique(prefix: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// A directory path no other server of this run uses (not created).
+pub fn unique_dir(what: &str) -> String {
+    std::env::temp_dir()
+        .join(unique(&format!("switchboard-{what}")))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A token for `user`.

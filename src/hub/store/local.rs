@@ -2,7 +2,7 @@
 //! bound is written beside it.
 
 use super::sharded::Sharded;
-use super::{Claim, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
+use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -169,7 +169,17 @@ impl LocalStore {
             .unwrap_or_default())
     }
 
-    pub(super) async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn presence_refresh_many(
+        &self,
+        conns: &[(&str, &SocketPresence)],
+    ) -> Result<(), StoreError> {
+        for (user, s) in conns {
+            self.presence_refresh(user, s).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn presence_expire(&self) -> Result<Vec<Expired>, StoreError> {
         let Some(cutoff) = Instant::now().checked_sub(self.limits.presence_ttl) else {
             return Ok(Vec::new());
         };
@@ -183,7 +193,17 @@ impl LocalStore {
                 !sockets.is_empty()
             });
         }
-        Ok(gone)
+        Ok(gone
+            .into_iter()
+            .map(|user| Expired {
+                rooms: self
+                    .user_rooms
+                    .shard(&user)
+                    .remove(&user)
+                    .unwrap_or_default(),
+                user,
+            })
+            .collect())
     }
 
     pub(super) async fn is_online(&self, user: &str) -> Result<bool, StoreError> {
@@ -354,9 +374,18 @@ mod tests {
         let s = store(10, 40);
         s.presence_add("kept", sock("a")).await.expect("ok");
         s.presence_add("lost", sock("b")).await.expect("ok");
+        s.user_rooms_add("lost", &["r1".to_string()])
+            .await
+            .expect("ok");
         tokio::time::sleep(Duration::from_millis(60)).await;
         s.presence_refresh("kept", &sock("a")).await.expect("ok");
-        assert_eq!(s.presence_expire().await.expect("ok"), ["lost"]);
+        assert_eq!(
+            s.presence_expire().await.expect("ok"),
+            [Expired {
+                user: "lost".into(),
+                rooms: vec!["r1".into()]
+            }]
+        );
         assert!(s.is_online("kept").await.expect("ok"));
         assert!(!s.is_online("lost").await.expect("ok"));
     }

@@ -44,6 +44,16 @@ pub struct PresenceChange {
     pub sockets: Vec<SocketPresence>,
 }
 
+/// A user whose every connection expired (its instance stopped vouching for them), and
+/// the rooms its connections were in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The user, now offline.
+    pub user: String,
+    /// The conversation rooms to tell.
+    pub rooms: Vec<String>,
+}
+
 /// What the index remembers of a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageInfo {
@@ -138,11 +148,23 @@ impl Store {
         dispatch!(self.presence_sockets(user))
     }
 
-    /// Drops connections nobody vouched for within the TTL; the users who went offline.
+    /// Vouches for many open connections at once (one round trip per batch).
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn presence_refresh_many(
+        &self,
+        conns: &[(&str, &SocketPresence)],
+    ) -> Result<(), StoreError> {
+        dispatch!(self.presence_refresh_many(conns))
+    }
+
+    /// Drops connections nobody vouched for within the TTL; the users who went offline,
+    /// with the rooms they were in. Costs what expired, not what is online.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_expire(&self) -> Result<Vec<Expired>, StoreError> {
         dispatch!(self.presence_expire())
     }
 

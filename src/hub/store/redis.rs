@@ -8,13 +8,14 @@
 //! | `online_users` | set of user ids | members swept when their sockets are gone |
 //! | `user_sockets:{id}` | set of socket ids | `presence_ttl`, renewed by the owning instance |
 //! | `socket:{sid}` | JSON snapshot of one connection | `presence_ttl`, renewed |
-//! | `user_rooms:{id}` | set of the rooms the user's connections are in | `presence_ttl`, renewed |
+//! | `presence:expiry` | sorted set: `["user","sid"]` by the time its instance last vouched + `presence_ttl` | members swept when due |
+//! | `user_rooms:{id}` | set of the rooms the user's connections are in | 2 × `presence_ttl`, renewed (outlives the presence, so going offline reaches the rooms) |
 //! | `user:call:{id}` | `"busy"` | `call_busy_ttl` (300 s) |
 //! | `dedup:{user}:{clientRef}` | the first message id | `dedup_window` (5 min) |
 //! | `message:{id}` | hash `{c: conversation, s: sender}` | `message_ttl` (24 h) |
 //! | `message:{id}:reactions:{emoji}` | set of user ids | `message_ttl` |
 
-use super::{Claim, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
+use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::time::Duration;
@@ -33,10 +34,15 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// The sorted set of every connection's expiry (Unix ms), for a sweep that costs what
+/// expired, not what is online.
+const EXPIRY: &str = "presence:expiry";
+
 const ADD: &str = r"
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
 return redis.call('SADD', KEYS[3], ARGV[4])";
 
 /// Removes a socket; if the user has none left, removes the user from `online_users`
@@ -45,11 +51,50 @@ const REMOVE: &str = r"
 if ARGV[1] ~= '' then
   redis.call('SREM', KEYS[1], ARGV[1])
   redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[4], ARGV[3])
 end
 if redis.call('SCARD', KEYS[1]) == 0 then
   return redis.call('SREM', KEYS[3], ARGV[2])
 end
 return -1";
+
+/// Pops up to ARGV[2] connections due by ARGV[1] (Unix ms) from `presence:expiry`; for
+/// each user left with none, takes the user offline and returns `[user, rooms…]`. Atomic,
+/// so two instances sweeping at once never announce one user twice. (The state lives on
+/// one standalone Redis: the keys it derives are not declared.)
+const SWEEP: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local gone = {}
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local e = cjson.decode(m)
+  local u, sid = e[1], e[2]
+  local sockets = 'user_sockets:' .. u
+  redis.call('SREM', sockets, sid)
+  redis.call('DEL', 'socket:' .. sid)
+  if redis.call('SCARD', sockets) == 0 and redis.call('SREM', KEYS[2], u) == 1 then
+    local rooms = redis.call('SMEMBERS', 'user_rooms:' .. u)
+    redis.call('DEL', 'user_rooms:' .. u)
+    table.insert(rooms, 1, u)
+    table.insert(gone, rooms)
+  end
+end
+return {#due, gone}";
+
+/// Connections swept per script call (the sweep calls again while it finds this many).
+const SWEEP_BATCH: usize = 1000;
+
+/// Connections refreshed per pipeline.
+const REFRESH_BATCH: usize = 500;
+
+/// The `presence:expiry` member of one connection.
+fn expiry_member(user: &str, socket_id: &str) -> String {
+    serde_json::json!([user, socket_id]).to_string()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(crate::event::now_millis()).unwrap_or(0)
+}
 
 impl RedisStore {
     /// A store on a (multiplexed, reconnecting) connection.
@@ -95,14 +140,18 @@ impl RedisStore {
         s: SocketPresence,
     ) -> Result<PresenceChange, StoreError> {
         let json = serde_json::to_string(&s).map_err(|e| StoreError(e.to_string()))?;
+        let ttl = ms(self.limits.presence_ttl);
         let added: i64 = Script::new(ADD)
             .key(format!("user_sockets:{user}"))
             .key(format!("socket:{}", s.socket_id))
             .key("online_users")
+            .key(EXPIRY)
             .arg(&*s.socket_id)
             .arg(json)
-            .arg(ms(self.limits.presence_ttl))
+            .arg(ttl)
             .arg(user)
+            .arg(now_ms() + ttl)
+            .arg(expiry_member(user, &s.socket_id))
             .invoke_async(&mut self.c())
             .await
             .map_err(err)?;
@@ -117,8 +166,10 @@ impl RedisStore {
             .key(format!("user_sockets:{user}"))
             .key(format!("socket:{socket_id}"))
             .key("online_users")
+            .key(EXPIRY)
             .arg(socket_id)
             .arg(user)
+            .arg(expiry_member(user, socket_id))
             .invoke_async(&mut self.c())
             .await
             .map_err(err)
@@ -145,27 +196,42 @@ impl RedisStore {
         user: &str,
         s: &SocketPresence,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(s).map_err(|e| StoreError(e.to_string()))?;
+        self.presence_refresh_many(&[(user, s)]).await
+    }
+
+    /// Vouches for many connections, a pipeline per [`REFRESH_BATCH`].
+    pub(super) async fn presence_refresh_many(
+        &self,
+        conns: &[(&str, &SocketPresence)],
+    ) -> Result<(), StoreError> {
         let ttl = ms(self.limits.presence_ttl);
-        let key = format!("user_sockets:{user}");
-        redis::pipe()
-            .sadd(&key, &*s.socket_id)
-            .ignore()
-            .pexpire(&key, ttl as i64)
-            .ignore()
-            .set_options(
-                format!("socket:{}", s.socket_id),
-                json,
-                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-            )
-            .ignore()
-            .sadd("online_users", user)
-            .ignore()
-            .pexpire(format!("user_rooms:{user}"), ttl as i64)
-            .ignore()
-            .query_async::<()>(&mut self.c())
-            .await
-            .map_err(err)
+        let rooms_ttl = ttl.saturating_mul(2);
+        for chunk in conns.chunks(REFRESH_BATCH) {
+            let due = now_ms() + ttl;
+            let mut p = redis::pipe();
+            for (user, s) in chunk {
+                let json = serde_json::to_string(s).map_err(|e| StoreError(e.to_string()))?;
+                let key = format!("user_sockets:{user}");
+                p.sadd(&key, &*s.socket_id)
+                    .ignore()
+                    .pexpire(&key, ttl as i64)
+                    .ignore()
+                    .set_options(
+                        format!("socket:{}", s.socket_id),
+                        json,
+                        redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+                    )
+                    .ignore()
+                    .zadd(EXPIRY, expiry_member(user, &s.socket_id), due)
+                    .ignore()
+                    .sadd("online_users", *user)
+                    .ignore()
+                    .pexpire(format!("user_rooms:{user}"), rooms_ttl as i64)
+                    .ignore();
+            }
+            p.query_async::<()>(&mut self.c()).await.map_err(err)?;
+        }
+        Ok(())
     }
 
     pub(super) async fn presence_sockets(
@@ -175,45 +241,29 @@ impl RedisStore {
         self.snapshot(user).await
     }
 
-    pub(super) async fn presence_expire(&self) -> Result<Vec<String>, StoreError> {
-        let mut c = self.c();
-        // One sweeper at a time across instances, for a short while (an instance with a
-        // longer TTL must not keep the others from sweeping).
-        let lock: Option<String> = redis::cmd("SET")
-            .arg("switchboard:presence-sweep")
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ms(
-                (self.limits.presence_ttl / 3).min(Duration::from_secs(1))
-            ))
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
-        if lock.is_none() {
-            return Ok(Vec::new());
-        }
-        let users: Vec<String> = c.smembers("online_users").await.map_err(err)?;
+    /// Expires the connections nobody vouched for: O(what expired), in atomic batches.
+    pub(super) async fn presence_expire(&self) -> Result<Vec<Expired>, StoreError> {
         let mut gone = Vec::new();
-        for user in users {
-            let sockets: Vec<String> = c
-                .smembers(format!("user_sockets:{user}"))
+        loop {
+            let (popped, users): (usize, Vec<Vec<String>>) = Script::new(SWEEP)
+                .key(EXPIRY)
+                .key("online_users")
+                .arg(now_ms())
+                .arg(SWEEP_BATCH)
+                .invoke_async(&mut self.c())
                 .await
                 .map_err(err)?;
-            for sid in sockets {
-                let alive: bool = c.exists(format!("socket:{sid}")).await.map_err(err)?;
-                if !alive {
-                    let _: i64 = c
-                        .srem(format!("user_sockets:{user}"), &sid)
-                        .await
-                        .map_err(err)?;
+            gone.extend(users.into_iter().filter_map(|mut v| {
+                if v.is_empty() {
+                    return None;
                 }
-            }
-            if self.remove(&user, "").await? == 1 {
-                gone.push(user);
+                let user = v.remove(0);
+                Some(Expired { user, rooms: v })
+            }));
+            if popped < SWEEP_BATCH {
+                return Ok(gone);
             }
         }
-        Ok(gone)
     }
 
     /// Online is `user_sockets:{id}` existing (it expires with its TTL); `online_users` is
@@ -227,7 +277,7 @@ impl RedisStore {
         redis::pipe()
             .sadd(&key, rooms)
             .ignore()
-            .pexpire(&key, ms(self.limits.presence_ttl) as i64)
+            .pexpire(&key, ms(self.limits.presence_ttl).saturating_mul(2) as i64)
             .ignore()
             .query_async::<()>(&mut self.c())
             .await
