@@ -170,6 +170,54 @@ pub fn namespace_of(frame: &str) -> &str {
     split_namespace(rest).0
 }
 
+/// The event a long-polling packet whose ack id is out of range is turned into before
+/// socketioxide reads it (which would read such an id as none, and run the event without
+/// an ack): the connection then refuses it as `bad_event`. (A client sending this name
+/// itself is refused the same way. It holds no escape: socketioxide reads event names
+/// borrowed, and closes a session whose event name has one.)
+pub const ACK_OUT_OF_RANGE: &str = "switchboard:ack-id-out-of-range";
+
+/// The largest ack id socketioxide reads (its ids are `i64`); ours are `u64`.
+const SOCKETIOXIDE_MAX_ACK: u64 = i64::MAX as u64;
+
+/// A Socket.IO packet of a polling body (without the Engine.IO `4`) whose event's ack id
+/// socketioxide cannot read, rewritten as the [`ACK_OUT_OF_RANGE`] event of its
+/// namespace; `None` for every other packet (left as it is).
+pub fn neutralize_ack(packet: &str) -> Option<String> {
+    let framed = format!("4{packet}");
+    let ns = match parse(&framed) {
+        Err(PacketError::AckIdOutOfRange) if packet.starts_with('2') => namespace_of(&framed),
+        Ok(Packet::Event {
+            ns, ack: Some(id), ..
+        }) if id > SOCKETIOXIDE_MAX_ACK => ns,
+        _ => return None,
+    };
+    let mut s = head('2', ns);
+    s.remove(0);
+    s.push_str("[\"");
+    s.push_str(ACK_OUT_OF_RANGE);
+    s.push_str("\"]");
+    Some(s)
+}
+
+/// A long-polling request body (Engine.IO packets separated by `\x1e`) with every
+/// Socket.IO event whose ack id socketioxide cannot read neutralized (see
+/// [`neutralize_ack`]); `None` when it has none (the body is passed on as it is).
+pub fn neutralize_polling_body(body: &str) -> Option<String> {
+    let mut changed = false;
+    let packets: Vec<std::borrow::Cow<'_, str>> = body
+        .split('\u{1e}')
+        .map(|p| match p.strip_prefix('4').and_then(neutralize_ack) {
+            Some(n) => {
+                changed = true;
+                std::borrow::Cow::Owned(format!("4{n}"))
+            }
+            None => std::borrow::Cow::Borrowed(p),
+        })
+        .collect();
+    changed.then(|| packets.join("\u{1e}"))
+}
+
 /// `4<kind>[/ns,]`: a message packet's head for a namespace.
 fn head(kind: char, ns: &str) -> String {
     let mut s = String::with_capacity(ns.len() + 48);
@@ -325,6 +373,26 @@ mod tests {
     }
 
     #[test]
+    fn polling_packets_with_unreadable_ack_ids_are_neutralized() {
+        assert_eq!(
+            neutralize_ack(r#"2/ws/app,99999999999999999999999["a"]"#).as_deref(),
+            Some(r#"2/ws/app,["switchboard:ack-id-out-of-range"]"#)
+        );
+        assert_eq!(
+            neutralize_ack(r#"29223372036854775808["a"]"#).as_deref(),
+            Some(r#"2["switchboard:ack-id-out-of-range"]"#)
+        );
+        assert_eq!(neutralize_ack(r#"29223372036854775807["a"]"#), None);
+        assert_eq!(neutralize_ack(r#"2["a"]"#), None);
+        assert_eq!(neutralize_ack("0"), None);
+        assert_eq!(
+            neutralize_polling_body("42[\"a\"]\u{1e}4299999999999999999999[\"b\"]").as_deref(),
+            Some("42[\"a\"]\u{1e}42[\"switchboard:ack-id-out-of-range\"]")
+        );
+        assert_eq!(neutralize_polling_body("42[\"a\"]\u{1e}2"), None);
+    }
+
+    #[test]
     fn server_packets_name_their_namespace_except_the_root() {
         assert_eq!(connected("/", "a"), r#"40{"sid":"a"}"#);
         assert_eq!(connected("/ws/app", "a"), r#"40/ws/app,{"sid":"a"}"#);
@@ -356,6 +424,9 @@ mod properties {
             let _ = parse(&s);
             let _ = namespace_of(&s);
             let _ = namespace_of(&format!("45{s}"));
+            let _ = neutralize_ack(&s);
+            let _ = neutralize_ack(&format!("2{s}"));
+            let _ = neutralize_polling_body(&s);
             let _ = parse(&format!("4{s}"));
             let _ = parse(&format!("42{s}"));
             let _ = parse(&format!("45{s}"));

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     metrics: Arc<Metrics>,
     amqp: std::sync::OnceLock<AmqpLink>,
     webhooks: std::sync::OnceLock<Arc<crate::webhook::Webhooks>>,
+    /// Set when the server begins to shut down: no connection registers after it.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -153,6 +155,7 @@ impl Hub {
             metrics: Arc::new(Metrics::new()),
             amqp: std::sync::OnceLock::new(),
             webhooks: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&inner), cfg.hub.presence_ttl));
@@ -272,6 +275,12 @@ impl Hub {
         }
         {
             let conns = write(&inner.conns);
+            if inner.draining.load(Ordering::SeqCst) {
+                return Err(Refusal::new(
+                    Code::Unavailable,
+                    "this server is shutting down: connect again",
+                ));
+            }
             let mut per_user = inner.per_user.lock().unwrap_or_else(|p| p.into_inner());
             let mine = per_user.get(&n.user.id).copied().unwrap_or(0);
             if conns.len() >= s.max_connections {
@@ -488,6 +497,12 @@ impl Hub {
             .inc();
         let ev = Inner::error_event(refusal, None);
         self.inner.encode(dialect, transport, &ev).ok()
+    }
+
+    /// The server is shutting down: connections registering from now on are refused
+    /// (`unavailable`), so that none opens after [`Hub::close_all`].
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
     }
 
     /// Tells every connection that the server is going away (`system.disconnect` where

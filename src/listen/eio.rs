@@ -68,7 +68,7 @@ pub(super) fn upgrade(
         client,
         sh: sh.clone(),
         out,
-        cut: sh.shutdown.child_token(),
+        cut: sh.realtime.child_token(),
         // Most clients join one namespace.
         joined: Vec::with_capacity(1),
         attachments: 0,
@@ -101,7 +101,7 @@ struct Connection {
     out: outbox::Sender<WsOut>,
     /// Shared by its namespaces' hub connections: the hub cutting one (slow consumer,
     /// rate limit) cuts the connection, whose queue and limits they share. A child of
-    /// the server's shutdown token.
+    /// the server's `realtime` token.
     cut: CancellationToken,
     joined: Vec<Joined>,
     /// Binary frames still to come for a binary event (refused; their frames dropped).

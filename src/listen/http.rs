@@ -7,7 +7,7 @@ use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -132,6 +132,18 @@ impl Routes {
                 &json!({"error": "origin not allowed", "origin": origin}),
             );
         }
+        // Draining: nothing new opens (Socket.IO requests of a session already open, its
+        // polls above all, are still served: that is how its clients hear goodbye).
+        if (ws.is_some() || sio.is_some() && !has_sid(&req)) && self.shared.draining.is_cancelled()
+        {
+            let mut resp = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "this server is shutting down: connect to another instance"}),
+            );
+            resp.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
         if let Some(SioPath {
             namespaces, svc, ..
         }) = sio
@@ -147,9 +159,43 @@ impl Routes {
                 cors_headers(&mut resp, origin.as_deref(), None);
                 return resp;
             }
-            let mut resp = match svc.call(req).await {
-                Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
-                Err(never) => match never {},
+            let _poll = has_sid(&req).then(|| self.shared.polls.start());
+            let mut resp = if req.method() == Method::POST && has_sid(&req) {
+                // A polling body is read here first: socketioxide would run an event whose
+                // ack id it cannot read without its ack (see `neutralize_polling_body`).
+                let (mut parts, body) = req.into_parts();
+                let bytes = match Limited::new(body, self.shared.cfg.limits.max_frame)
+                    .collect()
+                    .await
+                {
+                    Ok(b) => b.to_bytes(),
+                    Err(e) => {
+                        return json_response(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            &json!({"error": e.to_string()}),
+                        );
+                    }
+                };
+                let bytes = match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(crate::engineio::packet::neutralize_polling_body)
+                {
+                    Some(rewritten) => Bytes::from(rewritten),
+                    None => bytes,
+                };
+                parts.headers.insert(
+                    hyper::header::CONTENT_LENGTH,
+                    HeaderValue::from(bytes.len()),
+                );
+                match svc.call(Request::from_parts(parts, Full::new(bytes))).await {
+                    Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
+                    Err(never) => match never {},
+                }
+            } else {
+                match svc.call(req).await {
+                    Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
+                    Err(never) => match never {},
+                }
             };
             cors_headers(&mut resp, origin.as_deref(), None);
             return resp;
@@ -235,7 +281,7 @@ impl Routes {
             "/readyz" => {
                 let bus = sh.hub.bus();
                 let (brokers, bus_ready, amqp) = sh.hub.ready();
-                let ready = brokers && !sh.shutdown.is_cancelled();
+                let ready = brokers && !sh.draining.is_cancelled();
                 let status = if ready {
                     StatusCode::OK
                 } else {
@@ -248,7 +294,7 @@ impl Routes {
                         "bus": {"kind": bus.kind(), "ready": bus_ready},
                         "amqp": amqp.map(|up| json!({"ready": up})),
                         "connections": sh.hub.connection_count(),
-                        "shuttingDown": sh.shutdown.is_cancelled(),
+                        "shuttingDown": sh.draining.is_cancelled(),
                     }),
                 )
             }
@@ -259,6 +305,13 @@ impl Routes {
             _ => return None,
         })
     }
+}
+
+/// Whether a Socket.IO request belongs to a session already open (`sid=`).
+fn has_sid(req: &Request<Incoming>) -> bool {
+    req.uri()
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "sid"))
 }
 
 /// CORS headers for an allowed browser origin (and, for a preflight, the methods and

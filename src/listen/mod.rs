@@ -35,10 +35,22 @@ pub(crate) struct Shared {
     pub hub: Hub,
     pub auth: Arc<Authenticator>,
     pub cfg: Arc<Config>,
-    /// Cancelled at shutdown: every connection task watches it.
+    /// Cancelled when a shutdown begins: `/readyz` answers 503 and new realtime
+    /// connections are refused while the instance drains.
+    pub draining: CancellationToken,
+    /// Cancelled once every client was told: ends the connections still being opened
+    /// (our Socket.IO connections' tokens are its children).
+    pub realtime: CancellationToken,
+    /// Cancelled when the drain is over: the accept loops and HTTP connections stop.
     pub shutdown: CancellationToken,
-    /// Every connection task, so shutdown can wait for them.
+    /// Every realtime connection's task (WebSocket, Socket.IO inbox), so shutdown can
+    /// wait for them.
+    pub connections: TaskTracker,
+    /// The accept loops, HTTP connections and the heartbeat.
     pub tasks: TaskTracker,
+    /// Socket.IO long-polling requests in flight, so shutdown can wait until polling
+    /// clients have fetched their goodbye.
+    pub polls: Polls,
     /// The backends routes front.
     pub upstreams: Upstreams,
     /// The HTTP client of the REST passthrough.
@@ -98,8 +110,12 @@ impl Listeners {
             hub,
             auth,
             cfg: cfg.clone(),
+            draining: CancellationToken::new(),
+            realtime: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
             tasks: TaskTracker::new(),
+            polls: Polls::default(),
             upstreams,
             passthrough: Passthrough::new(),
             heartbeat: Heartbeat::new(cfg.socketio.ping_interval),
@@ -144,25 +160,83 @@ impl Listeners {
         Ok(Listeners { addrs, shared })
     }
 
-    /// Stops accepting, tells every client in its dialect, closes them, and waits (up to
-    /// `deadline`) for every connection task to finish.
+    /// Drains, then stops: `/readyz` answers 503 and new realtime connections are
+    /// refused from the start; every client is told in its dialect and closed (raw
+    /// WebSocket 1012; Socket.IO `41`, polling clients at their next poll, which is
+    /// still served); once every connection is gone (or `deadline` passed), the accept
+    /// loops and HTTP connections stop. Returns as soon as the last client is closed.
     pub async fn shutdown(self, deadline: std::time::Duration) {
-        // Every registered connection is told and closed first (its notice queued ahead
-        // of its close); then the shutdown token, of which connection tokens are children,
-        // ends the rest (connections not yet registered, the accept loops).
-        self.shared
-            .hub
-            .close_all(1012, "server restarting: reconnect");
-        self.shared.shutdown.cancel();
-        self.shared.tasks.close();
-        if tokio::time::timeout(deadline, self.shared.tasks.wait())
+        let until = tokio::time::Instant::now() + deadline;
+        let sh = &self.shared;
+        sh.draining.cancel();
+        sh.hub.drain();
+        sh.hub.close_all(1012, "server restarting: reconnect");
+        sh.realtime.cancel();
+        sh.connections.close();
+        let drained = tokio::time::timeout_at(until, async {
+            sh.connections.wait().await;
+            // Polling clients fetch their `41` with a poll in flight or the next one;
+            // then they close their session and stop polling.
+            while sh.hub.connection_count() > 0 || !sh.polls.quiet() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = sh.hub.connection_count(),
+                tasks = sh.connections.len(),
+                "shutdown deadline passed with connections still open"
+            );
+        }
+        sh.shutdown.cancel();
+        sh.tasks.close();
+        if tokio::time::timeout_at(until, sh.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!(
-                left = self.shared.tasks.len(),
-                "shutdown deadline passed with connection tasks still running"
-            );
+            tracing::debug!(left = sh.tasks.len(), "HTTP connections still open at exit");
         }
+    }
+}
+
+/// Socket.IO long-polling requests in flight, and when the last one ended.
+#[derive(Default)]
+pub(crate) struct Polls {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long no poll must be in flight for polling clients to count as gone.
+const POLL_QUIET: std::time::Duration = std::time::Duration::from_millis(150);
+
+impl Polls {
+    /// A poll starts; it counts until the guard is dropped.
+    pub(crate) fn start(&self) -> PollGuard<'_> {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PollGuard(self)
+    }
+
+    /// No poll in flight, and none ended within [`POLL_QUIET`].
+    fn quiet(&self) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
+            && self
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|t| t.elapsed() >= POLL_QUIET)
+    }
+}
+
+/// One poll in flight.
+pub(crate) struct PollGuard<'a>(&'a Polls);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
     }
 }

@@ -8,6 +8,7 @@ use super::Shared;
 use super::http::Peer;
 use crate::auth as token;
 use crate::config::Transport;
+use crate::engineio::packet;
 use crate::hub::{Code, ConnId, Frame, Hub, NewConn, Refusal, Sink};
 use crate::upstream::{Reply, Session, Upstream};
 use engineioxide::service::NotFoundService;
@@ -164,6 +165,13 @@ pub(super) fn service(
     svc
 }
 
+/// Whether an event is the one a polling packet with an unreadable ack id became.
+fn is_marker(text: &str) -> bool {
+    text.strip_prefix("[\"")
+        .and_then(|t| t.strip_prefix(packet::ACK_OUT_OF_RANGE))
+        .is_some_and(|t| t.starts_with('"'))
+}
+
 async fn on_connect(
     sh: Arc<Shared>,
     dialect: Arc<str>,
@@ -263,7 +271,7 @@ async fn on_connect(
     // the socket leaves (`gone`), which also breaks the cycle of the connection holding
     // the socket whose extensions hold the inbox.
     let hub = sh.hub.clone();
-    sh.tasks.spawn(async move {
+    sh.connections.spawn(async move {
         let session = match upstream {
             Some(up) => Some(
                 Session::start(up, hub.clone(), conn.conn().clone(), token, claims.as_ref()).await,
@@ -278,6 +286,16 @@ async fn on_connect(
             let Some(q) = next else { break };
             let (frame, ack) = *q;
             match (&frame.text, &session) {
+                (Some(text), _) if is_marker(text) => {
+                    let reply = hub.refuse_unreadable(
+                        &conn,
+                        "bad_ack_id",
+                        "ack id out of range (at most 9223372036854775807 on long polling)",
+                    );
+                    if frame.wants_ack {
+                        let _ = ack.send(&reply);
+                    }
+                }
                 (Some(text), Some(session)) => {
                     let reply: Option<Reply> = frame.wants_ack.then(|| -> Reply {
                         Box::new(move |v: Value| {

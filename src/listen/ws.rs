@@ -115,7 +115,7 @@ where
     let accept = derive_accept_key(key.as_bytes());
     // The connection's task is the serving future itself (no future around it, which
     // would hold its arguments a second time): it opens the socket first.
-    sh.tasks.spawn(serve(Upgrade {
+    sh.connections.spawn(serve(Upgrade {
         on: hyper::upgrade::on(req),
         limit: sh.cfg.limits.max_frame,
         peer,

@@ -152,3 +152,73 @@ async fn a_panic_in_a_connection_task_leaks_nothing() {
         .await
         .expect("a fresh client receives");
 }
+
+/// What a client that speaks Socket.IO badly is told, on both Socket.IO paths: frames
+/// that are not packets, and an ack id no integer type holds, get `bad_event` in the
+/// dialect (salala's `exception`); the event with that id is not run; the connection
+/// stays and works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_socketio_input_is_answered_bad_event_on_both_paths() {
+    use crate::support::{next_text, open, poll_get, poll_open, poll_post, send};
+    let live = Live::start().await;
+    let addr = live.addrs()[0];
+    let t = token("sio-bad", None, None);
+    // Over WebSocket (our Engine.IO path).
+    let mut ws = open(&format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await;
+    next_text(&mut ws, WAIT).await.expect("open packet");
+    send(&mut ws, format!(r#"40{{"token":"{t}"}}"#)).await;
+    let mut frames = Vec::new();
+    for bad in [
+        "not json",
+        "{",
+        "",
+        "4x",
+        r#"4218446744073709551616["joinRoom",{"conversationId":"never"}]"#,
+    ] {
+        send(&mut ws, bad).await;
+        loop {
+            let f = next_text(&mut ws, WAIT)
+                .await
+                .unwrap_or_else(|| panic!("an answer to {bad:?}"));
+            if f.starts_with("42[\"exception\"") {
+                frames.push(f);
+                break;
+            }
+        }
+    }
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.contains("bad_event") || f.contains("error")),
+        "{frames:?}"
+    );
+    assert!(frames[4].contains("ack id"), "{}", frames[4]);
+    // The event with the unreadable id did not run: the room was never joined.
+    send(&mut ws, r#"425["joinRoom",{"conversationId":"ok"}]"#).await;
+    loop {
+        let f = next_text(&mut ws, WAIT).await.expect("ack of a good event");
+        if let Some(ack) = f.strip_prefix("435") {
+            assert!(ack.contains("true"), "{ack}");
+            break;
+        }
+    }
+    // Over long polling (socketioxide, after our reading of the body).
+    let sid = poll_open(addr).await;
+    assert_eq!(
+        poll_post(addr, &sid, &format!(r#"40{{"token":"{t}"}}"#)).await,
+        200
+    );
+    assert!(poll_get(addr, &sid).await.starts_with("40"));
+    let body = "4299999999999999999999[\"joinRoom\",{\"conversationId\":\"never\"}]";
+    assert_eq!(poll_post(addr, &sid, body).await, 200);
+    let got = poll_get(addr, &sid).await;
+    assert!(got.contains("exception") && got.contains("ack id"), "{got}");
+    let metrics = live.hub().metrics().render();
+    assert!(
+        metrics.contains(
+            r#"switchboard_translation_failures_total{dialect="salala",reason="bad_ack_id"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"reason="bad_packet""#));
+}

@@ -6,11 +6,11 @@
 //! message. Protocol violations get their RFC 6455 close codes.
 
 use crate::live::{Live, token};
-use crate::support::{Wire, close_code, next_text, open, send};
+use crate::support::{Wire, close_code, http, next_text, open, poll_open, poll_post as post, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Inputs per connection, and connections per transport.
@@ -200,23 +200,6 @@ async fn socketio_websocket(live: &Live, g: &mut Gen) -> usize {
     sent
 }
 
-/// A raw HTTP/1.1 exchange on a fresh TCP connection; the status (0: none).
-async fn http(live: &Live, req: &[u8]) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(live.addrs()[0])
-        .await
-        .expect("connect");
-    let _ = s.write_all(req).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
-}
-
 /// Socket.IO long polling (socketioxide): random packet bodies posted to a joined
 /// session; a session the engine closes for a garbage packet is replaced.
 async fn socketio_polling(live: &Live, g: &mut Gen) -> usize {
@@ -224,18 +207,9 @@ async fn socketio_polling(live: &Live, g: &mut Gen) -> usize {
     let mut sid = String::new();
     for i in 0..CONNECTIONS * PER_CONNECTION / 4 {
         if sid.is_empty() {
-            let (code, body) = http(
-                live,
-                b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await;
-            assert_eq!(code, 200, "{body}");
-            let open = body.split("\r\n\r\n").nth(1).unwrap_or_default();
-            let v: serde_json::Value =
-                serde_json::from_str(open.trim_start_matches('0')).expect("open packet");
-            sid = v["sid"].as_str().expect("sid").to_string();
+            sid = poll_open(live.addrs()[0]).await;
             let t = token(&format!("fuzz-poll-{i}"), None, None);
-            post(live, &sid, &format!(r#"40{{"token":"{t}"}}"#)).await;
+            post(live.addrs()[0], &sid, &format!(r#"40{{"token":"{t}"}}"#)).await;
         }
         let mut body = String::new();
         for k in 0..g.rng.usize(1..4) {
@@ -248,7 +222,7 @@ async fn socketio_polling(live: &Live, g: &mut Gen) -> usize {
                 _ => format!("42{}", g.text()),
             });
         }
-        let code = post(live, &sid, &body).await;
+        let code = post(live.addrs()[0], &sid, &body).await;
         sent += 1;
         if code != 200 {
             // The engine closed the session (a packet it cannot parse): a new one.
@@ -256,17 +230,9 @@ async fn socketio_polling(live: &Live, g: &mut Gen) -> usize {
         }
     }
     if !sid.is_empty() {
-        post(live, &sid, "1").await;
+        post(live.addrs()[0], &sid, "1").await;
     }
     sent
-}
-
-async fn post(live: &Live, sid: &str, body: &str) -> u16 {
-    let req = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    http(live, req.as_bytes()).await.0
 }
 
 /// Random bytes where an HTTP request belongs, and random bodies to the internal API.
@@ -280,7 +246,7 @@ async fn http_and_api(live: &Live, g: &mut Gen) -> usize {
             req = head;
         }
         req.extend_from_slice(b"\r\n\r\n");
-        let (code, _) = http(live, &req).await;
+        let (code, _) = http(live.addrs()[0], &req).await;
         assert!(code == 0 || code >= 400, "garbage is not accepted: {code}");
         sent += 1;
         let body = g.text();
@@ -288,7 +254,7 @@ async fn http_and_api(live: &Live, g: &mut Gen) -> usize {
             "POST /api/events HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {SECRET}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let (code, text) = http(live, req.as_bytes()).await;
+        let (code, text) = http(live.addrs()[0], req.as_bytes()).await;
         assert!(
             matches!(code, 202 | 400 | 413),
             "the API answers bad input with 400: {code} {text}"
@@ -394,7 +360,7 @@ async fn random_and_mutated_input_on_every_transport_costs_nobody_anything() {
     // The process answers, and fresh clients of two dialects exchange a message.
     assert_eq!(
         http(
-            &live,
+            live.addrs()[0],
             b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         .await

@@ -7,6 +7,7 @@ mod common;
 mod live;
 
 mod crashes;
+mod drain;
 mod faults;
 mod fuzz;
 mod outages;

@@ -137,3 +137,55 @@ pub async fn close_code(ws: &mut Wire, wait: Duration) -> Option<u16> {
         }
     }
 }
+
+/// A raw HTTP/1.1 exchange on a fresh TCP connection: (status, whole answer); status 0
+/// when none came.
+pub async fn http(addr: std::net::SocketAddr, req: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let _ = s.write_all(req).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+/// Opens a Socket.IO long-polling session at `addr`'s `/socket.io/`; its sid.
+pub async fn poll_open(addr: std::net::SocketAddr) -> String {
+    let (code, body) = http(
+        addr,
+        b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let open = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(open.trim_start_matches('0')).expect("open packet");
+    v["sid"].as_str().expect("sid").to_string()
+}
+
+/// POSTs a polling body to session `sid`; the status.
+pub async fn poll_post(addr: std::net::SocketAddr, sid: &str, body: &str) -> u16 {
+    let req = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(addr, req.as_bytes()).await.0
+}
+
+/// GETs what waits for session `sid` (a long poll: until something comes).
+pub async fn poll_get(addr: std::net::SocketAddr, sid: &str) -> String {
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let (_, body) = http(addr, req.as_bytes()).await;
+    body.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
