@@ -320,16 +320,16 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            // Taken before the ops are read: a delivery's put was sent before its
+            // removal was noted, so once the channel is drained every put these remove
+            // is in this batch, ahead of its removal.
             let forget = self.take_delivered();
-            if first.is_none() && forget.is_empty() {
+            let mut op = first.or_else(|| rx.try_recv().ok());
+            if op.is_none() && forget.is_empty() {
                 continue;
             }
             let mut batch = self.db.batch();
-            for (e, k) in forget {
-                batch.remove(&self.pending, pending_key(&e, k));
-            }
-            let mut op = first;
-            let (mut n, mut last) = (0, None);
+            let (mut n, mut last, mut drained) = (0, None, true);
             while let Some((seq, o)) = op.take() {
                 match o {
                     Op::Put(e, k, v) => batch.insert(&self.pending, pending_key(&e, k), v),
@@ -349,7 +349,20 @@ impl Writer {
                 n += 1;
                 if n < BATCH {
                     op = rx.try_recv().ok();
+                } else {
+                    drained = false;
                 }
+            }
+            if drained {
+                for (e, k) in forget {
+                    batch.remove(&self.pending, pending_key(&e, k));
+                }
+            } else {
+                // Some puts wait behind this batch: their removals wait with them.
+                self.delivered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(forget);
             }
             let mut r = batch.commit();
             if r.is_ok() && self.fsync {

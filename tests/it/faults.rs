@@ -159,7 +159,7 @@ async fn a_panic_in_a_connection_task_leaks_nothing() {
 /// stays and works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_socketio_input_is_answered_bad_event_on_both_paths() {
-    use crate::support::{next_text, open, poll_get, poll_open, poll_post, send};
+    use crate::support::{next_text, open, poll_open, poll_post, poll_until, send};
     let live = Live::start().await;
     let addr = live.addrs()[0];
     let t = token("sio-bad", None, None);
@@ -208,11 +208,15 @@ async fn bad_socketio_input_is_answered_bad_event_on_both_paths() {
         poll_post(addr, &sid, &format!(r#"40{{"token":"{t}"}}"#)).await,
         200
     );
-    assert!(poll_get(addr, &sid).await.starts_with("40"));
+    poll_until(addr, &sid, "40")
+        .await
+        .expect("the namespace joined");
     let body = "4299999999999999999999[\"joinRoom\",{\"conversationId\":\"never\"}]";
     assert_eq!(poll_post(addr, &sid, body).await, 200);
-    let got = poll_get(addr, &sid).await;
-    assert!(got.contains("exception") && got.contains("ack id"), "{got}");
+    let got = poll_until(addr, &sid, "exception")
+        .await
+        .expect("an answer");
+    assert!(got.contains("ack id"), "{got}");
     let metrics = live.hub().metrics().render();
     assert!(
         metrics.contains(
@@ -221,4 +225,91 @@ async fn bad_socketio_input_is_answered_bad_event_on_both_paths() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"reason="bad_packet""#));
+}
+
+/// Forged and ill-timed tokens on every client dialect (and on long polling): `nbf` and
+/// `iat` in the future, `alg: none`, the wrong key, an RS256 header on an HMAC-signed
+/// token (algorithm confusion). Each is refused in the dialect's words, then the
+/// connection is closed; nobody is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_future_tokens_are_refused_on_every_transport() {
+    use crate::live::{CLIENT_DIALECTS, SECRET, TokenAt};
+    use base64::Engine as _;
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let auth = switchboard::auth::Authenticator::hs256(SECRET, Duration::ZERO);
+    let other = switchboard::auth::Authenticator::hs256("another-secret", Duration::ZERO);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = format!(r#"{{"sub":"forger","exp":{}}}"#, now + 3600);
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(claims.as_bytes())
+    );
+    let hmac_under_rs256 = {
+        use hmac::{KeyInit, Mac};
+        let signing = format!(
+            "{}.{}",
+            b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+            b64.encode(claims.as_bytes())
+        );
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+        mac.update(signing.as_bytes());
+        format!("{signing}.{}", b64.encode(mac.finalize().into_bytes()))
+    };
+    let tokens = [
+        (
+            "nbf in the future",
+            auth.sign(&serde_json::json!({"sub": "forger", "exp": now + 3600, "nbf": now + 600}))
+                .expect("sign"),
+        ),
+        (
+            "iat in the future",
+            auth.sign(&serde_json::json!({"sub": "forger", "exp": now + 3600, "iat": now + 600}))
+                .expect("sign"),
+        ),
+        ("alg none", none),
+        (
+            "the wrong key",
+            other
+                .mint("forger", None, None, Duration::from_secs(60))
+                .expect("mint"),
+        ),
+        ("algorithm confusion", hmac_under_rs256),
+    ];
+    let cases = CLIENT_DIALECTS
+        .iter()
+        .map(|d| (*d, "websocket"))
+        .chain([("salala", "polling"), ("chat-service", "polling")]);
+    for (dialect, transport) in cases {
+        for (what, t) in &tokens {
+            let mut c = Client::open(
+                &live,
+                &driver,
+                dialect,
+                transport,
+                "forger",
+                Some(t),
+                TokenAt::Primary,
+            )
+            .await;
+            let refused = c
+                .canonical_where("session.error", WAIT, |_| true)
+                .await
+                .unwrap_or_else(|| panic!("{dialect}/{transport}: {what}: refused in the dialect"));
+            let code = refused.str_field("code").or(refused.str_field("reason"));
+            assert!(
+                matches!(code, Some("unauthorized" | "auth_error") | None),
+                "{dialect}/{transport}: {what}: {refused:?}"
+            );
+            c.next(|r| r.name == "__disconnect__" || r.name == "__close__")
+                .await
+                .unwrap_or_else(|| panic!("{dialect}/{transport}: {what}: closed"));
+        }
+    }
+    connections_settle(live.hub(), 0).await;
 }

@@ -189,3 +189,14 @@ pub async fn poll_get(addr: std::net::SocketAddr, sid: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Polls session `sid` until a payload holds `needle` (a few polls at most); that payload.
+pub async fn poll_until(addr: std::net::SocketAddr, sid: &str, needle: &str) -> Option<String> {
+    for _ in 0..5 {
+        let got = poll_get(addr, sid).await;
+        if got.contains(needle) {
+            return Some(got);
+        }
+    }
+    None
+}

@@ -82,7 +82,7 @@ end
 return {#due, gone}";
 
 /// Connections swept per script call (the sweep calls again while it finds this many).
-const SWEEP_BATCH: usize = 1000;
+const SWEEP_BATCH: usize = 256;
 
 /// Connections refreshed per pipeline.
 const REFRESH_BATCH: usize = 500;
