@@ -94,7 +94,7 @@ async fn sio_backend() -> std::net::SocketAddr {
 
 /// `n` sequential `sendMessage` → ack round trips on the Socket.IO server at `base`.
 async fn run_sio(base: &str, n: u64) -> Histogram<u64> {
-    use switchboard::sioclient::{self, Incoming};
+    use switchboard::socketio::client::{self as sioclient, Incoming};
     let (tx, mut rx) = sioclient::connect(
         base,
         "/socket.io",

@@ -1,8 +1,11 @@
 //! switchboard: a stateless realtime protocol gateway for chat systems.
 //!
-//! The architecture follows the data path: a dialect's wire event is decoded
-//! ([`dialect`]) into a canonical [`event::Event`], routed, and encoded into every
-//! recipient's dialect. Dialects are data (`mappings/*.toml`), compiled once at start-up.
+//! The tree follows the data path: a client's frame arrives on a transport ([`listen`]),
+//! is admitted and decoded in its dialect ([`dialect`]) into a canonical [`event::Event`]
+//! and routed ([`route`]) to the hub ([`hub`]: rooms, messages, presence, calls) and/or a
+//! fronted backend ([`upstream`]); the hub's facts cross instances on the [`bus`] and go
+//! out as signed [`webhook`]s; each recipient gets them encoded once per dialect, through
+//! its transport. Dialects are data (`mappings/*.toml`), compiled once at start-up.
 
 #![forbid(unsafe_code)]
 
@@ -12,12 +15,12 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod dialect;
-pub mod engineio;
 pub mod event;
 pub mod hub;
 pub mod listen;
+pub mod route;
 pub mod server;
-pub mod sioclient;
+pub mod socketio;
 pub mod telemetry;
 pub mod upstream;
 pub mod webhook;

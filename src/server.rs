@@ -1,16 +1,16 @@
-//! One running gateway, assembled from a configuration: authenticator, bus, hub and
+//! One running gateway, assembled from a configuration: the authenticator, the bus and
+//! the state store, the hub, the exports (RabbitMQ, webhooks) wired to it, and the
 //! listeners. The command line runs one; tests start one on port 0 in-process.
 
 use crate::auth::{Authenticator, DEVELOPMENT_SECRET};
-use crate::bus::{Bus, LocalBus, RedisBus};
-use crate::config::BusKind;
-use crate::config::Config;
+use crate::bus::amqp::AmqpLink;
+use crate::bus::{Bus, Export, LocalBus, RedisBus};
+use crate::config::{BusKind, Config};
 use crate::dialect::Registry;
-use crate::hub::Hub;
-use crate::hub::{LocalStore, RedisStore, Store, StoreLimits};
-use crate::listen::Listeners;
-use anyhow::Context;
-use anyhow::Result;
+use crate::hub::{Hub, LocalStore, RedisStore, Store, StoreLimits};
+use crate::listen::{Attached, Listeners};
+use crate::webhook::Webhooks;
+use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,13 +26,46 @@ pub struct Server {
     /// How long shutdown may take (`shutdown_deadline`).
     pub shutdown_deadline: Duration,
     listeners: Listeners,
+    webhooks: Option<Arc<Webhooks>>,
+    amqp: Option<Arc<AmqpLink>>,
+}
+
+/// The bus and the state store the configuration asks for.
+fn bus_and_store(cfg: &Config, instance: &str) -> Result<(Arc<dyn Bus>, Store)> {
+    let limits = StoreLimits {
+        dedup_window: cfg.hub.dedup_window,
+        message_ttl: cfg.hub.message_ttl,
+        max_entries: cfg.hub.message_index,
+        presence_ttl: cfg.hub.presence_ttl,
+    };
+    Ok(match cfg.bus.kind {
+        BusKind::Local => (
+            Arc::new(LocalBus::new()),
+            Store::Local(Box::new(LocalStore::new(limits))),
+        ),
+        BusKind::Redis => {
+            let client = redis::Client::open(cfg.redis.url.as_str())
+                .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;
+            let conn = crate::bus::connection_manager(client.clone())
+                .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
+            let bus = if cfg.redis.cluster.is_empty() {
+                RedisBus::start(client, conn.clone(), instance, cfg.bus.queue)
+            } else {
+                tracing::info!(nodes = ?cfg.redis.cluster, "bus: sharded pub/sub on the Redis Cluster");
+                RedisBus::start_cluster(&cfg.redis.cluster, instance, cfg.bus.queue)
+                    .context("redis.cluster")?
+            };
+            (Arc::new(bus), Store::Redis(RedisStore::new(conn, limits)))
+        }
+    })
 }
 
 impl Server {
     /// Starts every listener of `cfg` with `registry`'s dialects.
     ///
     /// # Errors
-    /// A port cannot be bound, or a route names an unknown dialect.
+    /// A port cannot be bound, a route names an unknown dialect, the webhook store
+    /// cannot be opened.
     pub async fn start(cfg: Config, registry: Arc<Registry>) -> Result<Server> {
         let secret = if cfg.auth.secret.is_empty() {
             DEVELOPMENT_SECRET
@@ -41,63 +74,60 @@ impl Server {
         };
         let auth = Arc::new(Authenticator::hs256(secret, cfg.auth.leeway));
         let instance = cfg.instance_id();
-        let limits = StoreLimits {
-            dedup_window: cfg.hub.dedup_window,
-            message_ttl: cfg.hub.message_ttl,
-            max_entries: cfg.hub.message_index,
-            presence_ttl: cfg.hub.presence_ttl,
-        };
-        let (bus, store): (Arc<dyn Bus>, Store) = match cfg.bus.kind {
-            BusKind::Local => (
-                Arc::new(LocalBus::new()),
-                Store::Local(Box::new(LocalStore::new(limits))),
-            ),
-            BusKind::Redis => {
-                let client = redis::Client::open(cfg.redis.url.as_str())
-                    .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;
-                let conn = crate::bus::connection_manager(client.clone())
-                    .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
-                let bus = if cfg.redis.cluster.is_empty() {
-                    RedisBus::start(client, conn.clone(), &instance, cfg.bus.queue)
-                } else {
-                    tracing::info!(nodes = ?cfg.redis.cluster, "bus: sharded pub/sub on the Redis Cluster");
-                    RedisBus::start_cluster(&cfg.redis.cluster, &instance, cfg.bus.queue)
-                        .context("redis.cluster")?
-                };
-                (Arc::new(bus), Store::Redis(RedisStore::new(conn, limits)))
-            }
-        };
+        let (bus, store) = bus_and_store(&cfg, &instance)?;
         let hub = Hub::new(&cfg, &instance, registry, bus, store);
+        // The exports: what the hub publishes also goes to RabbitMQ and to webhooks.
+        let mut attached = Attached::default();
+        let mut exports: Vec<Arc<dyn Export>> = Vec::new();
         if !cfg.amqp.url.is_empty() {
-            hub.attach_amqp(&cfg.amqp);
+            let link = Arc::new(AmqpLink::start(
+                &cfg.amqp,
+                &instance,
+                hub.injector(),
+                hub.metrics().clone(),
+            ));
+            exports.push(link.clone());
+            attached.amqp = Some(link);
         }
         if !cfg.webhook.is_empty() {
             let amqp = (!cfg.amqp.url.is_empty()).then_some(&cfg.amqp);
-            let w = crate::webhook::Webhooks::start(
-                &cfg.webhook,
-                &cfg.webhooks,
-                hub.metrics().clone(),
-                amqp,
-            )
-            .with_context(|| format!("webhooks.store `{}`", cfg.webhooks.store))?;
-            hub.attach_webhooks(Arc::new(w));
+            let w = Arc::new(
+                Webhooks::start(&cfg.webhook, &cfg.webhooks, hub.metrics().clone(), amqp)
+                    .with_context(|| format!("webhooks.store `{}`", cfg.webhooks.store))?,
+            );
+            exports.push(w.clone());
+            attached.webhooks = Some(w);
         }
+        hub.export_to(exports);
+        let (webhooks, amqp) = (attached.webhooks.clone(), attached.amqp.clone());
         let shutdown_deadline = cfg.shutdown_deadline;
-        let listeners = Listeners::start(Arc::new(cfg), hub.clone(), auth.clone()).await?;
+        let listeners =
+            Listeners::start(Arc::new(cfg), hub.clone(), auth.clone(), attached).await?;
         Ok(Server {
             hub,
             addrs: listeners.addrs.clone(),
             development_secret: auth.is_development(),
             shutdown_deadline,
             listeners,
+            webhooks,
+            amqp,
         })
     }
 
-    /// Stops: tells every client, closes them, waits for their tasks up to `deadline`.
+    /// Whether every broker is reachable: (all, the bus, RabbitMQ when configured), as
+    /// `/readyz` reports them.
+    pub fn ready(&self) -> (bool, bool, Option<bool>) {
+        let bus = self.hub.bus_ready();
+        let amqp = self.amqp.as_ref().map(|a| a.ready());
+        (bus && amqp.unwrap_or(true), bus, amqp)
+    }
+
+    /// Stops: drains the listeners (every client told and closed), then stores what the
+    /// webhooks still hold, within `deadline`.
     pub async fn shutdown(self, deadline: Duration) {
         let t0 = std::time::Instant::now();
         self.listeners.shutdown(deadline).await;
-        if let Some(w) = self.hub.webhooks() {
+        if let Some(w) = &self.webhooks {
             w.flush(deadline.saturating_sub(t0.elapsed())).await;
         }
     }

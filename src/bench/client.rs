@@ -6,7 +6,7 @@ use super::Plan;
 use super::stats::Stats;
 use crate::dialect::{Direction, write_frame};
 use crate::event::{Event, Meta};
-use crate::sioclient::{self, Incoming};
+use crate::socketio::client::{self as sioclient, Incoming};
 use crate::wsclient::{Msg, Reader};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -111,6 +111,15 @@ impl AmqpLink {
     }
 }
 
+impl super::Export for AmqpLink {
+    /// Queued for the exchange (published with confirms by the link's task): a fact is
+    /// accepted once queued; what is not yet confirmed at a crash can be lost.
+    fn export(&self, event: &Event, _: &Registry) -> super::Stored {
+        AmqpLink::export(self, event);
+        super::Stored::done()
+    }
+}
+
 /// One connection's life: publish and consume until it fails; then again, with backoff.
 async fn run(
     cfg: AmqpConfig,
@@ -251,7 +260,7 @@ async fn inbound(
         })
     };
     let (dialect, target) = (header("dialect"), header("target"));
-    match crate::hub::external::read(
+    match crate::dialect::external::read(
         &d.data,
         dialect.as_deref(),
         target.as_deref(),

@@ -8,11 +8,13 @@
 //! order per publisher; `interest` is idempotent.
 
 pub mod amqp;
+mod export;
 mod local;
 mod redis;
 mod redis_cluster;
 mod wire;
 
+pub use export::{Export, Stored};
 pub use local::LocalBus;
 pub use redis::{RedisBus, connection_manager};
 

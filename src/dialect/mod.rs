@@ -6,6 +6,7 @@ mod compile;
 mod decode;
 mod encode;
 pub mod error;
+pub mod external;
 mod framing;
 pub mod jsontype;
 pub mod path;

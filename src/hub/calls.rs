@@ -1,18 +1,21 @@
 //! WebRTC signaling: signals relayed to the target user's sessions, the busy state
 //! (`user:call:{id}`, 300 s by default) and the busy rejection.
 
-use super::{Ack, Code, Conn, Inner, Refusal, id_text};
+use super::{Ack, Conn, ErrorCode, HubState, Refusal, id_text};
 use crate::bus::{Audience, RoomKey};
 use crate::event::Event;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// Any `call.*` intent or signal from a client.
-pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn signal(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let target = id_text(ev.field("targetId"))
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "targetId is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "targetId is missing"))?;
     if target == conn.user.id {
-        return Err(Refusal::new(Code::BadEvent, "a call needs another user"));
+        return Err(Refusal::new(
+            ErrorCode::BadEvent,
+            "a call needs another user",
+        ));
     }
     let me = conn.user.id.as_str();
     let store = &inner.store;
@@ -46,7 +49,7 @@ pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
         "call.ice_candidate" | "call.rollback" => (&*ev.name, None),
         other => {
             return Err(Refusal::new(
-                Code::UnknownEvent,
+                ErrorCode::UnknownEvent,
                 format!("`{other}` is not a call signal a client sends"),
             ));
         }
@@ -67,7 +70,7 @@ pub(super) async fn signal(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
 }
 
 /// `call.rejected {callerId, targetId, status: busy, reason}` to the caller.
-fn reject_busy(inner: &Inner, conn: &Arc<Conn>, ev: &Event, target: &str) -> Ack {
+fn reject_busy(inner: &HubState, conn: &Arc<Conn>, ev: &Event, target: &str) -> Ack {
     let mut body = Map::new();
     body.insert("callerId".into(), json!(conn.user.id));
     body.insert("targetId".into(), json!(target));

@@ -1,123 +1,20 @@
 //! One client connection as the hub sees it: who, which dialect, which rooms, and the
 //! bounded sink its frames go to.
 
-use super::outbox;
+use super::outlet::{OutFrame, Outlet, SendFailure};
 use crate::bus::RoomKey;
 use crate::config::Transport;
 use crate::dialect::DecodeContext;
 use crate::event::UserRef;
-use serde_json::Value;
 use smallvec::SmallVec;
-use socketioxide::extract::SocketRef;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 /// Hub-local connection id.
 pub type ConnId = u64;
-
-/// An encoded frame, ready for one transport.
-#[derive(Debug, Clone)]
-pub enum Frame {
-    /// A Socket.IO event: name and payload (emitted by socketioxide), and the same as a
-    /// whole Engine.IO message for the root namespace (`42["name",payload]`), written as
-    /// is by our own Socket.IO connections.
-    SocketIo {
-        /// Wire event name.
-        name: Arc<str>,
-        /// The payload; `None` for an event without one.
-        payload: Option<Arc<Value>>,
-        /// `42["name",payload]`.
-        text: Utf8Bytes,
-    },
-    /// A whole text frame (raw WebSocket).
-    Text(Utf8Bytes),
-}
-
-impl Frame {
-    /// A Socket.IO event frame.
-    pub fn socketio(name: &str, payload: Option<Value>) -> Frame {
-        let mut text = String::with_capacity(64);
-        text.push_str("42[");
-        // A string and a JSON value always serialise.
-        text.push_str(&serde_json::to_string(name).unwrap_or_default());
-        if let Some(p) = &payload {
-            text.push(',');
-            text.push_str(&serde_json::to_string(p).unwrap_or_default());
-        }
-        text.push(']');
-        Frame::SocketIo {
-            name: Arc::from(name),
-            payload: payload.map(Arc::new),
-            text: Utf8Bytes::from(text),
-        }
-    }
-}
-
-/// What a WebSocket connection's writer is asked to send (through its outbox).
-#[derive(Debug)]
-pub enum WsOut {
-    /// A text frame.
-    Text(Utf8Bytes),
-    /// A keep-alive ping.
-    Ping,
-    /// The answer to a client's ping, with its payload.
-    Pong(tokio_tungstenite::tungstenite::Bytes),
-    /// A close frame with a code and reason, then the end of the connection.
-    Close(u16, String),
-}
-
-/// Where a connection's frames go.
-pub enum Sink {
-    /// A socketioxide socket: its engine buffer (`limits.outbound_queue` packets) is the
-    /// bounded queue; emitting into a full buffer fails.
-    SocketIo(SocketRef),
-    /// The raw WebSocket connection's bounded queue (an [`outbox`](super::outbox): it
-    /// holds nothing while empty).
-    Ws(outbox::Sender<WsOut>),
-    /// One namespace of one of our own Socket.IO connections: the connection's writer
-    /// queue, shared by its namespaces.
-    Eio {
-        /// The connection's queue.
-        tx: outbox::Sender<WsOut>,
-        /// The namespace (`/` or `/ws/app`).
-        ns: Arc<str>,
-    },
-}
-
-/// `frame` (a root-namespace Socket.IO message, `4…`) for namespace `ns`.
-pub fn in_namespace(frame: &Utf8Bytes, ns: &str) -> Utf8Bytes {
-    if ns == "/" || frame.len() < 2 {
-        return frame.clone();
-    }
-    let (head, rest) = frame.as_str().split_at(2);
-    let mut s = String::with_capacity(frame.len() + ns.len() + 1);
-    s.push_str(head);
-    s.push_str(ns);
-    s.push(',');
-    s.push_str(rest);
-    Utf8Bytes::from(s)
-}
-
-/// Why a frame could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFailure {
-    /// The connection's queue is full: it is a slow consumer.
-    Full,
-    /// The connection is gone.
-    Closed,
-}
-
-/// Queues `out` without waiting.
-fn queue(tx: &outbox::Sender<WsOut>, out: WsOut) -> Result<(), SendFailure> {
-    tx.try_send(out).map_err(|e| match e {
-        outbox::TrySendError::Full => SendFailure::Full,
-        outbox::TrySendError::Closed => SendFailure::Closed,
-    })
-}
 
 /// A connection registered with the hub.
 pub struct Conn {
@@ -144,7 +41,7 @@ pub struct Conn {
     /// A full member of the hub (see [`NewConn::member`]).
     pub member: bool,
     rooms: Mutex<RoomSet>,
-    sink: Sink,
+    outlet: Box<dyn Outlet>,
     closed: AtomicBool,
     bucket: Mutex<Bucket>,
     last_seen: AtomicI64,
@@ -237,7 +134,7 @@ pub struct NewConn {
     /// Peer address.
     pub ip: Option<IpAddr>,
     /// Where its frames go.
-    pub sink: Sink,
+    pub outlet: Box<dyn Outlet>,
     /// A full member of the hub (rooms, presence, the ready event); `false` for a
     /// client whose events all go to a backend: the hub then only counts it, limits
     /// it and closes it at shutdown.
@@ -264,7 +161,7 @@ impl Conn {
             cancel: n.cancel.unwrap_or_default(),
             member: n.member,
             rooms: Mutex::new(RoomSet::default()),
-            sink: n.sink,
+            outlet: n.outlet,
             closed: AtomicBool::new(false),
             last_seen: AtomicI64::new(now),
             fault: AtomicBool::new(false),
@@ -341,37 +238,11 @@ impl Conn {
     ///
     /// # Errors
     /// The queue is full (slow consumer) or the connection is gone.
-    pub fn send(&self, frame: &Frame) -> Result<(), SendFailure> {
+    pub fn send(&self, frame: &OutFrame) -> Result<(), SendFailure> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(SendFailure::Closed);
         }
-        match (&self.sink, frame) {
-            (Sink::SocketIo(socket), Frame::SocketIo { name, payload, .. }) => {
-                let r = match payload {
-                    Some(p) => socket.emit(&**name, &**p),
-                    None => socket.emit(&**name, &()),
-                };
-                r.map_err(|e| match e {
-                    socketioxide::SendError::Socket(
-                        socketioxide::SocketError::InternalChannelFull,
-                    ) => SendFailure::Full,
-                    _ => SendFailure::Closed,
-                })
-            }
-            (Sink::Ws(tx), Frame::Text(t)) => queue(tx, WsOut::Text(t.clone())),
-            (Sink::Eio { tx, ns }, Frame::SocketIo { text, .. }) => {
-                queue(tx, WsOut::Text(in_namespace(text, ns)))
-            }
-            _ => Err(SendFailure::Closed),
-        }
-    }
-
-    /// The Socket.IO socket, for Socket.IO connections.
-    pub fn socket(&self) -> Option<&SocketRef> {
-        match &self.sink {
-            Sink::SocketIo(s) => Some(s),
-            Sink::Ws(_) | Sink::Eio { .. } => None,
-        }
+        self.outlet.send(frame)
     }
 
     /// Closes the connection from the server side, with a reason. Idempotent.
@@ -379,21 +250,7 @@ impl Conn {
         if self.closed.swap(true, Ordering::Relaxed) {
             return;
         }
-        match &self.sink {
-            Sink::SocketIo(s) => {
-                let _ = s.clone().disconnect();
-            }
-            Sink::Ws(tx) => {
-                let _ = tx.try_send(WsOut::Close(code, reason.to_string()));
-            }
-            Sink::Eio { tx, ns } => {
-                // The namespace is told it is left, then the connection closes: the
-                // queue and the limits it broke are the whole connection's.
-                let left = Utf8Bytes::from(crate::engineio::packet::disconnect(ns));
-                let _ = tx.try_send(WsOut::Text(left));
-                let _ = tx.try_send(WsOut::Close(code, reason.to_string()));
-            }
-        }
+        self.outlet.close(code, reason);
         self.cancel.cancel();
     }
 

@@ -2,14 +2,14 @@
 //! confirmation), edits, deletes, read receipts, reactions, typing and recording.
 
 use super::rooms::member_room;
-use super::{Ack, Claim, Code, Conn, Inner, MessageInfo, Refusal, id_text};
+use super::{Ack, Claim, Conn, ErrorCode, HubState, MessageInfo, Refusal, id_text};
 use crate::bus::{Audience, RoomKey};
 use crate::event::{Event, EventId, format_iso_millis, now_millis};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// `message.send` → `message.created` to the room, `message.delivered` to the sender.
-pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let (room, key) = member_room(conn, ev)?;
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
@@ -68,7 +68,7 @@ pub(super) async fn send(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
 }
 
 /// `message.delivered` to the sender, where its dialect has it.
-fn confirm(inner: &Inner, conn: &Arc<Conn>, ev: &Event, message_id: &str) {
+fn confirm(inner: &HubState, conn: &Arc<Conn>, ev: &Event, message_id: &str) {
     let mut body = Map::new();
     body.insert("messageId".into(), json!(message_id));
     if let Some(r) = ev.field("clientRef") {
@@ -84,26 +84,26 @@ fn confirm(inner: &Inner, conn: &Arc<Conn>, ev: &Event, message_id: &str) {
 
 /// A message the sender may change: known, and theirs.
 async fn own_message(
-    inner: &Inner,
+    inner: &HubState,
     conn: &Conn,
     ev: &Event,
 ) -> Result<(String, MessageInfo), Refusal> {
     let (id, info) = known_message(inner, ev).await?;
     if info.sender_id != conn.user.id {
         return Err(Refusal::new(
-            Code::Forbidden,
+            ErrorCode::Forbidden,
             format!("message {id} belongs to another user"),
         ));
     }
     Ok((id, info))
 }
 
-async fn known_message(inner: &Inner, ev: &Event) -> Result<(String, MessageInfo), Refusal> {
+async fn known_message(inner: &HubState, ev: &Event) -> Result<(String, MessageInfo), Refusal> {
     let id = id_text(ev.field("messageId"))
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "messageId is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "messageId is missing"))?;
     let info = inner.store.message(&id).await?.ok_or_else(|| {
         Refusal::new(
-            Code::NotFound,
+            ErrorCode::NotFound,
             format!("message {id} is unknown here (too old, or not sent through this gateway)"),
         )
     })?;
@@ -112,7 +112,7 @@ async fn known_message(inner: &Inner, ev: &Event) -> Result<(String, MessageInfo
 
 /// A known message in a room the sender is in (read receipts and reactions).
 async fn message_in_my_room(
-    inner: &Inner,
+    inner: &HubState,
     conn: &Conn,
     ev: &Event,
 ) -> Result<(String, MessageInfo, RoomKey), Refusal> {
@@ -120,7 +120,7 @@ async fn message_in_my_room(
     let key = RoomKey::conversation(&info.conversation_id);
     if !conn.in_room(&key) {
         return Err(Refusal::new(
-            Code::NotMember,
+            ErrorCode::NotMember,
             format!("not a member of conversation {}", info.conversation_id),
         ));
     }
@@ -136,7 +136,7 @@ fn about(id: &str, info: &MessageInfo) -> Map<String, Value> {
 }
 
 /// `message.edit` → `message.updated`.
-pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn edit(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let (id, info) = own_message(inner, conn, ev).await?;
     let mut body = about(&id, &info);
     body.insert("senderId".into(), json!(info.sender_id));
@@ -157,7 +157,7 @@ pub(super) async fn edit(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
 }
 
 /// `message.delete` → `message.deleted`.
-pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn delete(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let (id, info) = own_message(inner, conn, ev).await?;
     let mut body = about(&id, &info);
     body.insert("senderId".into(), json!(info.sender_id));
@@ -174,7 +174,11 @@ pub(super) async fn delete(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Resul
 }
 
 /// `message.mark_read` → `message.read` to the message's room.
-pub(super) async fn mark_read(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn mark_read(
+    inner: &HubState,
+    conn: &Arc<Conn>,
+    ev: &Event,
+) -> Result<Ack, Refusal> {
     let (id, info, key) = message_in_my_room(inner, conn, ev).await?;
     let mut body = about(&id, &info);
     body.insert("userId".into(), json!(conn.user.id));
@@ -185,8 +189,8 @@ pub(super) async fn mark_read(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Re
 }
 
 /// `conversation.mark_read` → `conversation.read`.
-pub(super) fn conversation_read(
-    inner: &Inner,
+pub(super) async fn conversation_read(
+    inner: &HubState,
     conn: &Arc<Conn>,
     ev: &Event,
 ) -> Result<Ack, Refusal> {
@@ -199,14 +203,14 @@ pub(super) fn conversation_read(
     }
     body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
     let read = inner.fact("conversation.read", body, Some(ev), conn);
-    inner.publish(read, Audience::room(key))?;
+    inner.commit(read, Audience::room(key)).await?;
     Ok(json!({"success": true, "conversationId": room}))
 }
 
 /// `reaction.add` / `reaction.remove` → `reaction.added` / `reaction.removed`, with the
 /// emoji's count after the change.
 pub(super) async fn react(
-    inner: &Inner,
+    inner: &HubState,
     conn: &Arc<Conn>,
     ev: &Event,
     add: bool,
@@ -214,7 +218,7 @@ pub(super) async fn react(
     let (id, info, key) = message_in_my_room(inner, conn, ev).await?;
     let emoji = ev
         .str_field("emoji")
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "emoji is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "emoji is missing"))?;
     let count = inner
         .store
         .react(&id, emoji, &conn.user.id, add)
@@ -239,8 +243,8 @@ pub(super) async fn react(
 }
 
 /// Typing and recording: to the room's other members (not the sender's other devices).
-pub(super) fn indicator(
-    inner: &Inner,
+pub(super) async fn indicator(
+    inner: &HubState,
     conn: &Arc<Conn>,
     ev: &Event,
     fact: &str,
@@ -255,7 +259,7 @@ pub(super) fn indicator(
     let fact = inner.fact(fact, body, Some(ev), conn);
     let mut audience = Audience::room(key);
     audience.except_user = Some(Arc::from(conn.user.id.as_str()));
-    inner.publish(fact, audience)?;
+    inner.commit(fact, audience).await?;
     Ok(json!({"success": true}))
 }
 

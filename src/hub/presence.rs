@@ -2,7 +2,7 @@
 //! last, announced to the rooms the user is in; every connection change also reaches
 //! the user's own sessions with the `sockets[]` snapshot (Phase 10's `presence:update`).
 
-use super::{Ack, Conn, Expired, Inner, PresenceChange, Refusal, SocketPresence};
+use super::{Ack, Conn, Expired, HubState, PresenceChange, Refusal, SocketPresence};
 use crate::bus::{Audience, RoomKey};
 use crate::event::{Event, now_millis};
 use serde_json::{Map, Value, json};
@@ -19,7 +19,7 @@ fn snapshot_of(conn: &Conn) -> SocketPresence {
     }
 }
 
-pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
+pub(super) async fn connected(inner: &HubState, conn: &Arc<Conn>) {
     if let Err(e) = inner
         .store
         .user_rooms_add(&conn.user.id, &conn.conversation_ids())
@@ -40,7 +40,7 @@ pub(super) async fn connected(inner: &Inner, conn: &Arc<Conn>) {
     }
 }
 
-pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomKey]) {
+pub(super) async fn disconnected(inner: &HubState, conn: &Arc<Conn>, rooms: &[RoomKey]) {
     match inner
         .store
         .presence_remove(&conn.user.id, &conn.socket_id)
@@ -66,7 +66,7 @@ pub(super) async fn disconnected(inner: &Inner, conn: &Arc<Conn>, rooms: &[RoomK
 /// not a round trip each), then expires what nobody vouched for (the connections of an
 /// instance that died) and announces those users offline to every room they were in
 /// and to their own sessions: within TTL + one period of the instance's death.
-pub(super) async fn keep(inner: std::sync::Weak<Inner>, ttl: std::time::Duration) {
+pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Duration) {
     let period = (ttl / 3).max(std::time::Duration::from_millis(100));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,7 +120,11 @@ pub(super) fn touch(conn: &Conn) {
 }
 
 /// `presence.heartbeat`: renews presence and sends the snapshot to the user's sessions.
-pub(super) async fn heartbeat(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn heartbeat(
+    inner: &HubState,
+    conn: &Arc<Conn>,
+    ev: &Event,
+) -> Result<Ack, Refusal> {
     touch(conn);
     inner
         .store
@@ -136,7 +140,7 @@ pub(super) async fn heartbeat(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Re
 }
 
 fn announce(
-    inner: &Inner,
+    inner: &HubState,
     conn: &Arc<Conn>,
     change: PresenceChange,
     rooms: &[RoomKey],

@@ -1,6 +1,6 @@
 //! Joining and leaving conversation rooms, under the membership policy.
 
-use super::{Ack, Code, Conn, Inner, Refusal, id_text};
+use super::{Ack, Conn, ErrorCode, HubState, Refusal, id_text};
 use crate::bus::{Audience, RoomKey};
 use crate::config::Membership;
 use crate::event::Event;
@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 /// `room.join {conversationId}`: the policy decides; members of the room learn of it
 /// (`room.joined`); the ack says `{success, message}`.
-pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn join(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let room = id_text(ev.field("conversationId"))
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "conversationId is missing"))?;
     if !may_join(inner.settings.membership, conn, &room) {
         return Err(Refusal::new(
-            Code::Forbidden,
+            ErrorCode::Forbidden,
             format!("not allowed to join conversation {room}"),
         ));
     }
@@ -22,7 +22,7 @@ pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
     let max = inner.settings.max_rooms;
     if !conn.in_room(&key) && conn.conversation_ids().len() >= max {
         return Err(Refusal::new(
-            Code::TooManyRooms,
+            ErrorCode::TooManyRooms,
             format!("a connection may be in {max} rooms; leave one first"),
         ));
     }
@@ -50,9 +50,9 @@ pub(super) async fn join(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<
 }
 
 /// `room.leave {conversationId}`.
-pub(super) fn leave(inner: &Inner, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) fn leave(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let room = id_text(ev.field("conversationId"))
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "conversationId is missing"))?;
     inner.leave(conn, &RoomKey::conversation(&room));
     Ok(
         json!({"success": true, "message": format!("left conversation {room}"), "conversationId": room}),
@@ -74,11 +74,11 @@ fn may_join(policy: Membership, conn: &Conn, room: &str) -> bool {
 /// participation check).
 pub(super) fn member_room(conn: &Conn, ev: &Event) -> Result<(String, RoomKey), Refusal> {
     let room = id_text(ev.field("conversationId"))
-        .ok_or_else(|| Refusal::new(Code::BadEvent, "conversationId is missing"))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "conversationId is missing"))?;
     let key = RoomKey::conversation(&room);
     if !conn.in_room(&key) {
         return Err(Refusal::new(
-            Code::NotMember,
+            ErrorCode::NotMember,
             format!("not a member of conversation {room}: join it first"),
         ));
     }

@@ -1,13 +1,16 @@
 //! One port's HTTP server: accepts TCP connections, serves HTTP/1.1 with upgrades, and
-//! routes each request to a Socket.IO server, a raw WebSocket route, or the HTTP API.
+//! routes each request to a Socket.IO path, a raw WebSocket route, a backend's REST API
+//! (passthrough), or the API (health and metrics, the internal API).
 
-use super::{Shared, eio, internal, socketio, ws};
+use super::respond::{Body, Peer, empty, json_response};
+use super::socketio::{Namespace, polling, websocket as sio_websocket};
+use super::{Context, api, internal, websocket};
 use crate::config::{ListenerConfig, Transport};
 use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
-use http_body_util::{BodyExt, Empty, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -26,18 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Response bodies, whichever part of the server made them.
-pub(crate) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-
-/// The peer address of a request, for the socket's `ip`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub SocketAddr);
-
 /// A Socket.IO path: its namespaces, served by socketioxide (long polling and upgrades
 /// from it) and by [`eio`] (WebSocket from the start).
 struct SioPath {
     prefix: String,
-    namespaces: Arc<[socketio::Namespace]>,
+    namespaces: Arc<[Namespace]>,
     svc: SocketIoService<NotFoundService>,
 }
 
@@ -48,11 +44,11 @@ pub(crate) struct Routes {
     /// Backends whose REST prefixes this port passes through.
     passthrough: Vec<Arc<Upstream>>,
     api: bool,
-    shared: Arc<Shared>,
+    cx: Arc<Context>,
 }
 
 impl Routes {
-    pub(crate) fn build(shared: &Arc<Shared>, l: &ListenerConfig) -> Arc<Routes> {
+    pub(crate) fn build(cx: &Arc<Context>, l: &ListenerConfig) -> Arc<Routes> {
         let mut paths: Vec<&str> = Vec::new();
         for r in l
             .routes
@@ -66,19 +62,19 @@ impl Routes {
         let socketio = paths
             .into_iter()
             .map(|path| {
-                let namespaces: Arc<[socketio::Namespace]> = l
+                let namespaces: Arc<[Namespace]> = l
                     .routes
                     .iter()
                     .filter(|r| r.transport == Transport::Socketio && r.path == path)
-                    .map(|r| socketio::Namespace {
+                    .map(|r| Namespace {
                         ns: r.namespace.clone().unwrap_or_else(|| "/".into()),
                         dialect: Arc::from(r.dialect.as_str()),
-                        upstream: r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
+                        upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                     })
                     .collect();
                 SioPath {
                     prefix: path.to_string(),
-                    svc: socketio::service(shared, path, &namespaces),
+                    svc: polling::service(cx, path, &namespaces),
                     namespaces,
                 }
             })
@@ -91,13 +87,13 @@ impl Routes {
                 (
                     r.path.clone(),
                     Arc::from(r.dialect.as_str()),
-                    r.upstream.as_deref().and_then(|u| shared.upstreams.get(u)),
+                    r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                 )
             })
             .collect();
         let mut passthrough: Vec<Arc<Upstream>> = Vec::new();
         for r in &l.routes {
-            if let Some(up) = r.upstream.as_deref().and_then(|u| shared.upstreams.get(u))
+            if let Some(up) = r.upstream.as_deref().and_then(|u| cx.upstreams.get(u))
                 && !up.cfg.http.is_empty()
                 && !passthrough.iter().any(|p| p.cfg.name == up.cfg.name)
             {
@@ -109,7 +105,7 @@ impl Routes {
             websocket,
             passthrough,
             api: l.api,
-            shared: shared.clone(),
+            cx: cx.clone(),
         })
     }
 
@@ -126,7 +122,7 @@ impl Routes {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
         let ws = self.websocket.iter().find(|(p, _, _)| p == path);
-        if (sio.is_some() || ws.is_some()) && !self.shared.cfg.cors.allows(origin.as_deref()) {
+        if (sio.is_some() || ws.is_some()) && !self.cx.cfg.cors.allows(origin.as_deref()) {
             return json_response(
                 StatusCode::FORBIDDEN,
                 &json!({"error": "origin not allowed", "origin": origin}),
@@ -134,8 +130,7 @@ impl Routes {
         }
         // Draining: nothing new opens (Socket.IO requests of a session already open, its
         // polls above all, are still served: that is how its clients hear goodbye).
-        if (ws.is_some() || sio.is_some() && !has_sid(&req)) && self.shared.draining.is_cancelled()
-        {
+        if (ws.is_some() || sio.is_some() && !has_sid(&req)) && self.cx.draining.is_cancelled() {
             let mut resp = json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "this server is shutting down: connect to another instance"}),
@@ -149,22 +144,22 @@ impl Routes {
         }) = sio
         {
             if req.method() == Method::OPTIONS {
-                let mut resp = json_response(StatusCode::NO_CONTENT, &json!(null));
-                *resp.body_mut() = Empty::new().map_err(|never| match never {}).boxed();
+                let mut resp = empty(StatusCode::NO_CONTENT);
                 cors_headers(&mut resp, origin.as_deref(), Some(&req));
                 return resp;
             }
-            if eio::is_direct_websocket(&req) {
-                let mut resp = eio::upgrade(req, namespaces.clone(), self.shared.clone(), peer);
+            if sio_websocket::is_direct_websocket(&req) {
+                let mut resp =
+                    sio_websocket::upgrade(req, namespaces.clone(), self.cx.clone(), peer);
                 cors_headers(&mut resp, origin.as_deref(), None);
                 return resp;
             }
-            let _poll = has_sid(&req).then(|| self.shared.polls.start());
+            let _poll = has_sid(&req).then(|| self.cx.polls.start());
             let mut resp = if req.method() == Method::POST && has_sid(&req) {
                 // A polling body is read here first: socketioxide would run an event whose
                 // ack id it cannot read without its ack (see `neutralize_polling_body`).
                 let (mut parts, body) = req.into_parts();
-                let bytes = match Limited::new(body, self.shared.cfg.limits.max_frame)
+                let bytes = match Limited::new(body, self.cx.cfg.limits.max_frame)
                     .collect()
                     .await
                 {
@@ -178,7 +173,7 @@ impl Routes {
                 };
                 let bytes = match std::str::from_utf8(&bytes)
                     .ok()
-                    .and_then(crate::engineio::packet::neutralize_polling_body)
+                    .and_then(crate::socketio::packet::neutralize_polling_body)
                 {
                     Some(rewritten) => Bytes::from(rewritten),
                     None => bytes,
@@ -201,11 +196,11 @@ impl Routes {
             return resp;
         }
         if let Some((_, dialect, upstream)) = ws {
-            return ws::upgrade(
+            return websocket::raw::upgrade(
                 req,
                 dialect.clone(),
                 upstream.clone(),
-                self.shared.clone(),
+                self.cx.clone(),
                 peer,
             );
         }
@@ -216,9 +211,9 @@ impl Routes {
         {
             let up = up.clone();
             return match self
-                .shared
+                .cx
                 .passthrough
-                .forward(&up, req, peer, self.shared.hub.metrics())
+                .forward(&up, req, peer, self.cx.hub.metrics())
                 .await
             {
                 Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
@@ -237,13 +232,13 @@ impl Routes {
             };
         }
         if self.api
-            && let Some(resp) = self.api(&req)
+            && let Some(resp) = api::answer(&req, &self.cx)
         {
             return resp;
         }
         if self.api && req.uri().path().starts_with("/api/") {
             let path = req.uri().path().to_string();
-            if let Some(resp) = internal::handle(req, &self.shared).await {
+            if let Some(resp) = internal::handle(req, &self.cx).await {
                 return resp;
             }
             return json_response(
@@ -255,55 +250,6 @@ impl Routes {
             StatusCode::NOT_FOUND,
             &json!({"error": "not found", "path": path}),
         )
-    }
-
-    fn api(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
-        let sh = &self.shared;
-        if req.method() != Method::GET {
-            return None;
-        }
-        Some(match req.uri().path() {
-            "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
-            "/metrics" => {
-                let mut resp = Response::new(
-                    Full::new(Bytes::from(sh.hub.metrics().render()))
-                        .map_err(|never| match never {})
-                        .boxed(),
-                );
-                resp.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static(
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    ),
-                );
-                resp
-            }
-            "/readyz" => {
-                let bus = sh.hub.bus();
-                let (brokers, bus_ready, amqp) = sh.hub.ready();
-                let ready = brokers && !sh.draining.is_cancelled();
-                let status = if ready {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                json_response(
-                    status,
-                    &json!({
-                        "status": if ready { "ready" } else { "unavailable" },
-                        "bus": {"kind": bus.kind(), "ready": bus_ready},
-                        "amqp": amqp.map(|up| json!({"ready": up})),
-                        "connections": sh.hub.connection_count(),
-                        "shuttingDown": sh.draining.is_cancelled(),
-                    }),
-                )
-            }
-            "/api/config/webrtc" => json_response(
-                StatusCode::OK,
-                &json!({"iceServers": sh.cfg.webrtc.ice_servers}),
-            ),
-            _ => return None,
-        })
     }
 }
 
@@ -346,23 +292,8 @@ fn cors_headers(
     }
 }
 
-/// A JSON response.
-pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 /// Accepts connections until shutdown; each is served on its own task.
-pub(crate) async fn accept_loop(tcp: TcpListener, routes: Arc<Routes>, sh: Arc<Shared>) {
+pub(crate) async fn accept_loop(tcp: TcpListener, routes: Arc<Routes>, sh: Arc<Context>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {

@@ -8,8 +8,8 @@
 //! - `GET /api/webhooks`: endpoints and their queues; `GET /api/webhooks/dead`: dead
 //!   letters; `POST /api/webhooks/dead/replay[?id=evt_…]`; `POST /api/webhooks/NAME/enable`.
 
-use super::Shared;
-use super::http::{Body, json_response};
+use super::Context;
+use super::respond::{Body, json_response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -24,7 +24,7 @@ fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
 }
 
 /// Answers an internal API request, or `None` when the path is not one of its.
-pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Response<Body>> {
+pub(super) async fn handle(req: Request<Incoming>, sh: &Context) -> Option<Response<Body>> {
     let path = req.uri().path().to_string();
     let ours =
         path == "/api/events" || path == "/api/webhooks" || path.starts_with("/api/webhooks/");
@@ -50,7 +50,7 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
         ));
     }
     let hub = &sh.hub;
-    let webhooks = hub.webhooks();
+    let webhooks = sh.attached.webhooks.as_ref();
     Some(match (req.method().clone(), path.as_str()) {
         (Method::POST, "/api/events") => {
             let dialect = query(&req, "dialect");
@@ -67,7 +67,7 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
                     ));
                 }
             };
-            match crate::hub::external::read(
+            match crate::dialect::external::read(
                 &body,
                 dialect.as_deref(),
                 target.as_deref(),
@@ -80,7 +80,7 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
                     for ev in events {
                         let name = ev.name.to_string();
                         let stored = match hub.inject(ev) {
-                            Ok(receipt) => receipt.stored().await.map_err(|e| {
+                            Ok(stored) => stored.wait().await.map_err(|e| {
                                 (
                                     StatusCode::SERVICE_UNAVAILABLE,
                                     format!("delivered, but its webhook could not be stored: {e}"),
@@ -88,7 +88,7 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Shared) -> Option<Respon
                                 )
                             }),
                             Err(r) => Err((
-                                if r.code == crate::hub::Code::Unavailable {
+                                if r.code == crate::hub::ErrorCode::Unavailable {
                                     StatusCode::SERVICE_UNAVAILABLE
                                 } else {
                                     StatusCode::BAD_REQUEST

@@ -1,38 +1,47 @@
-//! Listeners: one hyper server per configured port. On each, raw WebSocket paths
-//! (tokio-tungstenite) and Socket.IO paths and namespaces (WebSocket connections served
-//! by `eio`, long polling by socketioxide) bound to dialects, and the HTTP API where
-//! configured.
+//! Listeners: one hyper server per configured port (`http.rs`: accepting, routing each
+//! request). On each, raw WebSocket paths (`websocket/`) and Socket.IO paths and
+//! namespaces (`socketio/`: WebSocket connections served by our own Engine.IO path, long
+//! polling by socketioxide) bound to dialects, each connection handed to the inbound path
+//! (`route`); the health and metrics endpoints (`api.rs`) and the internal API
+//! (`internal.rs`) where configured.
 
-mod duplex;
-mod eio;
-mod heartbeat;
+mod api;
 mod http;
 mod internal;
+pub(crate) mod respond;
 mod socketio;
-mod writer;
-mod ws;
+pub(crate) mod websocket;
 
-use crate::auth::AuthError;
 use crate::auth::Authenticator;
+use crate::bus::amqp::AmqpLink;
 use crate::config::{Config, Transport};
 use crate::hub::Hub;
+use crate::upstream::Upstreams;
 use crate::upstream::passthrough::Passthrough;
-use crate::upstream::{Ident, Upstream, Upstreams};
-use anyhow::{Context, Result};
-use heartbeat::Heartbeat;
+use crate::webhook::Webhooks;
+use anyhow::{Context as _, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use websocket::heartbeat::Heartbeat;
 
-/// Bytes each WebSocket preallocates for reading (raw and Socket.IO alike): chat frames
-/// are small, a larger one grows the buffer for itself, and idle connections stay cheap.
-pub(crate) const READ_BUFFER: usize = 512;
+/// What the listeners report on and operate, beside the hub: the RabbitMQ link and the
+/// webhook engine, when configured.
+#[derive(Default, Clone)]
+pub struct Attached {
+    /// The RabbitMQ link (its state in `/readyz`).
+    pub amqp: Option<Arc<AmqpLink>>,
+    /// The webhook engine (the internal API's `/api/webhooks`).
+    pub webhooks: Option<Arc<Webhooks>>,
+}
 
 /// What every listener shares.
-pub(crate) struct Shared {
+pub(crate) struct Context {
     pub hub: Hub,
+    /// The RabbitMQ link and the webhook engine.
+    pub attached: Attached,
     pub auth: Arc<Authenticator>,
     pub cfg: Arc<Config>,
     /// Cancelled when a shutdown begins: `/readyz` answers 503 and new realtime
@@ -59,33 +68,11 @@ pub(crate) struct Shared {
     pub heartbeat: Heartbeat,
 }
 
-impl Shared {
-    /// Who a connecting client is, from its token: verified here, or as the fronted
-    /// backend's configuration says (forwarded, checked, re-signed).
-    pub(crate) fn identify(
-        &self,
-        upstream: Option<&Arc<Upstream>>,
-        token: Option<&str>,
-    ) -> Result<Ident, AuthError> {
-        match upstream {
-            Some(up) => up.identify(&self.auth, token),
-            None => {
-                let i = self.auth.verify(token.ok_or(AuthError::Missing)?)?;
-                Ok(Ident {
-                    user: i.user,
-                    rooms: i.rooms,
-                    claims: None,
-                })
-            }
-        }
-    }
-}
-
 /// Running listeners.
 pub struct Listeners {
     /// The address each configured listener bound, in configuration order.
     pub addrs: Vec<SocketAddr>,
-    shared: Arc<Shared>,
+    cx: Arc<Context>,
 }
 
 impl Listeners {
@@ -93,7 +80,12 @@ impl Listeners {
     ///
     /// # Errors
     /// A port cannot be bound, or a route names an unknown dialect.
-    pub async fn start(cfg: Arc<Config>, hub: Hub, auth: Arc<Authenticator>) -> Result<Listeners> {
+    pub async fn start(
+        cfg: Arc<Config>,
+        hub: Hub,
+        auth: Arc<Authenticator>,
+        attached: Attached,
+    ) -> Result<Listeners> {
         let registry = hub.registry();
         for (i, l) in cfg.listeners.iter().enumerate() {
             for r in &l.routes {
@@ -106,8 +98,9 @@ impl Listeners {
             }
         }
         let upstreams = Upstreams::new(&cfg.upstreams, &registry)?;
-        let shared = Arc::new(Shared {
+        let cx = Arc::new(Context {
             hub,
+            attached,
             auth,
             cfg: cfg.clone(),
             draining: CancellationToken::new(),
@@ -120,10 +113,10 @@ impl Listeners {
             passthrough: Passthrough::new(),
             heartbeat: Heartbeat::new(cfg.socketio.ping_interval),
         });
-        let sh = shared.clone();
-        shared
-            .tasks
-            .spawn(async move { sh.heartbeat.run(sh.shutdown.clone()).await });
+        let heartbeat = cx.clone();
+        cx.tasks.spawn(async move {
+            heartbeat.heartbeat.run(heartbeat.shutdown.clone()).await;
+        });
         let mut addrs = Vec::new();
         for l in &cfg.listeners {
             let bind = format!("{}:{}", cfg.bind, l.port);
@@ -131,7 +124,7 @@ impl Listeners {
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
             let addr = tcp.local_addr()?;
-            let routes = http::Routes::build(&shared, l);
+            let routes = http::Routes::build(&cx, l);
             let what: Vec<String> = l
                 .routes
                 .iter()
@@ -153,11 +146,10 @@ impl Listeners {
                 })
                 .collect();
             tracing::info!(%addr, api = l.api, routes = %what.join(", "), "listening");
-            let sh = shared.clone();
-            shared.tasks.spawn(http::accept_loop(tcp, routes, sh));
+            cx.tasks.spawn(http::accept_loop(tcp, routes, cx.clone()));
             addrs.push(addr);
         }
-        Ok(Listeners { addrs, shared })
+        Ok(Listeners { addrs, cx })
     }
 
     /// Drains, then stops: `/readyz` answers 503 and new realtime connections are
@@ -167,7 +159,7 @@ impl Listeners {
     /// loops and HTTP connections stop. Returns as soon as the last client is closed.
     pub async fn shutdown(self, deadline: std::time::Duration) {
         let until = tokio::time::Instant::now() + deadline;
-        let sh = &self.shared;
+        let sh = &self.cx;
         sh.draining.cancel();
         sh.hub.drain();
         sh.hub.close_all(1012, "server restarting: reconnect");

@@ -3,13 +3,11 @@
 //! the event, answered by the first backend event carrying it. Bounded; each waits at
 //! most the upstream's `ack_timeout`.
 
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Answers one client ack.
-pub type Reply = Box<dyn FnOnce(Value) + Send>;
+pub use crate::hub::Reply;
 
 /// What identifies the backend's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

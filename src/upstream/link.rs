@@ -1,11 +1,11 @@
 //! The connection to a backend, whichever its transport: raw WebSocket
-//! (`crate::wsclient`) or Socket.IO (our Engine.IO v4 client, `crate::sioclient`).
+//! (`crate::wsclient`) or Socket.IO (our Engine.IO v4 client, `crate::socketio::client`).
 //! Both directions go through bounded queues: what the backend sends waits in TCP when
 //! the session has not taken it yet.
 
 use super::credentials::Handshake;
 use crate::config::{Transport, UpstreamConfig};
-use crate::sioclient::{self, Incoming, SendError, SioError};
+use crate::socketio::client::{self as sioclient, Incoming, SendError, SioError};
 use crate::wsclient::Msg;
 use serde_json::Value;
 use std::time::Duration;

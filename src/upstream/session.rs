@@ -11,8 +11,8 @@ use super::{Dest, Upstream, answer};
 use crate::config::Transport;
 use crate::dialect::{DecodeContext, Direction};
 use crate::event::Event;
-use crate::hub::{Code, Conn, Hub, Refusal};
-use crate::sioclient::{Incoming, SendError};
+use crate::hub::{Conn, ErrorCode, Hub, Refusal};
+use crate::socketio::client::{Incoming, SendError};
 use crate::telemetry::{UpstreamEvent, UpstreamLabels, UpstreamOutcome};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,9 +164,9 @@ impl Session {
             OpenError::Refused(m) => {
                 let lower = m.to_ascii_lowercase();
                 let code = if lower.contains("expired") {
-                    Code::TokenExpired
+                    ErrorCode::TokenExpired
                 } else {
-                    Code::Unauthorized
+                    ErrorCode::Unauthorized
                 };
                 (
                     Refusal::new(code, format!("the backend refused the session: {m}")),
@@ -175,7 +175,10 @@ impl Session {
                 )
             }
             OpenError::Unreachable(_) | OpenError::Timeout(_) => (
-                Refusal::new(Code::Unavailable, format!("{e}: reconnect in a moment")),
+                Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!("{e}: reconnect in a moment"),
+                ),
                 CLOSE_BACKEND_UNREACHABLE,
                 "unreachable",
             ),
@@ -187,39 +190,16 @@ impl Session {
 
     fn tell_and_close(&self, refusal: &Refusal, code: u16) {
         let mut ev = Hub::error_event(refusal);
-        if refusal.code == Code::Unavailable {
+        if refusal.code == ErrorCode::Unavailable {
             ev.body.insert("retryAfter".into(), json!(RETRY_AFTER_MS));
         }
         self.hub.send_event(&self.conn, &ev);
         self.conn.close(code, refusal.code.as_str());
     }
 
-    /// One frame from the client, in order; `reply` answers its ack (Socket.IO).
-    pub async fn client_frame(self: &Arc<Self>, text: &[u8], reply: Option<Reply>) {
-        let mut reply = reply;
-        let events = match self.hub.admit_frame(&self.conn, text) {
-            Ok(evs) => evs,
-            Err(ack) => {
-                if let Some(r) = reply {
-                    r(ack);
-                }
-                return;
-            }
-        };
-        let mut last = json!({"success": true});
-        for ev in events {
-            match self.up.routing.intent(&ev.name) {
-                Dest::Hub => last = self.hub.handle_event(&self.conn, &ev).await,
-                Dest::Upstream => self.to_backend(ev, reply.take()).await,
-                Dest::Both => {
-                    self.hub.handle_event(&self.conn, &ev).await;
-                    self.to_backend(ev, reply.take()).await;
-                }
-            }
-        }
-        if let Some(r) = reply {
-            r(last);
-        }
+    /// Where a client's intent goes: the backend, the hub, or both.
+    pub fn destination(&self, name: &str) -> Dest {
+        self.up.routing.intent(name)
     }
 
     fn refuse(&self, refusal: &Refusal, ev: &Event, reply: Option<Reply>) {
@@ -229,11 +209,15 @@ impl Session {
         }
     }
 
-    /// An intent to the backend, in its dialect.
-    async fn to_backend(self: &Arc<Self>, ev: Event, reply: Option<Reply>) {
+    /// An intent to the backend, in its dialect; `reply` answers the client's ack when
+    /// the backend does.
+    pub async fn send_up(self: &Arc<Self>, ev: Event, reply: Option<Reply>) {
         let reg = self.hub.registry();
         let Some(d) = reg.dialect(&self.up.cfg.dialect) else {
-            let r = Refusal::new(Code::Unavailable, "the backend's dialect is not loaded");
+            let r = Refusal::new(
+                ErrorCode::Unavailable,
+                "the backend's dialect is not loaded",
+            );
             return self.refuse(&r, &ev, reply);
         };
         let mut buf = Vec::with_capacity(256);
@@ -242,7 +226,7 @@ impl Session {
                 .lack_reason(&ev.name)
                 .map_or_else(|| e.to_string(), str::to_owned);
             let r = Refusal::new(
-                Code::Unsupported,
+                ErrorCode::Unsupported,
                 format!("the backend ({}) cannot take `{}`: {why}", d.name, ev.name),
             );
             return self.refuse(&r, &ev, reply);
@@ -316,11 +300,11 @@ impl Session {
                 });
                 let r = match e {
                     SendError::Full => Refusal::new(
-                        Code::Unavailable,
+                        ErrorCode::Unavailable,
                         "the backend is not keeping up: the event was not sent, send it again",
                     ),
                     SendError::Closed => {
-                        Refusal::new(Code::Unavailable, "the backend session has closed")
+                        Refusal::new(ErrorCode::Unavailable, "the backend session has closed")
                     }
                 };
                 self.refuse(&r, &ev, waiting.map(|w| w.reply));
@@ -387,7 +371,7 @@ impl Session {
                 tracing::info!(upstream = %up.cfg.name, conn = self.conn.id, %why, "the backend closed the session");
                 self.count("closed_by_backend");
                 let r = Refusal::new(
-                    Code::Unavailable,
+                    ErrorCode::Unavailable,
                     format!("the backend closed the session ({why}): reconnect"),
                 );
                 self.tell_and_close(&r, CLOSE_BACKEND_GONE);

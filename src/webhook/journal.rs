@@ -110,6 +110,11 @@ impl Receipt {
         Receipt(None)
     }
 
+    /// Whether there is nothing to wait for.
+    pub fn is_settled(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Waits until the writes are stored.
     ///
     /// # Errors

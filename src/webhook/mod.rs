@@ -219,3 +219,15 @@ impl Webhooks {
         }
     }
 }
+
+impl crate::bus::Export for Webhooks {
+    /// Queued for every endpoint that wants the event's type; stored once its
+    /// deliveries are (the embedded store), or at once (RabbitMQ's publisher confirms).
+    fn export(&self, event: &Event, registry: &Registry) -> crate::bus::Stored {
+        let receipt = self.offer(event, registry);
+        if receipt.is_settled() {
+            return crate::bus::Stored::done();
+        }
+        crate::bus::Stored::when(async move { receipt.stored().await.map_err(|e| e.to_string()) })
+    }
+}

@@ -225,7 +225,9 @@ async fn socketio_polling(live: &Live, g: &mut Gen) -> usize {
         let code = post(live.addrs()[0], &sid, &body).await;
         sent += 1;
         if code != 200 {
-            // The engine closed the session (a packet it cannot parse): a new one.
+            // The engine closed the session (a packet it cannot parse), or the answer
+            // was slow to come: closed (if it was not) and a new one.
+            post(live.addrs()[0], &sid, "1").await;
             sid.clear();
         }
     }

@@ -1,18 +1,44 @@
-//! The integration suite as one test binary (one link of the crate, not one per file):
-//! each module is a group of tests against a real server, real clients and real brokers.
+//! The integration suite as one test binary (the crate is linked once, not once per
+//! file). Each module is a group: translation and mapping files (`golden`, `spec_examples`,
+//! `roundtrip_prop`, `bad_input_prop`, `completeness`, `loader_errors`, `cli`), the hub
+//! against a real server on port 0 with real clients (`hub_*`, `socketio_engine`), brokers
+//! (`brokers`, `scale_out`, `redis_cluster`), fronted backends (`upstream*`, with
+//! `backends/`), webhooks, the binary (`serve`, `bench_tool`), and the fault suite
+//! (`faults`, `fuzz`, `outages`, `crashes`, `drain`; see RELIABILITY.md). Shared helpers:
+//! `common` (mappings and fixtures), `live` (servers and clients), `support` (brokers of
+//! the tests' own, raw frames), `process` (the binary as a process).
 
-#[path = "../common/mod.rs"]
+mod backends;
 mod common;
-#[path = "../live/mod.rs"]
 mod live;
+mod process;
+mod support;
 
+mod bad_input_prop;
+mod bench_tool;
+mod brokers;
+mod cli;
+mod completeness;
 mod crashes;
 mod drain;
 mod faults;
 mod fuzz;
+mod golden;
+mod hub_fleet;
+mod hub_limits;
+mod hub_refusals;
+mod hub_relays;
+mod loader_errors;
 mod outages;
-mod process;
-mod support;
+mod redis_cluster;
+mod roundtrip_prop;
+mod scale_out;
+mod serve;
+mod socketio_engine;
+mod spec_examples;
+mod upstream;
+mod upstream_lifecycle;
+mod webhooks;
 
 /// The tests that use the machine's RabbitMQ take turns (one restarts its application).
 pub static RABBIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -87,7 +87,7 @@ async fn a_redis_outage_loses_no_message_without_a_word() {
     let a = start("outage-a", 10_000).await;
     let b = start("outage-b", 30).await;
     until("both buses", Duration::from_secs(10), || {
-        a.hub().ready().0 && b.hub().ready().0
+        a.ready().0 && b.ready().0
     })
     .await;
     let room = crate::live::unique("outage");
@@ -148,7 +148,7 @@ async fn a_redis_outage_loses_no_message_without_a_word() {
     until(
         "both buses to report ready again",
         Duration::from_secs(10),
-        || a.hub().ready().0 && b.hub().ready().0,
+        || a.ready().0 && b.ready().0,
     )
     .await;
     // Everything accepted reaches the other instance.

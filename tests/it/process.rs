@@ -18,6 +18,15 @@ impl Running {
     /// Starts the binary with `env` on the shipped configuration, each `(from, to)` of
     /// `edits` replaced in it, and waits until its three listeners listen.
     pub fn start(env: &[(&str, &str)], edits: &[(&str, &str)]) -> Running {
+        Running::start_with(env, None, edits)
+    }
+
+    /// As [`Running::start`], with the mapping files of `mappings` (`--mappings DIR`).
+    pub fn start_with(
+        env: &[(&str, &str)],
+        mappings: Option<&std::path::Path>,
+        edits: &[(&str, &str)],
+    ) -> Running {
         let ports = [
             crate::support::free_port(),
             crate::support::free_port(),
@@ -34,6 +43,9 @@ impl Running {
         let file = dir.join("switchboard.toml");
         std::fs::write(&file, cfg).expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        if let Some(m) = mappings {
+            cmd.arg("--mappings").arg(m);
+        }
         cmd.arg("serve")
             .arg("--config")
             .arg(&file)
@@ -78,6 +90,11 @@ impl Running {
             "no `{needle}` in the log:\n{}",
             self.log.lock().expect("log")
         );
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
     }
 
     /// Sends a signal (`-KILL`, `-TERM`, …).

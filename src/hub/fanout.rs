@@ -1,0 +1,154 @@
+//! Fan-out: a delivery from the bus reaches this instance's connections in its
+//! audience, encoded once per dialect and transport kind, however many recipients share
+//! them; a recipient whose queue is full is cut as a slow consumer, the others go on.
+
+use super::{
+    CLOSE_SLOW_CONSUMER, Conn, ConnId, HubState, OutFrame, SendFailure, members, read,
+    registry::conn_labels,
+};
+use crate::bus::{Audience, Deliver, Delivery};
+use crate::config::Transport;
+use crate::dialect::{Direction, TranslateError};
+use crate::event::Event;
+use crate::telemetry::{EventLabels, Name};
+use smallvec::SmallVec;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+impl HubState {
+    /// Encodes `ev` for one dialect and transport kind.
+    pub(super) fn encode(
+        &self,
+        dialect: &str,
+        transport: Transport,
+        ev: &Event,
+    ) -> Result<OutFrame, TranslateError> {
+        let reg = self.registry();
+        let d = reg
+            .dialect(dialect)
+            .ok_or_else(|| TranslateError::UnknownDialect(dialect.to_string()))?;
+        Ok(match transport {
+            Transport::Socketio => {
+                let enc = d.encode(ev, Direction::Down)?;
+                OutFrame::socketio(&enc.name, enc.payload.map(|t| t.into_value()))
+            }
+            Transport::Websocket => {
+                let mut buf = Vec::with_capacity(256);
+                d.encode_frame(ev, Direction::Down, &mut buf)?;
+                OutFrame::text(&ev.name, buf)
+            }
+        })
+    }
+
+    /// Sends `ev` to one connection, in its dialect; an event its dialect cannot express
+    /// is skipped.
+    pub(super) fn send_event(&self, conn: &Arc<Conn>, ev: &Event) -> bool {
+        match self.encode(&conn.dialect, conn.transport, ev) {
+            Ok(frame) => {
+                self.count_out(&conn.dialect, &ev.name, 1);
+                self.send_frame(conn, &frame);
+                true
+            }
+            Err(e) => {
+                tracing::trace!(event = %ev.name, dialect = %conn.dialect, error = %e, "not sent");
+                false
+            }
+        }
+    }
+
+    fn send_frame(&self, conn: &Arc<Conn>, frame: &OutFrame) {
+        if let Err(SendFailure::Full) = conn.send(frame) {
+            self.metrics
+                .slow_consumers
+                .get_or_create(&conn_labels(conn))
+                .inc();
+            tracing::warn!(conn = conn.id, user = %conn.user.id, "slow consumer: outbound queue full, disconnecting");
+            conn.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full");
+        }
+    }
+
+    fn count_out(&self, dialect: &Arc<str>, event: &Arc<str>, n: u64) {
+        self.metrics
+            .events_out
+            .get_or_create(&EventLabels {
+                dialect: Name(dialect.clone()),
+                event: Name(event.clone()),
+            })
+            .inc_by(n);
+    }
+
+    /// The local connections in an audience, each once.
+    fn recipients(&self, a: &Audience) -> SmallVec<[Arc<Conn>; 16]> {
+        let mut out: SmallVec<[Arc<Conn>; 16]> = SmallVec::new();
+        let keep = |c: &Arc<Conn>| {
+            let excluded_conn = a
+                .except_connection
+                .as_ref()
+                .is_some_and(|(i, id)| *i == self.instance && *id == c.id);
+            let excluded_user = a.except_user.as_deref().is_some_and(|u| u == c.user.id);
+            !excluded_conn && !excluded_user
+        };
+        if a.everyone {
+            out.extend(read(&self.conns).values().filter(|c| keep(c)).cloned());
+            return out;
+        }
+        let rooms = read(&self.rooms);
+        if let [one] = a.rooms.as_slice() {
+            if let Some(members) = rooms.get(one) {
+                out.extend(members.iter().filter(|c| keep(c)).cloned());
+            }
+            return out;
+        }
+        // Ids are ours: a fast hash, and room for everyone at once (no rehash per message).
+        let most = a
+            .rooms
+            .iter()
+            .filter_map(|r| rooms.get(r).map(members::Members::len))
+            .sum();
+        let mut seen: HashSet<ConnId, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(most, foldhash::fast::RandomState::default());
+        for room in &a.rooms {
+            for c in rooms.get(room).into_iter().flat_map(members::Members::iter) {
+                if seen.insert(c.id) && keep(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One encoding of a delivery: for a dialect and transport (`None`: it cannot express it),
+/// and how many connections it was sent to.
+type EncodedFor = (Arc<str>, Transport, Option<OutFrame>, u64);
+
+impl Deliver for HubState {
+    fn deliver(&self, d: &Delivery) {
+        let recipients = self.recipients(&d.audience);
+        // One encoding per dialect and transport, shared by every recipient.
+        let mut frames: SmallVec<[EncodedFor; 6]> = SmallVec::new();
+        for conn in &recipients {
+            let pos = frames.iter().position(|(dl, t, _, _)| {
+                *t == conn.transport && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)
+            });
+            let i = match pos {
+                Some(i) => i,
+                None => {
+                    let f = self.encode(&conn.dialect, conn.transport, &d.event).ok();
+                    frames.push((conn.dialect.clone(), conn.transport, f, 0));
+                    frames.len() - 1
+                }
+            };
+            if let Some(frame) = &frames[i].2 {
+                self.send_frame(conn, frame);
+                frames[i].3 += 1;
+            }
+        }
+        for (dialect, _, _, n) in &frames {
+            if *n > 0 {
+                self.count_out(dialect, &d.event.name, *n);
+                tracing::trace!(trace_id = %d.event.meta.trace_id, event = %d.event.name, %dialect, recipients = *n, bus = self.bus.kind(), "delivered");
+            }
+        }
+    }
+}
