@@ -147,7 +147,8 @@ pub enum ConfigAction {
     },
     /// Print the documented default configuration file.
     Default,
-    /// Print the configuration reference (Markdown), generated from the default file.
+    /// Print the configuration reference (Markdown), generated from the configuration
+    /// types' documentation.
     Reference,
 }
 
@@ -264,7 +265,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             ConfigAction::Default => {
-                print!("{}", crate::config::DEFAULT_TOML);
+                print!(
+                    "{}",
+                    crate::config::reference::default_file(&Config::seed())
+                );
                 Ok(ExitCode::SUCCESS)
             }
             ConfigAction::Check { file } => match Config::load(file.as_deref()) {

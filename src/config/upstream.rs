@@ -3,13 +3,14 @@
 //! is forwarded, and which HTTP prefixes are passed through to it.
 
 use super::Transport;
-use super::humantime_serde;
+use super::duration;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Where the client's token goes on the upstream handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TokenForward {
     /// Socket.IO `auth: { <token_param>: token }`.
@@ -25,7 +26,7 @@ pub enum TokenForward {
 }
 
 /// When a client's upstream session opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectMode {
     /// When the client connects: a refusal reaches the client at once.
@@ -36,20 +37,22 @@ pub enum ConnectMode {
 }
 
 /// Re-signing the client's token for a backend that expects other claims.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Resign {
-    /// The backend's HS256 secret.
+    /// Re-sign: the backend's HS256 secret; the client's verified claims are minted into
+    /// a token for the backend.
     pub secret: String,
-    /// Lifetime of the minted token.
-    #[serde(default = "default_resign_ttl", with = "humantime_serde")]
+    /// Lifetime of a re-signed token.
+    #[serde(default = "default_resign_ttl", with = "duration::text")]
+    #[schemars(with = "String")]
     pub ttl: Duration,
-    /// Claims of the minted token taken from the client's verified claims: backend claim
-    /// name → client claim name (`{ userId = "sub" }`). Default: every client claim as it
-    /// is.
+    /// Backend claim ← client claim (`{ userId = "sub" }`); empty: every client claim as
+    /// it is.
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
-    /// Fixed claims added to the minted token (`{ aud = "legacy" }`).
+    /// Fixed claims added to re-signed tokens (`{ aud = "legacy" }`).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub extra: BTreeMap<String, toml::Value>,
 }
 
@@ -57,17 +60,16 @@ fn default_resign_ttl() -> Duration {
     Duration::from_secs(300)
 }
 
-/// One legacy backend.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One legacy backend (`[[upstream]]`; the default configuration has none).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct UpstreamConfig {
-    /// Its name, which routes give as `upstream`.
+    /// The name routes give as `upstream`; also the metrics label.
     pub name: String,
-    /// Raw WebSocket: the `ws://` URL. Socket.IO: the server's `http://` (or `ws://`)
-    /// base URL.
+    /// Raw WebSocket: the backend's `ws://` URL. Socket.IO: its `http://` base URL.
     pub url: String,
     /// The dialect the backend speaks.
     pub dialect: String,
-    /// Its transport.
+    /// `websocket` or `socketio` (Engine.IO v4 over websocket).
     pub transport: Transport,
     /// Socket.IO path.
     #[serde(default = "default_sio_path")]
@@ -75,57 +77,64 @@ pub struct UpstreamConfig {
     /// Socket.IO namespace.
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// Where the client's token goes (default: `auth` for Socket.IO, `query` for raw
-    /// WebSocket).
+    /// Where the client's token goes: `auth`, `auth-bearer`, `query`, `header`
+    /// (`Authorization: Bearer`), `none`. Unset: `auth` for Socket.IO, `query` for raw
+    /// WebSocket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenForward>,
-    /// The name of the auth key or query parameter that carries the token.
+    /// The auth key or query parameter carrying the token.
     #[serde(default = "default_token_param")]
     pub token_param: String,
-    /// Verify the client's token with `auth.secret` before opening the session (the
-    /// backend verifies it anyway). Implied by `resign` and by hub events.
+    /// Verify the client's token with `auth.secret` first (implied by `resign`, `hub`
+    /// and `shared`); else the backend alone decides.
     #[serde(default)]
     pub verify: bool,
     /// Mint a token for the backend from the client's verified claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resign: Option<Resign>,
-    /// When the session opens.
+    /// `eager`: the backend session opens when the client connects; `lazy`: at its first
+    /// event for the backend.
     #[serde(default)]
     pub connect: ConnectMode,
-    /// Canonical events (`presence.*` for a family) the hub handles instead of the
-    /// backend: the client's intents go to the hub, the backend's facts of these names
-    /// are dropped.
+    /// Canonical events (`presence.*` for a family) the hub handles instead: intents go
+    /// to the hub, the backend's facts of these names are dropped.
     #[serde(default)]
     pub hub: Vec<String>,
-    /// Canonical intents sent to both (`room.join`, so the hub's room events reach the
-    /// client too); the client's ack comes from the backend.
+    /// Canonical intents sent to both the hub and the backend (`room.join`); the ack
+    /// comes from the backend.
     #[serde(default)]
     pub shared: Vec<String>,
-    /// HTTP path prefixes reverse-proxied to the backend (`/api/rooms/`).
+    /// HTTP path prefixes reverse-proxied to the backend's REST API (`/api/rooms/`).
     #[serde(default)]
     pub http: Vec<String>,
-    /// Base URL for the HTTP passthrough. Empty: `url`'s scheme, host and port.
+    /// Base URL of the REST API, when not at `url`'s host and port (empty: `url`'s
+    /// scheme, host and port).
     #[serde(default)]
     pub http_url: String,
-    /// How long opening a session may take.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    /// How long opening a backend session may take (then: the client's `unavailable`
+    /// error and close).
+    #[serde(default = "default_connect_timeout", with = "duration::text")]
+    #[schemars(with = "String")]
     pub connect_timeout: Duration,
-    /// How long a client's ack waits for the backend's answer.
-    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    /// How long a client's ack waits for the backend's answer (then: `{success: false,
+    /// code: "timeout"}`).
+    #[serde(default = "default_ack_timeout", with = "duration::text")]
+    #[schemars(with = "String")]
     pub ack_timeout: Duration,
-    /// How long one passed-through HTTP request may take.
-    #[serde(default = "default_http_timeout", with = "humantime_serde")]
+    /// How long a passed-through HTTP request may take (then: 504).
+    #[serde(default = "default_http_timeout", with = "duration::text")]
+    #[schemars(with = "String")]
     pub http_timeout: Duration,
-    /// Frames queued toward the backend per session; a client sending faster gets its
-    /// dialect's `unavailable` error for each frame over.
+    /// Frames queued toward the backend per session; over it, the client's event is
+    /// refused (`unavailable`).
     #[serde(default = "default_queue")]
     pub queue: usize,
-    /// Client acks waiting for the backend per session; more are answered at once with
-    /// `{success: false, code: "unavailable"}`.
+    /// Client acks waiting for the backend per session; over it, answered at once with
+    /// `unavailable`.
     #[serde(default = "default_max_acks")]
     pub max_acks: usize,
-    /// Which fact a backend's Socket.IO ack carries, per intent (`message.send` →
-    /// `message.created`); added to the built-in table.
+    /// Which fact a backend's Socket.IO ack carries, per intent, beside the built-in
+    /// table (`message.send` → `message.created`, …).
     #[serde(default)]
     pub answers: BTreeMap<String, String>,
 }
@@ -284,123 +293,6 @@ pub(super) fn problems(ups: &[UpstreamConfig], p: &mut Vec<String>) {
         }
     }
 }
-
-/// `[[upstream]]` has no entry in the default file (it ships none): its keys, for the
-/// configuration reference.
-pub(super) const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "upstream[].name",
-        "(required)",
-        "The name routes give as `upstream`; also the metrics label.",
-    ),
-    (
-        "upstream[].url",
-        "(required)",
-        "Raw WebSocket: the backend's `ws://` URL. Socket.IO: its `http://` base URL.",
-    ),
-    (
-        "upstream[].dialect",
-        "(required)",
-        "The dialect the backend speaks.",
-    ),
-    (
-        "upstream[].transport",
-        "(required)",
-        "`websocket` or `socketio` (Engine.IO v4 over websocket).",
-    ),
-    ("upstream[].path", "\"/socket.io\"", "Socket.IO path."),
-    ("upstream[].namespace", "\"/\"", "Socket.IO namespace."),
-    (
-        "upstream[].token",
-        "auth (Socket.IO), query (WebSocket)",
-        "Where the client's token goes: `auth`, `auth-bearer`, `query`, `header` (`Authorization: Bearer`), `none`.",
-    ),
-    (
-        "upstream[].token_param",
-        "\"token\"",
-        "The auth key or query parameter carrying the token.",
-    ),
-    (
-        "upstream[].verify",
-        "false",
-        "Verify the client's token with `auth.secret` first (implied by `resign`, `hub` and `shared`); else the backend alone decides.",
-    ),
-    (
-        "upstream[].resign.secret",
-        "(none)",
-        "Re-sign: the backend's HS256 secret; the client's verified claims are minted into a token for the backend.",
-    ),
-    (
-        "upstream[].resign.ttl",
-        "\"5m\"",
-        "Lifetime of a re-signed token.",
-    ),
-    (
-        "upstream[].resign.claims",
-        "{} (every claim)",
-        "Backend claim ← client claim (`{ userId = \"sub\" }`).",
-    ),
-    (
-        "upstream[].resign.extra",
-        "{}",
-        "Fixed claims added to re-signed tokens (`{ aud = \"legacy\" }`).",
-    ),
-    (
-        "upstream[].connect",
-        "\"eager\"",
-        "`eager`: the backend session opens when the client connects; `lazy`: at its first event for the backend.",
-    ),
-    (
-        "upstream[].hub",
-        "[]",
-        "Canonical events (`presence.*` for a family) the hub handles instead: intents go to the hub, the backend's facts of these names are dropped.",
-    ),
-    (
-        "upstream[].shared",
-        "[]",
-        "Canonical intents sent to both the hub and the backend (`room.join`); the ack comes from the backend.",
-    ),
-    (
-        "upstream[].http",
-        "[]",
-        "HTTP path prefixes reverse-proxied to the backend's REST API (`/api/rooms/`).",
-    ),
-    (
-        "upstream[].http_url",
-        "\"\" (url's host)",
-        "Base URL of the REST API, when not at `url`'s host and port.",
-    ),
-    (
-        "upstream[].connect_timeout",
-        "\"5s\"",
-        "How long opening a backend session may take (then: the client's `unavailable` error and close).",
-    ),
-    (
-        "upstream[].ack_timeout",
-        "\"10s\"",
-        "How long a client's ack waits for the backend's answer (then: `{success: false, code: \"timeout\"}`).",
-    ),
-    (
-        "upstream[].http_timeout",
-        "\"30s\"",
-        "How long a passed-through HTTP request may take (then: 504).",
-    ),
-    (
-        "upstream[].queue",
-        "256",
-        "Frames queued toward the backend per session; over it, the client's event is refused (`unavailable`).",
-    ),
-    (
-        "upstream[].max_acks",
-        "64",
-        "Client acks waiting for the backend per session; over it, answered at once with `unavailable`.",
-    ),
-    (
-        "upstream[].answers",
-        "{}",
-        "Which fact a backend's Socket.IO ack carries, per intent, beside the built-in table (`message.send` → `message.created`, …).",
-    ),
-];
 
 #[cfg(test)]
 mod tests {

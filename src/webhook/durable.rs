@@ -10,7 +10,8 @@
 //! delivered again after the restart, with the same id (at least once).
 
 use super::guard::Guard;
-use super::queue::{DeadLetter, retry_delay};
+use super::letter::DeadLetter;
+use super::queue::retry_delay;
 use super::send::{self, HttpClient, Outcome, Payload};
 use crate::config::{AmqpConfig, WebhookEndpoint, WebhooksConfig};
 use crate::event::{format_iso_millis, now_millis};

@@ -14,7 +14,7 @@
 //! commit): the hot path queues and never blocks on the disk; whoever needs to know
 //! awaits the batch's [`Receipt`].
 
-use super::queue::DeadLetter;
+use super::letter::DeadLetter;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -9,16 +9,18 @@
 //! queues (`durable.rs`, when `amqp.url` is set: several instances share them). A
 //! restart or a SIGKILL loses nothing that was stored.
 
+mod dead_letters;
 mod durable;
 mod guard;
 mod journal;
+mod letter;
 mod queue;
 mod send;
 mod sign;
 
 pub use guard::Guard;
 pub use journal::{JournalError, Receipt};
-pub use queue::DeadLetter;
+pub use letter::DeadLetter;
 pub use send::{Outcome, Payload};
 pub use sign::{github_style, standard};
 

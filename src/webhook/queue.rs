@@ -5,13 +5,14 @@
 //! memory; every change of state is written to the journal (`journal.rs`) as well, and a
 //! restart rebuilds the queues from it: same ids, attempts and due times.
 
+use super::dead_letters::DeadLetters;
 use super::guard::Guard;
 use super::journal::{Journal, JournalError, Pending, PendingRef, Receipt, Recovered};
+use super::letter::DeadLetter;
 use super::send::{self, HttpClient, Outcome, Payload};
 use crate::config::{WebhookEndpoint, WebhooksConfig};
 use crate::event::{format_iso_millis, now_millis};
 use crate::telemetry::{Metrics, WebhookLabels};
-use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::path::Path;
@@ -31,102 +32,6 @@ struct Job {
     key: u64,
     payload: Arc<Payload>,
     attempts: u32,
-}
-
-/// A delivery that used up its schedule (or could not be sent at all).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    /// The endpoint's name.
-    pub endpoint: String,
-    /// The event id (`evt_…`).
-    pub id: String,
-    /// The event type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Why the last one failed.
-    pub last_error: String,
-    /// When it was dead-lettered (ISO-8601).
-    pub at: String,
-    /// The body.
-    pub body: String,
-}
-
-impl DeadLetter {
-    /// The payload to send again.
-    pub fn payload(&self) -> Payload {
-        Payload {
-            id: self.id.clone(),
-            kind: self.kind.clone(),
-            body: self.body.clone(),
-            trace: String::new(),
-        }
-    }
-}
-
-/// The dead letters of every endpoint, bounded (over the bound, the oldest is dropped,
-/// from the journal too, and counted).
-pub struct DeadLetters {
-    max: usize,
-    items: Mutex<VecDeque<(u64, DeadLetter)>>,
-    journal: Arc<Journal>,
-    metrics: Arc<Metrics>,
-}
-
-impl DeadLetters {
-    fn new(max: usize, journal: Arc<Journal>, metrics: Arc<Metrics>) -> DeadLetters {
-        DeadLetters {
-            max,
-            items: Mutex::new(VecDeque::new()),
-            journal,
-            metrics,
-        }
-    }
-
-    /// Holds `l` under `key` (already in the journal, or `from` a pending delivery).
-    fn push(&self, key: u64, l: DeadLetter, from: Option<(&Arc<str>, u64)>) {
-        tracing::warn!(endpoint = %l.endpoint, id = %l.id, attempts = l.attempts, "webhook dead-lettered: {}", l.last_error);
-        self.journal.dead(from, key, &l);
-        self.keep(key, l);
-    }
-
-    /// Holds a dead letter the journal already has.
-    fn keep(&self, key: u64, l: DeadLetter) {
-        let mut items = lock(&self.items);
-        if items.len() >= self.max
-            && let Some((old, _)) = items.pop_front()
-        {
-            self.journal.remove_dead(old);
-            self.metrics.webhook("*", "dead_letter_dropped");
-        }
-        items.push_back((key, l));
-        self.metrics
-            .webhook_dead
-            .set(i64::try_from(items.len()).unwrap_or(i64::MAX));
-    }
-
-    fn list(&self) -> Vec<DeadLetter> {
-        lock(&self.items).iter().map(|(_, l)| l.clone()).collect()
-    }
-
-    fn take(&self, id: Option<&str>) -> Vec<DeadLetter> {
-        let mut items = lock(&self.items);
-        let (take, keep): (Vec<_>, Vec<_>) = items
-            .drain(..)
-            .partition(|(_, l)| id.is_none_or(|i| l.id == i));
-        items.extend(keep);
-        self.metrics
-            .webhook_dead
-            .set(i64::try_from(items.len()).unwrap_or(i64::MAX));
-        take.into_iter()
-            .map(|(k, l)| {
-                self.journal.remove_dead(k);
-                l
-            })
-            .collect()
-    }
 }
 
 /// Every endpoint's queue on the embedded store.

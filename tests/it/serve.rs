@@ -170,7 +170,7 @@ async fn an_instance_killed_with_sigkill_leaves_no_user_online_and_no_call_busy(
             ("PRESENCE_TTL_SECONDS", "1"),
         ],
         None,
-        &[("call_busy_ttl = \"300s\"", "call_busy_ttl = \"2s\"")],
+        &[("call_busy_ttl = \"5m\"", "call_busy_ttl = \"2s\"")],
     );
     // A second instance, alive, that sweeps what the dead one leaves.
     let survivor = Live::start_with(|c| {
