@@ -94,8 +94,8 @@ async fn sio_backend() -> std::net::SocketAddr {
 
 /// `n` sequential `sendMessage` → ack round trips on the Socket.IO server at `base`.
 async fn run_sio(base: &str, n: u64) -> Histogram<u64> {
-    use switchboard::socketio::client::{self as sioclient, Incoming};
-    let (tx, mut rx) = sioclient::connect(
+    use switchboard::socketio::client::{self, Incoming};
+    let (tx, mut rx) = client::connect(
         base,
         "/socket.io",
         "/",

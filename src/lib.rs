@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bus;
 pub mod cli;

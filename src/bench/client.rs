@@ -6,8 +6,8 @@ use super::Plan;
 use super::stats::Stats;
 use crate::dialect::{Direction, write_frame};
 use crate::event::{Event, Meta};
-use crate::socketio::client::{self as sioclient, Incoming};
-use crate::wsclient::{Msg, Reader};
+use crate::socketio::client::{self, Incoming};
+use crate::wsclient::{Reader, Received};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -79,7 +79,7 @@ fn wire(plan: &Plan, name: &str, body: Value) -> Option<(String, Value)> {
 
 /// A connected client: its sender and what it reads.
 enum Conn {
-    Sio(sioclient::Sender, mpsc::Receiver<Incoming>),
+    Sio(client::Sender, mpsc::Receiver<Incoming>),
     Ws(mpsc::Sender<Message>, Reader),
 }
 
@@ -112,7 +112,7 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
         // time it woke to read them.
         let st = stats.clone();
         let hint = AtomicUsize::new(0);
-        let mut opts = sioclient::Options::with_auth(Some(&auth), Duration::from_secs(10));
+        let mut opts = client::Options::with_auth(Some(&auth), Duration::from_secs(10));
         opts.on_event = Some(Arc::new(move |args: &str, woke| {
             match marked(args, &hint) {
                 Some(t0) => {
@@ -122,7 +122,7 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
                 None => false,
             }
         }));
-        let (s, rx) = sioclient::connect_with(base, &plan.path, &plan.ns, &opts)
+        let (s, rx) = client::connect_with(base, &plan.path, &plan.ns, &opts)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Conn::Sio(s, rx))
@@ -253,11 +253,11 @@ pub async fn run(
                 Err(_) => break,
             },
             Conn::Ws(tx, r) => match r.try_next() {
-                Ok(Some(Msg::Text(t))) => tally(&stats, i, t, woke, &hint),
-                Ok(Some(Msg::Ping(p))) => {
+                Ok(Some(Received::Text(t))) => tally(&stats, i, t, woke, &hint),
+                Ok(Some(Received::Ping(p))) => {
                     let _ = tx.send(Message::Pong(p.to_vec().into())).await;
                 }
-                Ok(Some(Msg::Close(_))) | Err(_) => {
+                Ok(Some(Received::Close(_))) | Err(_) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -297,7 +297,7 @@ fn tally(stats: &Stats, i: usize, text: &str, woke: SystemTime, hint: &AtomicUsi
 }
 
 enum Either {
-    Sio(sioclient::Sender),
+    Sio(client::Sender),
     Ws(mpsc::Sender<Message>),
 }
 

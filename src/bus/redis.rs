@@ -37,7 +37,7 @@ type Seen = (VecDeque<DeliveryId>, HashSet<DeliveryId>);
 pub(super) type Outgoing = (Vec<String>, Arc<Vec<u8>>);
 
 /// What the bus and its tasks share, whichever Redis they speak to.
-pub(super) struct Shared {
+pub(super) struct RedisBusState {
     instance: Arc<str>,
     target: OnceLock<Weak<dyn Deliver>>,
     pub(super) interests: Mutex<HashSet<String>>,
@@ -49,7 +49,7 @@ pub(super) struct Shared {
 
 /// The Redis bus.
 pub struct RedisBus {
-    shared: Arc<Shared>,
+    shared: Arc<RedisBusState>,
     out: mpsc::Sender<Outgoing>,
     control: mpsc::UnboundedSender<(String, bool)>,
 }
@@ -82,7 +82,7 @@ impl RedisBus {
         mpsc::Receiver<Outgoing>,
         mpsc::UnboundedReceiver<(String, bool)>,
     ) {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(RedisBusState {
             instance: Arc::from(instance),
             target: OnceLock::new(),
             interests: Mutex::new(HashSet::new()),
@@ -105,7 +105,7 @@ impl RedisBus {
     }
 
     /// The shared state, for the tasks.
-    pub(super) fn shared(&self) -> &Arc<Shared> {
+    pub(super) fn shared(&self) -> &Arc<RedisBusState> {
         &self.shared
     }
 }
@@ -127,7 +127,7 @@ pub fn connection_manager(client: redis::Client) -> redis::RedisResult<Connectio
     ConnectionManager::new_lazy_with_config(client, cfg)
 }
 
-impl Shared {
+impl RedisBusState {
     fn deliver_local(&self, d: &Delivery) {
         if let Some(t) = self.target.get().and_then(Weak::upgrade) {
             t.deliver(d);
@@ -245,7 +245,7 @@ async fn listeners(conn: &mut ConnectionManager) -> Option<i64> {
 
 /// After an outage: waits until this instance is subscribed again and as many instances
 /// listen as did before it (up to [`LISTENERS_WAIT`]), so the backlog reaches them.
-async fn await_listeners(conn: &mut ConnectionManager, shared: &Weak<Shared>, before: i64) {
+async fn await_listeners(conn: &mut ConnectionManager, shared: &Weak<RedisBusState>, before: i64) {
     let until = tokio::time::Instant::now() + LISTENERS_WAIT;
     loop {
         let subscribed = shared
@@ -270,11 +270,11 @@ async fn await_listeners(conn: &mut ConnectionManager, shared: &Weak<Shared>, be
 /// Publishes queued deliveries in pipelined batches, in order. A batch that fails is
 /// kept and sent again (with backoff) until Redis takes it: the queue behind it fills,
 /// and once full new deliveries are refused to their senders. A batch sent again may
-/// reach some instance twice; receivers drop the copies (`Shared::first_time`).
+/// reach some instance twice; receivers drop the copies (`RedisBusState::first_time`).
 async fn publisher(
     mut conn: ConnectionManager,
     mut rx: mpsc::Receiver<Outgoing>,
-    shared: Weak<Shared>,
+    shared: Weak<RedisBusState>,
 ) {
     let mut batch = Vec::with_capacity(256);
     let mut backoff = MIN_BACKOFF;
@@ -345,7 +345,7 @@ async fn publisher(
     }
 }
 
-fn recovered(shared: &Weak<Shared>) {
+fn recovered(shared: &Weak<RedisBusState>) {
     if let Some(sh) = shared.upgrade() {
         sh.publishing.store(true, Ordering::Relaxed);
     }
@@ -360,7 +360,7 @@ const CONNECT: Duration = Duration::from_secs(5);
 async fn subscriber(
     client: redis::Client,
     mut control: mpsc::UnboundedReceiver<(String, bool)>,
-    shared: Weak<Shared>,
+    shared: Weak<RedisBusState>,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {

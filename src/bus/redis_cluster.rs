@@ -4,7 +4,7 @@
 //! and `SSUBSCRIBE` over a RESP3 cluster connection whose pushes come back on a channel;
 //! redis-rs renews the shard subscriptions itself when a node or the topology changes.
 
-use super::redis::{LISTENERS_WAIT, MAX_BACKOFF, Outgoing, RedisBus, Shared, lock};
+use super::redis::{LISTENERS_WAIT, MAX_BACKOFF, Outgoing, RedisBus, RedisBusState, lock};
 use super::wire::ALL;
 use futures_util::future::join_all;
 use redis::cluster::ClusterClientBuilder;
@@ -63,7 +63,7 @@ async fn connect(client: &redis::cluster::ClusterClient, what: &str) -> ClusterC
 async fn publisher(
     client: redis::cluster::ClusterClient,
     mut rx: mpsc::Receiver<Outgoing>,
-    shared: Weak<Shared>,
+    shared: Weak<RedisBusState>,
 ) {
     let conn = connect(&client, "publish").await;
     let mut batch = Vec::with_capacity(256);
@@ -123,7 +123,7 @@ async fn subscriber(
     client: redis::cluster::ClusterClient,
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     mut control: mpsc::UnboundedReceiver<(String, bool)>,
-    shared: Weak<Shared>,
+    shared: Weak<RedisBusState>,
 ) {
     let mut conn = connect(&client, "pub/sub").await;
     let mut backoff = Duration::from_millis(50);

@@ -90,7 +90,9 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Load generator: N clients of a dialect, R rooms, S senders at a rate; reports
-    /// connects/s, deliveries/s, latency percentiles, errors and the server's RSS.
+    /// connects/s, deliveries/s, latency percentiles, errors and the server's RSS. (Built
+    /// with the `bench` feature: `cargo build --release --features bench`.)
+    #[cfg(feature = "bench")]
     Bench(crate::bench::Options),
     /// Webhook dead letters and endpoints of a running gateway (internal API).
     Webhooks {
@@ -227,6 +229,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", report::dialects(&reg, markdown));
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "bench")]
         Command::Bench(opts) => {
             serve::init_logging();
             let rt = tokio::runtime::Builder::new_multi_thread()

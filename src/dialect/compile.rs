@@ -1,5 +1,7 @@
 //! Validates a dialect's mapping file against the vocabulary and compiles it into a plan.
 //! Every error names the file, the line and the rule broken; all of them are reported.
+//! One idea over 500 lines: the compiler, rule by rule, each check beside the part of
+//! the plan it guards.
 
 use super::jsontype::JsonType;
 use super::path::Path;

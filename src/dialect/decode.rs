@@ -7,7 +7,7 @@ use super::framing::WireEvent;
 use super::plan::{DefaultValue, Dialect, Direction, FieldOp, MetaRef, Rule, WireName};
 use super::vocabulary::Route;
 use crate::event::{
-    Carried, Event, EventId, Meta, Origin, Target, UserRef, format_iso_millis, now_millis,
+    Event, EventId, Meta, Origin, Target, UnmappedFields, UserRef, format_iso_millis, now_millis,
 };
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
@@ -250,7 +250,7 @@ impl Dialect {
             }
         }
         if !payload.is_empty() || no_payload || !omitted.is_empty() {
-            meta.carried = Some(Box::new(Carried {
+            meta.carried = Some(Box::new(UnmappedFields {
                 dialect: self.name.clone(),
                 wire: match &rule.wire {
                     WireName::Exact(n) => n.clone(),

@@ -8,20 +8,22 @@ use super::decode::{resolve_default, short};
 use super::error::TranslateError;
 use super::plan::{Dialect, Direction, Rule, WireName};
 use super::tree::Tree;
-use crate::event::{Carried, Event, Meta};
+use crate::event::{Event, Meta, UnmappedFields};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// An encoded wire event: its name and payload (`None`: a frame without payload).
+/// A wire event as encoding makes it: its name and payload (`None`: a frame without
+/// payload), borrowing from the plan and the event (a [`WireEvent`](super::WireEvent)
+/// that owns nothing).
 #[derive(Debug, Clone)]
-pub struct Encoded<'a> {
+pub struct WireEventRef<'a> {
     /// Wire name, borrowed from the plan unless it carries parameters.
     pub name: Cow<'a, str>,
     /// The payload, borrowing from the plan and the event.
     pub payload: Option<Tree<'a>>,
 }
 
-impl Encoded<'_> {
+impl WireEventRef<'_> {
     /// The payload as an owned JSON value.
     pub fn payload_value(self) -> Option<Value> {
         self.payload.map(Tree::into_value)
@@ -44,7 +46,7 @@ impl Dialect {
         &'a self,
         ev: &'a Event,
         dir: Direction,
-    ) -> Result<Encoded<'a>, TranslateError> {
+    ) -> Result<WireEventRef<'a>, TranslateError> {
         let rule = self.select_encoder(ev, dir)?;
         let carried = self.carried_for(rule, ev.meta.carried.as_deref());
         let payload = carried
@@ -85,7 +87,7 @@ impl Dialect {
         &self,
         ev: &mut Event,
         dir: Direction,
-    ) -> Result<Encoded<'_>, TranslateError> {
+    ) -> Result<WireEventRef<'_>, TranslateError> {
         let rule = self.select_encoder(ev, dir)?;
         let Event { name, body, meta } = ev;
         let payload = match meta.carried.as_deref_mut() {
@@ -99,7 +101,11 @@ impl Dialect {
     }
 
     /// The carried fields, when they belong to this dialect and this rule's wire event.
-    fn carried_for<'c>(&self, rule: &Rule, c: Option<&'c Carried>) -> Option<&'c Carried> {
+    fn carried_for<'c>(
+        &self,
+        rule: &Rule,
+        c: Option<&'c UnmappedFields>,
+    ) -> Option<&'c UnmappedFields> {
         c.filter(|c| c.dialect == self.name && *c.wire == *rule.wire.pattern())
     }
 
@@ -108,10 +114,10 @@ impl Dialect {
         rule: &'a Rule,
         canonical: &str,
         meta: &Meta,
-        carried: Option<&Carried>,
+        carried: Option<&UnmappedFields>,
         mut payload: Tree<'a>,
         mut body: Body<'a, '_>,
-    ) -> Result<Encoded<'a>, TranslateError> {
+    ) -> Result<WireEventRef<'a>, TranslateError> {
         for op in &rule.fields {
             let found: Option<Cow<'a, Value>> = match &mut body {
                 Body::Shared(b) => op.canon.get(b).map(Cow::Borrowed),
@@ -198,7 +204,7 @@ impl Dialect {
             }
         };
         let no_payload = payload.is_empty() && carried.is_some_and(|c| c.no_payload);
-        Ok(Encoded {
+        Ok(WireEventRef {
             name,
             payload: (!no_payload).then_some(payload),
         })

@@ -20,7 +20,7 @@ pub mod tree;
 pub mod vocabulary;
 
 pub use decode::{DecodeContext, Decoded};
-pub use encode::Encoded;
+pub use encode::WireEventRef;
 pub use error::{LoadError, LoadErrors, TranslateError};
 pub use framing::{WireEvent, write_frame};
 pub use plan::{Dialect, Direction, Framing};

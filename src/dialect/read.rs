@@ -6,6 +6,7 @@
 //! parsed as a JSON value and decoded by the general path. Socket.IO arrays, envelopes and
 //! webhook bodies are each read in one pass (an envelope whose `data` comes before its
 //! `event` keeps the payload as raw text until the name is known).
+//! One idea over 500 lines: the frame reader, both paths and the framings they share.
 
 use super::decode::{DecodeContext, Decoded, map_value};
 use super::error::{TranslateError, json_type_name};

@@ -31,7 +31,7 @@ pub struct Meta {
     pub target: Option<Target>,
     /// Fields of the origin dialect the canonical vocabulary does not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub carried: Option<Box<Carried>>,
+    pub carried: Option<Box<UnmappedFields>>,
 }
 
 impl Default for Meta {
@@ -96,7 +96,7 @@ pub enum Target {
 /// to the same dialect restores them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Carried {
+pub struct UnmappedFields {
     /// The dialect the fields belong to.
     pub dialect: Arc<str>,
     /// The wire event name they came with (a dialect may carry different fields per event).

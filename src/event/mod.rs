@@ -11,7 +11,7 @@ mod meta;
 mod time;
 
 pub use id::EventId;
-pub use meta::{Carried, Meta, Origin, Target, UserRef};
+pub use meta::{Meta, Origin, Target, UnmappedFields, UserRef};
 pub use time::{format_iso_millis, now_millis, parse_iso_millis};
 
 use serde::{Deserialize, Serialize};

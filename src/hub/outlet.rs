@@ -1,7 +1,7 @@
 //! How the hub reaches a connection without knowing its transport: an event encoded once
 //! for a dialect ([`OutFrame`]), and the connection's [`Outlet`], which the listener that
 //! accepted it implements (a WebSocket's bounded queue, a namespace of a Socket.IO
-//! connection, a socketioxide socket; an in-memory one in tests).
+//! connection, a long-polling socket; an in-memory one in tests).
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A Socket.IO path: its namespaces, served by socketioxide (long polling and upgrades
-/// from it) and by [`eio`] (WebSocket from the start).
+/// from it) and by our own Engine.IO path (WebSocket from the start).
 struct SioPath {
     prefix: String,
     namespaces: Arc<[Namespace]>,

@@ -7,7 +7,7 @@
 
 pub use super::packet::{Packet, parse};
 
-use crate::wsclient::{Msg, ReadError};
+use crate::wsclient::{ReadError, Received};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -248,7 +248,7 @@ pub async fn connect_with(
         .await
         .map_err(|_| SioError::Timeout)??;
     match open {
-        Some(Msg::Text(t)) if t.starts_with('0') => {}
+        Some(Received::Text(t)) if t.starts_with('0') => {}
         other => {
             return Err(SioError::Protocol(format!(
                 "expected the open packet, got {other:?}"
@@ -263,12 +263,12 @@ pub async fn connect_with(
             .await
             .map_err(|_| SioError::Timeout)??;
         let text = match m {
-            Some(Msg::Text(t)) => t,
-            Some(Msg::Ping(p)) => {
+            Some(Received::Text(t)) => t,
+            Some(Received::Ping(p)) => {
                 w.send(Message::Pong(p.to_vec().into())).await?;
                 continue;
             }
-            Some(Msg::Close(_)) | None => {
+            Some(Received::Close(_)) | None => {
                 return Err(SioError::Protocol("closed during the handshake".into()));
             }
             Some(_) => continue,
@@ -295,9 +295,9 @@ pub async fn connect_with(
         let mut woke = SystemTime::now();
         let why = loop {
             let text = match r.try_next() {
-                Ok(Some(Msg::Text(t))) => t,
-                Ok(Some(Msg::Close(f))) => break format!("closed: {f:?}"),
-                Ok(Some(Msg::Ping(p))) => {
+                Ok(Some(Received::Text(t))) => t,
+                Ok(Some(Received::Close(f))) => break format!("closed: {f:?}"),
+                Ok(Some(Received::Ping(p))) => {
                     let _ = pong.send(Message::Pong(p.to_vec().into())).await;
                     continue;
                 }

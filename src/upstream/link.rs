@@ -5,8 +5,8 @@
 
 use super::credentials::Handshake;
 use crate::config::{Transport, UpstreamConfig};
-use crate::socketio::client::{self as sioclient, Incoming, SendError, SioError};
-use crate::wsclient::Msg;
+use crate::socketio::client::{self, Incoming, SendError, SioError};
+use crate::wsclient::Received;
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;
@@ -35,7 +35,7 @@ pub enum LinkTx {
     /// Raw WebSocket: text frames.
     Ws(mpsc::Sender<Message>),
     /// Socket.IO: events and acks.
-    Sio(sioclient::Sender),
+    Sio(client::Sender),
 }
 
 impl LinkTx {
@@ -88,7 +88,7 @@ pub async fn open(
     let timeout = cfg.connect_timeout;
     match cfg.transport {
         Transport::Socketio => {
-            let opts = sioclient::Options {
+            let opts = client::Options {
                 auth: handshake.auth.clone(),
                 query: handshake.query.clone(),
                 headers: handshake.headers.clone(),
@@ -96,7 +96,7 @@ pub async fn open(
                 queue: cfg.queue,
                 on_event: None,
             };
-            sioclient::connect_with(&cfg.url, &cfg.path, &cfg.namespace, &opts)
+            client::connect_with(&cfg.url, &cfg.path, &cfg.namespace, &opts)
                 .await
                 .map(|(tx, rx)| (LinkTx::Sio(tx), rx))
                 .map_err(|e| match e {
@@ -160,7 +160,7 @@ async fn open_ws(
     tokio::spawn(async move {
         let why = loop {
             match r.next().await {
-                Ok(Some(Msg::Text(t))) => {
+                Ok(Some(Received::Text(t))) => {
                     let ev = Incoming::Event {
                         text: t.to_owned(),
                         ack: None,
@@ -169,10 +169,10 @@ async fn open_ws(
                         return;
                     }
                 }
-                Ok(Some(Msg::Ping(p))) => {
+                Ok(Some(Received::Ping(p))) => {
                     let _ = pong.send(Message::Pong(p.to_vec().into())).await;
                 }
-                Ok(Some(Msg::Close(f))) => {
+                Ok(Some(Received::Close(f))) => {
                     break match f {
                         Some((code, reason)) => {
                             format!("closed by the backend ({code} {reason})")

@@ -6,7 +6,7 @@ mod handshake;
 mod read;
 mod write;
 
-pub use read::{Msg, ReadError, Reader};
+pub use read::{ReadError, Reader, Received};
 pub use write::Writer;
 
 use tokio::net::TcpStream;
@@ -97,7 +97,7 @@ mod tests {
         let url = format!("ws://{}/ws", l.local_addr().expect("addr"));
         let server = tokio::spawn(eager_server(l, "101 Switching Protocols"));
         let (mut r, mut w) = open(url).await.expect("open");
-        assert_eq!(r.next().await.expect("read"), Some(Msg::Text("first")));
+        assert_eq!(r.next().await.expect("read"), Some(Received::Text("first")));
         assert!(w.send(Message::Close(None)).await.expect("close"));
         drop((r, w));
         server.await.expect("server");

@@ -29,7 +29,7 @@ pub enum ReadError {
 
 /// A message from the server, borrowed from the reader until its next read.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Msg<'a> {
+pub enum Received<'a> {
     /// A text message.
     Text(&'a str),
     /// A binary message.
@@ -95,7 +95,7 @@ impl Reader {
     ///
     /// # Errors
     /// The socket failed, or the server broke the protocol.
-    pub async fn next(&mut self) -> Result<Option<Msg<'_>>, ReadError> {
+    pub async fn next(&mut self) -> Result<Option<Received<'_>>, ReadError> {
         match self.advance().await? {
             Some(found) => self.message(found).map(Some),
             None => Ok(None),
@@ -108,7 +108,7 @@ impl Reader {
     ///
     /// # Errors
     /// The server broke the protocol.
-    pub fn try_next(&mut self) -> Result<Option<Msg<'_>>, ReadError> {
+    pub fn try_next(&mut self) -> Result<Option<Received<'_>>, ReadError> {
         self.consume();
         match self.frame()? {
             Some(found) => self.message(found).map(Some),
@@ -209,7 +209,7 @@ impl Reader {
     }
 
     /// `found`, borrowed.
-    fn message(&self, found: Found) -> Result<Msg<'_>, ReadError> {
+    fn message(&self, found: Found) -> Result<Received<'_>, ReadError> {
         let text =
             |b| std::str::from_utf8(b).map_err(|_| ReadError::Protocol("text that is not UTF-8"));
         Ok(match found {
@@ -217,20 +217,20 @@ impl Reader {
                 text: true,
                 at,
                 len,
-            } => Msg::Text(text(&self.buf[at..at + len])?),
+            } => Received::Text(text(&self.buf[at..at + len])?),
             Found::Data {
                 text: false,
                 at,
                 len,
-            } => Msg::Binary(&self.buf[at..at + len]),
-            Found::Assembled { text: true } => Msg::Text(text(&self.assembled)?),
-            Found::Assembled { text: false } => Msg::Binary(&self.assembled),
-            Found::Ping { at, len } => Msg::Ping(&self.buf[at..at + len]),
-            Found::Pong => Msg::Pong,
+            } => Received::Binary(&self.buf[at..at + len]),
+            Found::Assembled { text: true } => Received::Text(text(&self.assembled)?),
+            Found::Assembled { text: false } => Received::Binary(&self.assembled),
+            Found::Ping { at, len } => Received::Ping(&self.buf[at..at + len]),
+            Found::Pong => Received::Pong,
             Found::Close { at, len } => match &self.buf[at..at + len] {
-                [] => Msg::Close(None),
+                [] => Received::Close(None),
                 [a, b, reason @ ..] => {
-                    Msg::Close(Some((u16::from_be_bytes([*a, *b]), text(reason)?)))
+                    Received::Close(Some((u16::from_be_bytes([*a, *b]), text(reason)?)))
                 }
                 [_] => return Err(ReadError::Protocol("a close frame of one byte")),
             },
@@ -323,11 +323,11 @@ mod tests {
         let mut got = Vec::new();
         while let Some(m) = r.next().await? {
             got.push(match m {
-                Msg::Text(t) => format!("text {t}"),
-                Msg::Binary(b) => format!("binary {}", b.len()),
-                Msg::Ping(p) => format!("ping {}", String::from_utf8_lossy(p)),
-                Msg::Pong => "pong".into(),
-                Msg::Close(c) => format!("close {c:?}"),
+                Received::Text(t) => format!("text {t}"),
+                Received::Binary(b) => format!("binary {}", b.len()),
+                Received::Ping(p) => format!("ping {}", String::from_utf8_lossy(p)),
+                Received::Pong => "pong".into(),
+                Received::Close(c) => format!("close {c:?}"),
             });
         }
         Ok(got)
@@ -438,7 +438,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < 2 {
             match r.try_next().expect("frames") {
-                Some(Msg::Text(t)) => got.push(t.to_string()),
+                Some(Received::Text(t)) => got.push(t.to_string()),
                 Some(other) => panic!("unexpected {other:?}"),
                 None => assert!(r.fill().await.expect("fill")),
             }

@@ -14,7 +14,9 @@ mod live;
 mod process;
 mod support;
 
+mod architecture;
 mod bad_input_prop;
+#[cfg(feature = "bench")]
 mod bench_tool;
 mod brokers;
 mod cli;
@@ -25,6 +27,7 @@ mod faults;
 mod fuzz;
 mod golden;
 mod hub_fleet;
+mod hub_in_memory;
 mod hub_limits;
 mod hub_refusals;
 mod hub_relays;
