@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
                 message_ttl: Duration::from_secs(3600),
                 max_entries: 1000,
                 presence_ttl: Duration::from_secs(60),
+                export_claims: 1000,
             },
         ));
         let snaps: Vec<(String, SocketPresence)> = (0..users)

@@ -37,6 +37,7 @@ fn bus_and_store(cfg: &Config, instance: &str) -> Result<(Arc<dyn Bus>, Store)> 
         message_ttl: cfg.hub.message_ttl,
         max_entries: cfg.hub.message_index,
         presence_ttl: cfg.hub.presence_ttl,
+        export_claims: cfg.hub.export_claims,
     };
     Ok(match cfg.bus.kind {
         BusKind::Local => (

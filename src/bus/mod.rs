@@ -72,6 +72,10 @@ pub struct Audience {
     /// Not to any connection of this user (typing indicators).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Arc<str>>,
+    /// Not to connections whose route fronts this upstream (they have the fact from
+    /// the backend already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except_upstream: Option<Arc<str>>,
 }
 
 impl Audience {

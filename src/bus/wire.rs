@@ -94,6 +94,7 @@ mod tests {
                 everyone: false,
                 except_connection: Some((Arc::from("i1"), 7)),
                 except_user: Some(Arc::from("u")),
+                except_upstream: Some(Arc::from("nexus")),
             },
         };
         let back = decode(&encode("i1", 3, &d)).expect("decodes");
@@ -102,6 +103,7 @@ mod tests {
         assert_eq!(json(&back.e), json(&d.event));
         assert_eq!(back.a.rooms, d.audience.rooms);
         assert_eq!(back.a.except_user.as_deref(), Some("u"));
+        assert_eq!(back.a.except_upstream.as_deref(), Some("nexus"));
         assert_eq!(
             channels(&d.audience),
             ["switchboard:{room:r}", "switchboard:{user:u}"]

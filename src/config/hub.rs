@@ -45,6 +45,23 @@ pub struct HubConfig {
     #[serde(with = "duration::text")]
     #[schemars(with = "String")]
     pub message_ttl: Duration,
+    /// A fact a fronted backend sends to several sessions (a message to a room's
+    /// members, on any instance) is exported once: the first session claims it, and the
+    /// claim is remembered this long, so that the copies are recognised.
+    #[serde(with = "duration::text")]
+    #[schemars(with = "String")]
+    pub export_window: Duration,
+    /// The window for a fact with neither an id nor a time of its own (a presence
+    /// change): the copies of one broadcast arrive within it, and the same fact after it
+    /// is a new one (the user came online again).
+    #[serde(with = "duration::text")]
+    #[schemars(with = "String")]
+    pub export_echo_window: Duration,
+    /// Export claims remembered at most, per instance with the local bus (Redis keeps
+    /// them itself, each for `export_window`). Over it, the claims nearest their end are
+    /// forgotten: a copy arriving after its claim was forgotten is exported again, with
+    /// the same webhook id (receivers can tell).
+    pub export_claims: usize,
 }
 
 impl Default for HubConfig {
@@ -56,18 +73,23 @@ impl Default for HubConfig {
             presence_ttl: Duration::from_secs(60),
             message_index: 100_000,
             message_ttl: Duration::from_secs(24 * 3600),
+            export_window: Duration::from_secs(600),
+            export_echo_window: Duration::from_secs(5),
+            export_claims: 100_000,
         }
     }
 }
 
 impl HubConfig {
     pub(super) fn check(&self, p: &mut Vec<String>) {
-        if self.message_index == 0 {
-            p.push("hub.message_index must be at least 1".into());
+        if self.message_index == 0 || self.export_claims == 0 {
+            p.push("hub.message_index and hub.export_claims must be at least 1".into());
         }
         for (key, d) in [
             ("hub.presence_ttl", self.presence_ttl),
             ("hub.call_busy_ttl", self.call_busy_ttl),
+            ("hub.export_window", self.export_window),
+            ("hub.export_echo_window", self.export_echo_window),
         ] {
             if d.is_zero() {
                 p.push(format!("{key} must be longer than 0s"));

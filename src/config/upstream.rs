@@ -137,6 +137,16 @@ pub struct UpstreamConfig {
     /// table (`message.send` → `message.created`, …).
     #[serde(default)]
     pub answers: BTreeMap<String, String>,
+    /// The backend's facts exported like the hub's own (to the webhooks and the RabbitMQ
+    /// exchange), each once however many sessions receive it: canonical names, `message.*`
+    /// for a family. Unset: the facts the webhook dialect maps; `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<Vec<String>>,
+    /// Exported facts also reach the hub's clients of the same room on the other routes
+    /// (not this upstream's own, who have them from the backend): half a fleet on the
+    /// legacy backend, half on the hub, during a migration.
+    #[serde(default)]
+    pub bridge: bool,
 }
 
 fn default_sio_path() -> String {

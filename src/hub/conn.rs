@@ -40,6 +40,8 @@ pub struct Conn {
     pub cancel: CancellationToken,
     /// A full member of the hub (see [`NewConn::member`]).
     pub member: bool,
+    /// The upstream its route fronts, if any.
+    pub upstream: Option<Arc<str>>,
     rooms: Mutex<RoomSet>,
     outlet: Box<dyn Outlet>,
     closed: AtomicBool,
@@ -139,6 +141,9 @@ pub struct NewConn {
     /// client whose events all go to a backend: the hub then only counts it, limits
     /// it and closes it at shutdown.
     pub member: bool,
+    /// The upstream its route fronts, if any: the backend sends it that upstream's facts,
+    /// so bridged copies of them skip it.
+    pub upstream: Option<Arc<str>>,
     /// The token the connection is cut with, when the listener shares one between
     /// several hub connections (the namespaces of one Socket.IO connection); a new
     /// one otherwise.
@@ -160,6 +165,7 @@ impl Conn {
             ip: n.ip,
             cancel: n.cancel.unwrap_or_default(),
             member: n.member,
+            upstream: n.upstream,
             rooms: Mutex::new(RoomSet::default()),
             outlet: n.outlet,
             closed: AtomicBool::new(false),

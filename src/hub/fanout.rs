@@ -86,7 +86,11 @@ impl HubState {
                 .as_ref()
                 .is_some_and(|(i, id)| *i == self.instance && *id == c.id);
             let excluded_user = a.except_user.as_deref().is_some_and(|u| u == c.user.id);
-            !excluded_conn && !excluded_user
+            let excluded_upstream = a
+                .except_upstream
+                .as_ref()
+                .is_some_and(|u| c.upstream.as_ref() == Some(u));
+            !excluded_conn && !excluded_user && !excluded_upstream
         };
         if a.everyone {
             out.extend(read(&self.conns).values().filter(|c| keep(c)).cloned());

@@ -9,6 +9,7 @@
 mod calls;
 mod conn;
 mod fanout;
+mod fronted;
 mod intents;
 mod members;
 mod messages;
@@ -22,6 +23,7 @@ mod rooms;
 mod store;
 
 pub use conn::{Conn, ConnId, NewConn, Rate};
+pub use fronted::{Claimed, Fronted};
 pub use outlet::{OutFrame, Outlet, SendFailure};
 pub use refusal::{ErrorCode, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
@@ -73,6 +75,10 @@ pub struct HubSettings {
     pub max_rooms: usize,
     /// Whether clients' IP addresses and User-Agents are kept (`privacy.client_info`).
     pub client_info: bool,
+    /// How long a fronted fact with an id or a time is claimed for export.
+    pub export_window: Duration,
+    /// How long a fronted fact with neither is claimed.
+    pub export_echo_window: Duration,
 }
 
 /// The hub. Cheap to clone.
@@ -146,6 +152,8 @@ impl Hub {
                 rate_strikes: cfg.limits.rate_strikes,
                 max_rooms: cfg.limits.max_rooms,
                 client_info: cfg.privacy.client_info,
+                export_window: cfg.hub.export_window,
+                export_echo_window: cfg.hub.export_echo_window,
             },
             registry: RwLock::new(registry),
             conns: RwLock::new(HashMap::default()),

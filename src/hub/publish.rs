@@ -69,8 +69,8 @@ impl HubState {
         tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, "fact published");
         // Exported only once the bus took it: a fact refused to its sender (who may
         // retry) must not have reached a webhook or the exchange.
-        let exports = self.exports.get().filter(|e| export && !e.is_empty());
-        let exported = exports.map(|_| event.clone());
+        let exported =
+            (export && self.exports.get().is_some_and(|e| !e.is_empty())).then(|| event.clone());
         let t0 = std::time::Instant::now();
         let r = self.bus.publish(Delivery { event, audience }).map_err(|e| {
             self.metrics
@@ -88,19 +88,30 @@ impl HubState {
             })
             .observe(t0.elapsed().as_secs_f64());
         r?;
-        Ok(match (exports, exported) {
-            (Some(exports), Some(event)) => {
+        Ok(exported.map_or_else(Stored::done, |event| self.export(&event)))
+    }
+
+    /// Hands a fact to the exports (webhooks, the RabbitMQ exchange).
+    pub(super) fn export(&self, event: &Event) -> Stored {
+        match self.exports.get() {
+            Some(exports) if !exports.is_empty() => {
                 let reg = self.registry();
-                Stored::all(exports.iter().map(|e| e.export(&event, &reg)))
+                Stored::all(exports.iter().map(|e| e.export(event, &reg)))
             }
             _ => Stored::done(),
-        })
+        }
     }
 }
 
 impl HubState {
     fn inject_event(&self, event: Event) -> Result<Stored, Refusal> {
-        let audience = match &event.meta.target {
+        let audience = self.route_audience(&event)?;
+        self.publish(event, audience)
+    }
+
+    /// Where an event from outside goes: `meta.target`, else the vocabulary's route.
+    pub(super) fn route_audience(&self, event: &Event) -> Result<Audience, Refusal> {
+        Ok(match &event.meta.target {
             Some(Target::Room(id)) => Audience::room(RoomKey::conversation(id)),
             Some(Target::User(id)) => Audience::room(RoomKey::user(id)),
             Some(Target::Broadcast) => Audience {
@@ -136,8 +147,7 @@ impl HubState {
                     }
                 }
             }
-        };
-        self.publish(event, audience)
+        })
     }
 }
 

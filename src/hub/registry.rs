@@ -134,13 +134,16 @@ impl Hub {
     /// rooms it was in, for [`Hub::announce_gone`].
     pub(super) fn detach(&self, conn: &Arc<Conn>) -> Option<Vec<RoomKey>> {
         let inner = &self.state;
-        write(&inner.conns).remove(&conn.id)?;
-        inner
-            .metrics
-            .connections
-            .get_or_create(&conn_labels(conn))
-            .dec();
+        // Under the registry's lock, as registering is: whoever sees the connection
+        // gone sees the gauge and the per-user count without it too.
         {
+            let mut conns = write(&inner.conns);
+            conns.remove(&conn.id)?;
+            inner
+                .metrics
+                .connections
+                .get_or_create(&conn_labels(conn))
+                .dec();
             let mut per_user = inner.per_user.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = per_user.get_mut(&conn.user.id) {
                 *n = n.saturating_sub(1);

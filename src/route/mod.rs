@@ -90,6 +90,7 @@ impl Inbound {
                 ip: a.ip,
                 outlet: a.outlet,
                 member,
+                upstream: a.upstream.as_ref().map(|u| Arc::from(u.cfg.name.as_str())),
                 cancel: a.cancel,
             })
             .await?;

@@ -152,6 +152,12 @@ pub struct Metrics {
     /// HTTP requests passed through, by upstream and outcome (`2xx`…`5xx`, `unreachable`,
     /// `timeout`).
     pub upstream_http: Family<UpstreamOutcome, Counter>,
+    /// A fronted backend's facts by what their export claim found: `won` (this session
+    /// exported it), `lost` (a copy another session exported), `store_down` (exported
+    /// unclaimed, under the same webhook id).
+    pub upstream_exports: Family<UpstreamOutcome, Counter>,
+    /// Time one export claim took (in process, or a Redis round trip).
+    pub upstream_claim_seconds: Family<UpstreamLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -265,6 +271,11 @@ impl Metrics {
                 Histogram::new(exponential_buckets(1e-5, 4.0, 10))
             });
         let upstream_http = Family::<UpstreamOutcome, Counter>::default();
+        let upstream_exports = Family::<UpstreamOutcome, Counter>::default();
+        let upstream_claim_seconds =
+            Family::<UpstreamLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-6, 4.0, 10))
+            });
         registry.register(
             "upstream_sessions",
             "Upstream sessions open now, by upstream",
@@ -295,6 +306,16 @@ impl Metrics {
             "HTTP requests passed through to backends, by outcome",
             upstream_http.clone(),
         );
+        registry.register(
+            "upstream_exports",
+            "A fronted backend's facts by their export claim: won (exported here), lost (a copy), store_down (exported unclaimed)",
+            upstream_exports.clone(),
+        );
+        registry.register(
+            "upstream_claim_seconds",
+            "Time one export claim of a fronted backend's fact took",
+            upstream_claim_seconds.clone(),
+        );
         Metrics {
             registry,
             upstream_sessions,
@@ -303,6 +324,8 @@ impl Metrics {
             upstream_failures,
             upstream_ack_seconds,
             upstream_http,
+            upstream_exports,
+            upstream_claim_seconds,
             connections,
             connections_opened,
             connections_refused,

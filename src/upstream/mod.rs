@@ -15,13 +15,14 @@ mod session;
 pub use acks::Reply;
 pub use credentials::{CredentialError, Credentials, Handshake};
 pub use link::OpenError;
-pub use routing::{Dest, Routing};
+pub use routing::{Dest, Patterns, Routing};
 pub use session::Session;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::config::UpstreamConfig;
 use crate::dialect::{Direction, Registry};
 use crate::event::UserRef;
+use crate::hub::Fronted;
 use crate::telemetry::Name;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +54,10 @@ pub struct Upstream {
     /// Whether the backend's dialect announces sessions itself (else the gateway sends
     /// the client's ready event when the session opens).
     pub announces_ready: bool,
+    /// The backend's facts exported (once each) to the webhooks and RabbitMQ.
+    pub exports: Patterns,
+    /// What the hub knows of it when it exports them.
+    pub fronted: Fronted,
 }
 
 /// Every configured backend, by name.
@@ -95,6 +100,31 @@ impl Upstreams {
                 }
                 answers.insert(k.clone(), v.clone());
             }
+            let exports = Patterns(match &c.export {
+                Some(list) => list.clone(),
+                // The facts the webhook dialect maps: what a master service hears of
+                // the hub's own.
+                None => reg
+                    .dialect("webhook")
+                    .map(|w| {
+                        reg.vocab
+                            .order
+                            .iter()
+                            .filter(|n| w.encoders(n, Direction::Down).next().is_some())
+                            .map(|n| n.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+            for p in &exports.0 {
+                let known = match p.strip_suffix('*') {
+                    Some(prefix) => reg.vocab.order.iter().any(|n| n.starts_with(prefix)),
+                    None => reg.vocab.event(p).is_some(),
+                };
+                if !known {
+                    return Err(err(format!("export: `{p}` names no canonical event")));
+                }
+            }
             let announces_ready = d
                 .rules
                 .iter()
@@ -107,6 +137,13 @@ impl Upstreams {
                     creds: Credentials::new(c),
                     answers,
                     announces_ready,
+                    exports,
+                    fronted: Fronted {
+                        name: Arc::from(c.name.as_str()),
+                        label: Name::from(c.name.as_str()),
+                        dialect: Arc::from(c.dialect.as_str()),
+                        bridge: c.bridge,
+                    },
                     cfg: c.clone(),
                 }),
             );

@@ -17,10 +17,11 @@ pub enum Dest {
 
 /// Canonical names, each exact or a family (`presence.*`).
 #[derive(Debug, Clone, Default)]
-struct Patterns(Vec<String>);
+pub struct Patterns(pub Vec<String>);
 
 impl Patterns {
-    fn matches(&self, name: &str) -> bool {
+    /// Whether `name` is one of them (or of their families).
+    pub fn matches(&self, name: &str) -> bool {
         self.0.iter().any(|p| match p.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => p == name,

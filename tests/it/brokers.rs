@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard::config::BusKind;
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A server with RabbitMQ on, on its own exchange and inbound queue.
 async fn with_amqp(exchange: &str, inbound: &str) -> Live {
@@ -37,7 +37,7 @@ async fn with_amqp(exchange: &str, inbound: &str) -> Live {
 }
 
 /// A durable queue bound to `exchange` for every routing key, and a consumer on it.
-async fn tap(conn: &Connection, exchange: &str, queue: &str) -> lapin::Consumer {
+pub async fn tap(conn: &Connection, exchange: &str, queue: &str) -> lapin::Consumer {
     let ch = conn.create_channel().await.expect("channel");
     ch.queue_declare(
         queue.into(),
@@ -68,7 +68,7 @@ async fn tap(conn: &Connection, exchange: &str, queue: &str) -> lapin::Consumer 
     .expect("consume")
 }
 
-async fn next_json(c: &mut lapin::Consumer, limit: Duration) -> Option<(String, Value)> {
+pub async fn next_json(c: &mut lapin::Consumer, limit: Duration) -> Option<(String, Value)> {
     let d = tokio::time::timeout(limit, c.next()).await.ok()??.ok()?;
     Some((
         d.routing_key.to_string(),

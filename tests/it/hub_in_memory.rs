@@ -53,6 +53,7 @@ fn hub() -> Hub {
         message_ttl: cfg.hub.message_ttl,
         max_entries: cfg.hub.message_index,
         presence_ttl: cfg.hub.presence_ttl,
+        export_claims: cfg.hub.export_claims,
     };
     Hub::new(
         &cfg,
@@ -83,6 +84,7 @@ async fn connect(
         ip: None,
         outlet: Box::new(out.clone()),
         member: true,
+        upstream: None,
         cancel: None,
     })
     .await

@@ -3,13 +3,14 @@
 //! `roundtrip_prop`, `bad_input_prop`, `completeness`, `loader_errors`, `cli`), the hub
 //! against a real server on port 0 with real clients (`hub_*`, `socketio_engine`), brokers
 //! (`brokers`, `scale_out`, `redis_cluster`), fronted backends (`upstream*`, with
-//! `backends/`), webhooks, the binary (`serve`, `bench_tool`), and the fault suite
+//! `backends/`; `fronted_exports`), webhooks (`hooks`: the receiver), the binary (`serve`, `bench_tool`), and the fault suite
 //! (`faults`, `fuzz`, `outages`, `crashes`, `drain`; see RELIABILITY.md). Shared helpers:
 //! `common` (mappings and fixtures), `live` (servers and clients), `support` (brokers of
 //! the tests' own, raw frames), `process` (the binary as a process).
 
 mod backends;
 mod common;
+mod hooks;
 mod live;
 mod process;
 mod support;
@@ -24,6 +25,7 @@ mod completeness;
 mod crashes;
 mod drain;
 mod faults;
+mod fronted_exports;
 mod fuzz;
 mod golden;
 mod hub_fleet;

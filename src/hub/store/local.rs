@@ -1,7 +1,9 @@
 //! The in-process store (one instance). Every map is bounded, and what happens at the
-//! bound is written beside it.
+//! bound is written beside it. Long for one idea: the store's interface implemented in
+//! memory, each operation beside its test.
 
-use super::sharded::Sharded;
+use super::claims::ExportClaims;
+use super::sharded::{Sharded, make_room};
 use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,37 +23,11 @@ pub struct LocalStore {
     presence: Sharded<String, Vec<Vouched>>,
     busy: Sharded<String, Instant>,
     dedup: Sharded<(String, String), (String, Instant)>,
+    exports: ExportClaims,
     messages: Sharded<String, Indexed>,
     /// The rooms each user's connections joined, sorted: a sorted vector, not a hash set
     /// (most users are in a room or two; a set allocated ~120 bytes for the first).
     user_rooms: Sharded<String, Vec<String>>,
-}
-
-/// Drops expired entries of a shard; if it is still at its bound, drops the entries
-/// closest to expiry until a tenth of the bound is free. (Overflow: the oldest state is lost
-/// first: a very old message can no longer be edited, a very old clientRef is accepted
-/// again.) The cut-off is found by selection, not by sorting the map (nor cloning its
-/// keys), in one shard at a time: ~20 µs for a 1,563-entry shard of a 100,000-entry
-/// bound, once per tenth of that shard.
-fn make_room<K: Eq + std::hash::Hash, V>(
-    map: &mut HashMap<K, V>,
-    max: usize,
-    expiry: impl Fn(&V) -> Instant,
-) {
-    if map.len() < max {
-        return;
-    }
-    let now = Instant::now();
-    map.retain(|_, v| expiry(v) > now);
-    if map.len() < max {
-        return;
-    }
-    let drop = (map.len() + 1 - max + max / 10).min(map.len());
-    let mut ages: Vec<Instant> = map.values().map(&expiry).collect();
-    let (_, cutoff, _) = ages.select_nth_unstable(drop - 1);
-    let cutoff = *cutoff;
-    // Entries expiring with the cut-off itself go too: at least `drop`.
-    map.retain(|_, v| expiry(v) > cutoff);
 }
 
 fn snapshot(v: &[Vouched]) -> Vec<SocketPresence> {
@@ -65,6 +41,7 @@ impl LocalStore {
             presence: Sharded::new(limits.max_entries),
             busy: Sharded::new(limits.max_entries),
             dedup: Sharded::new(limits.max_entries),
+            exports: ExportClaims::new(limits.export_claims),
             messages: Sharded::new(limits.max_entries),
             user_rooms: Sharded::new(limits.max_entries),
             limits,
@@ -256,6 +233,16 @@ impl LocalStore {
         Ok(Claim::New)
     }
 
+    /// Over `export_claims`, the claims nearest their end are forgotten first (a copy
+    /// arriving after its claim was forgotten is exported again, with the same id).
+    pub(super) async fn claim_export(
+        &self,
+        identity: &str,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.exports.claim(identity, window))
+    }
+
     pub(super) async fn index_message(
         &self,
         message_id: &str,
@@ -317,6 +304,7 @@ mod tests {
     fn store(max: usize, ttl_ms: u64) -> LocalStore {
         LocalStore::new(StoreLimits {
             dedup_window: Duration::from_secs(300),
+            export_claims: 1000,
             message_ttl: Duration::from_secs(60),
             max_entries: max,
             presence_ttl: Duration::from_millis(ttl_ms),
@@ -460,5 +448,32 @@ mod tests {
         assert_eq!(s.react("m", "👍", "b", true).await.expect("ok"), Some(2));
         assert_eq!(s.react("m", "👍", "a", false).await.expect("ok"), Some(1));
         assert_eq!(s.react("x", "👍", "a", true).await.expect("ok"), None);
+    }
+
+    #[tokio::test]
+    async fn an_export_is_claimed_once_per_window_and_claims_stay_bounded() {
+        let s = store(10, 60_000);
+        let long = Duration::from_secs(600);
+        assert!(s.claim_export("a", long).await.expect("ok"));
+        assert!(!s.claim_export("a", long).await.expect("ok"));
+        assert!(s.claim_export("b", long).await.expect("ok"));
+        let short = Duration::from_millis(20);
+        assert!(s.claim_export("echo", short).await.expect("ok"));
+        assert!(!s.claim_export("echo", short).await.expect("ok"));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(
+            s.claim_export("echo", short).await.expect("ok"),
+            "a new fact after the window"
+        );
+        // Over `export_claims` (1000), the claims nearest their end are forgotten.
+        for i in 0..5_000 {
+            assert!(s.claim_export(&format!("m{i}"), long).await.expect("ok"));
+        }
+        let held = s.exports.len();
+        assert!((800..=1_000).contains(&held), "{held}");
+        // The newest are remembered, the oldest forgotten (then claimed again: a second
+        // export, under the same webhook id).
+        assert!(!s.claim_export("m4999", long).await.expect("ok"));
+        assert!(s.claim_export("m0", long).await.expect("ok"));
     }
 }

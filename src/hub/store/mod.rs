@@ -3,6 +3,7 @@
 //! in-process one (one instance) and Redis (every instance shares it, under the specs'
 //! own keys, everything with a TTL).
 
+mod claims;
 mod local;
 mod redis;
 mod sharded;
@@ -83,6 +84,8 @@ pub struct StoreLimits {
     pub max_entries: usize,
     /// How long presence lives unless refreshed.
     pub presence_ttl: Duration,
+    /// Export claims remembered at most, in process.
+    pub export_claims: usize,
 }
 
 /// Why the store could not answer.
@@ -231,6 +234,16 @@ impl Store {
         message_id: &str,
     ) -> Result<Claim, StoreError> {
         dispatch!(self.claim(user, client_ref, message_id))
+    }
+
+    /// Claims the export of a fronted backend's fact by its identity: `true` for the
+    /// first claimant within `window` (it exports the fact), `false` for every copy
+    /// after it (other sessions, other instances).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn claim_export(&self, identity: &str, window: Duration) -> Result<bool, StoreError> {
+        dispatch!(self.claim_export(identity, window))
     }
 
     /// Remembers a message.

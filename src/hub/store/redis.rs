@@ -14,7 +14,9 @@
 //! | `dedup:{user}:{clientRef}` | the first message id | `dedup_window` (5 min) |
 //! | `message:{id}` | hash `{c: conversation, s: sender}` | `message_ttl` (24 h) |
 //! | `message:{id}:reactions:{emoji}` | set of user ids | `message_ttl` |
+//! | `export:{identity}` | `1`: a fronted fact's export claimed | `export_window` (`export_echo_window` for facts with no id or time) |
 
+use super::claims::ExportClaims;
 use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -24,6 +26,8 @@ use std::time::Duration;
 pub struct RedisStore {
     conn: ConnectionManager,
     limits: StoreLimits,
+    /// This instance's copies of fronted facts: only the first asks Redis.
+    exports: ExportClaims,
 }
 
 fn err(e: redis::RedisError) -> StoreError {
@@ -99,7 +103,11 @@ fn now_ms() -> u64 {
 impl RedisStore {
     /// A store on a (multiplexed, reconnecting) connection.
     pub fn new(conn: ConnectionManager, limits: StoreLimits) -> RedisStore {
-        RedisStore { conn, limits }
+        RedisStore {
+            conn,
+            exports: ExportClaims::new(limits.export_claims),
+            limits,
+        }
     }
 
     fn c(&self) -> ConnectionManager {
@@ -344,6 +352,28 @@ impl RedisStore {
         }
         let first: Option<String> = c.get(&key).await.map_err(err)?;
         Ok(first.map_or(Claim::New, Claim::Seen))
+    }
+
+    pub(super) async fn claim_export(
+        &self,
+        identity: &str,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        // Another copy on this instance asked already (and exported, or learnt that
+        // another instance did).
+        if !self.exports.claim(identity, window) {
+            return Ok(false);
+        }
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("export:{identity}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms(window))
+            .query_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        Ok(set.is_some())
     }
 
     pub(super) async fn index_message(

@@ -51,7 +51,7 @@ impl Session {
                 m = rx.recv() => m,
             };
             match m {
-                Some(Incoming::Event { text, ack }) => self.backend_frame(&text, ack),
+                Some(Incoming::Event { text, ack }) => self.backend_frame(&text, ack).await,
                 Some(Incoming::Ack { id, text }) => self.backend_ack(id, &text),
                 Some(Incoming::Closed(why)) => break Some(why),
                 None => break Some("connection ended".to_string()),
@@ -129,8 +129,10 @@ impl Session {
         });
     }
 
-    /// A frame from the backend: its facts to the client, in the client's dialect.
-    fn backend_frame(&self, text: &str, ack: Option<u64>) {
+    /// A frame from the backend: its facts to the client, in the client's dialect, and
+    /// those the upstream exports to the hub's exports (once, whichever session's copy
+    /// claims them first).
+    async fn backend_frame(&self, text: &str, ack: Option<u64>) {
         let reg = self.hub.registry();
         let Some(d) = reg.dialect(&self.up.cfg.dialect) else {
             return;
@@ -183,6 +185,9 @@ impl Session {
             }
             self.relayed(&ev, "down");
             self.hub.send_event(&self.conn, &ev);
+            if self.up.exports.matches(&ev.name) {
+                self.hub.export_fronted(&self.up.fronted, &ev).await;
+            }
         }
         // The backend asked for an ack: the event is on its way to the client.
         if let (Some(id), Some(link)) = (ack, self.link.get()) {
