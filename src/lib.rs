@@ -23,6 +23,7 @@ pub mod route;
 pub mod server;
 pub mod socketio;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod webhook;
 pub mod wsclient;

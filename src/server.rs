@@ -1,8 +1,8 @@
-//! One running gateway, assembled from a configuration: the authenticator, the bus and
+//! One running gateway, assembled from a configuration: the auth providers, the bus and
 //! the state store, the hub, the exports (RabbitMQ, webhooks) wired to it, and the
 //! listeners. The command line runs one; tests start one on port 0 in-process.
 
-use crate::auth::{Authenticator, DEVELOPMENT_SECRET};
+use crate::auth::Providers;
 use crate::bus::amqp::AmqpLink;
 use crate::bus::{Bus, Export, LocalBus, RedisBus};
 use crate::config::{BusKind, Config};
@@ -25,6 +25,8 @@ pub struct Server {
     pub development_secret: bool,
     /// How long shutdown may take (`shutdown_deadline`).
     pub shutdown_deadline: Duration,
+    /// The auth providers (their key files reload on SIGHUP).
+    pub auth: Arc<Providers>,
     listeners: Listeners,
     webhooks: Option<Arc<Webhooks>>,
     amqp: Option<Arc<AmqpLink>>,
@@ -68,15 +70,14 @@ impl Server {
     /// A port cannot be bound, a route names an unknown dialect, the webhook store
     /// cannot be opened.
     pub async fn start(cfg: Config, registry: Arc<Registry>) -> Result<Server> {
-        let secret = if cfg.auth.secret.is_empty() {
-            DEVELOPMENT_SECRET
-        } else {
-            cfg.auth.secret.as_str()
-        };
-        let auth = Arc::new(Authenticator::hs256(secret, cfg.auth.leeway));
         let instance = cfg.instance_id();
         let (bus, store) = bus_and_store(&cfg, &instance)?;
         let hub = Hub::new(&cfg, &instance, registry, bus, store);
+        let auth = Arc::new(
+            Providers::start(&cfg.auth, hub.metrics())
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
         // The exports: what the hub publishes also goes to RabbitMQ and to webhooks.
         let mut attached = Attached::default();
         let mut exports: Vec<Arc<dyn Export>> = Vec::new();
@@ -108,6 +109,7 @@ impl Server {
             hub,
             addrs: listeners.addrs.clone(),
             development_secret: auth.is_development(),
+            auth,
             shutdown_deadline,
             listeners,
             webhooks,

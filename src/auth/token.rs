@@ -1,5 +1,6 @@
 //! Where each transport carries the token: Socket.IO handshake `auth.token` (with or
 //! without `Bearer `) or query `token`; raw WebSocket `Authorization: Bearer` or `?token=`.
+//! A Socket.IO client may send its user id beside it (`auth.userId`, as Clerk's do).
 
 use serde_json::Value;
 
@@ -22,6 +23,15 @@ pub fn from_socketio_auth(auth: Option<&Value>) -> Option<String> {
     let t = auth?.get("token")?.as_str()?;
     let t = strip_bearer(t);
     (!t.is_empty()).then(|| t.to_string())
+}
+
+/// The user id a Socket.IO handshake's `auth` sends beside the token (`userId`).
+pub fn user_from_socketio_auth(auth: Option<&Value>) -> Option<String> {
+    match auth?.get("userId")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// `token` from a URL query string (`a=1&token=…`), percent-decoded.
@@ -61,6 +71,11 @@ mod tests {
         );
         assert_eq!(from_socketio_auth(Some(&json!({"token": 5}))), None);
         assert_eq!(from_socketio_auth(None), None);
+        assert_eq!(
+            user_from_socketio_auth(Some(&json!({"token": "t", "userId": "user_1"}))),
+            Some("user_1".into())
+        );
+        assert_eq!(user_from_socketio_auth(Some(&json!({"token": "t"}))), None);
         assert_eq!(
             from_query(Some("EIO=4&token=a%2Eb&x=1")),
             Some("a.b".into())

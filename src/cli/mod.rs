@@ -2,12 +2,12 @@
 
 mod lines;
 mod serve;
+mod token;
 mod translate;
 mod webhooks;
 
 pub use lines::{Line, LineReader};
 
-use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::dialect::{Direction, Registry, report};
 use anyhow::{Context, Result};
@@ -117,24 +117,14 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Print an HS256 token signed with the configured secret (auth.secret,
-    /// AUTH_JWT_SECRET or JWT_SECRET).
-    Token {
-        /// Configuration file whose auth.secret signs (default: the embedded one).
-        #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// The user id (`sub`).
-        #[arg(long)]
-        user: String,
-        /// The display name (`name`).
-        #[arg(long)]
-        name: Option<String>,
-        /// Rooms the user may join (`rooms`), comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        rooms: Option<Vec<String>>,
-        /// How long the token is valid (`30m`, `1h`, `7d`).
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-        ttl: std::time::Duration,
+    /// Print a token: HS256 with the configured secret (auth.secret, AUTH_JWT_SECRET or
+    /// JWT_SECRET), or signed with a private key (`--key FILE --alg RS256 --kid ID`).
+    Token(token::TokenArgs),
+    /// Check tokens against the configured auth providers.
+    Auth {
+        /// What to do.
+        #[command(subcommand)]
+        action: token::AuthAction,
     },
 }
 
@@ -285,31 +275,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             },
         },
-        Command::Token {
-            config,
-            user,
-            name,
-            rooms,
-            ttl,
-        } => {
-            let cfg = Config::load(config.as_deref())?;
-            let auth = if cfg.auth.secret.is_empty() {
-                Authenticator::from_env(std::time::Duration::ZERO)
-            } else {
-                Authenticator::hs256(&cfg.auth.secret, std::time::Duration::ZERO)
-            };
-            if auth.is_development() {
-                eprintln!(
-                    "switchboard: WARNING: signing with the shipped development secret; \
-                     set AUTH_JWT_SECRET (or JWT_SECRET) for anything but local testing"
-                );
-            }
-            let token = auth
-                .mint(&user, name.as_deref(), rooms, ttl)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Token(args) => token::mint(args),
+        Command::Auth { action } => token::auth(action),
         Command::Matrix { markdown } => {
             let reg = registry(cli.mappings.as_ref())?;
             print!("{}", report::matrix(&reg, markdown));

@@ -1,5 +1,6 @@
 //! `switchboard serve`: runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the
-//! mapping files (a bad set is refused and the running one kept).
+//! mapping files and the auth providers' key files (what fails is refused, the running
+//! ones kept).
 
 use crate::config::Config;
 use crate::dialect::Registry;
@@ -59,13 +60,18 @@ pub fn run(config: Option<PathBuf>, mappings: Option<PathBuf>) -> Result<()> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => match load_registry(mappings.as_ref()) {
-                    Ok(reg) => {
-                        server.hub.set_registry(Arc::new(reg));
-                        tracing::info!("mappings reloaded");
+                _ = hup.recv() => {
+                    match load_registry(mappings.as_ref()) {
+                        Ok(reg) => {
+                            server.hub.set_registry(Arc::new(reg));
+                            tracing::info!("mappings reloaded");
+                        }
+                        Err(e) => tracing::error!("mappings NOT reloaded, the running ones stay:\n{e:#}"),
                     }
-                    Err(e) => tracing::error!("mappings NOT reloaded, the running ones stay:\n{e:#}"),
-                },
+                    for e in server.auth.reload() {
+                        tracing::error!("{e}; its keys had stay");
+                    }
+                }
             }
         }
         tracing::info!(connections = server.hub.connection_count(), "shutting down");

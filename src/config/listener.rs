@@ -19,8 +19,8 @@ pub struct ListenerConfig {
     #[serde(default)]
     pub api: bool,
     /// Paths bound to dialects: `{ path, transport = "websocket" | "socketio",
-    /// namespace, dialect, upstream }` (`upstream`: the `[[upstream]]` this route's
-    /// clients are proxied to).
+    /// namespace, dialect, upstream, auth }` (`upstream`: the `[[upstream]]` this route's
+    /// clients are proxied to; `auth`: the `[[auth.provider]]` verifying its tokens).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -50,6 +50,10 @@ pub struct RouteConfig {
     /// The `[[upstream]]` this route's clients are proxied to (instead of the hub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// The `[[auth.provider]]` that verifies this route's tokens (unset: `default`, HS256
+    /// with `auth.secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// Checks every listener and route (routes may name only configured upstreams).

@@ -20,7 +20,7 @@ mod upstream;
 mod webhooks;
 
 pub use access::{CorsConfig, IceServer, InternalApiConfig, WebRtcConfig};
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, ClaimMapping, DEFAULT_PROVIDER, ProviderConfig, ProviderKind};
 pub use bus::{AmqpConfig, BusConfig, BusKind, RedisConfig};
 pub use env::{VARIABLES, apply_env};
 pub use hub::{HubConfig, Membership, PrivacyConfig};
@@ -158,6 +158,7 @@ impl Config {
             namespace: namespace.map(Into::into),
             dialect: dialect.into(),
             upstream: None,
+            auth: None,
         };
         let sio = Transport::Socketio;
         let mut cfg = Config::default();
@@ -258,6 +259,9 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         self.limits.check(&mut p);
+        let routes = self.listeners.iter().flat_map(|l| &l.routes);
+        self.auth
+            .check(routes.filter_map(|r| r.auth.as_deref()), &mut p);
         bus::check(&self.bus, &self.redis, &self.amqp, &mut p);
         webhooks::check(&self.webhooks, &self.webhook, &mut p);
         self.cors.check(&mut p);
@@ -273,6 +277,11 @@ impl Config {
         let mut c = self.clone();
         if !c.auth.secret.is_empty() {
             c.auth.secret = "<redacted>".into();
+        }
+        for p in &mut c.auth.providers {
+            for s in &mut p.secrets {
+                *s = "<redacted>".into();
+            }
         }
         c.redis.url = redact_url(&c.redis.url);
         c.redis.cluster = c.redis.cluster.iter().map(|u| redact_url(u)).collect();

@@ -40,8 +40,20 @@ pub enum ConnectMode {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Resign {
     /// Re-sign: the backend's HS256 secret; the client's verified claims are minted into
-    /// a token for the backend.
+    /// a token for the backend. Or sign with `key` instead.
+    #[serde(default)]
     pub secret: String,
+    /// A private key (PEM) to sign with instead of `secret`, for backends that verify
+    /// with its public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub key: Option<std::path::PathBuf>,
+    /// The algorithm of `key`: RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA.
+    #[serde(default = "default_resign_alg")]
+    pub algorithm: String,
+    /// The `kid` re-signed tokens name in their header (with `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
     /// Lifetime of a re-signed token.
     #[serde(default = "default_resign_ttl", with = "duration::text")]
     #[schemars(with = "String")]
@@ -54,6 +66,10 @@ pub struct Resign {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub extra: BTreeMap<String, toml::Value>,
+}
+
+fn default_resign_alg() -> String {
+    "RS256".into()
 }
 
 fn default_resign_ttl() -> Duration {
@@ -85,7 +101,7 @@ pub struct UpstreamConfig {
     /// The auth key or query parameter carrying the token.
     #[serde(default = "default_token_param")]
     pub token_param: String,
-    /// Verify the client's token with `auth.secret` first (implied by `resign`, `hub`
+    /// Verify the client's token with the route's auth provider first (implied by `resign`, `hub`
     /// and `shared`); else the backend alone decides.
     #[serde(default)]
     pub verify: bool,
@@ -264,8 +280,23 @@ pub(super) fn problems(ups: &[UpstreamConfig], p: &mut Vec<String>) {
             p.push(format!("{key}.token_param must not be empty"));
         }
         if let Some(r) = &u.resign {
-            if r.secret.is_empty() {
-                p.push(format!("{key}.resign.secret must not be empty"));
+            match (&r.key, r.secret.is_empty()) {
+                (None, true) => p.push(format!("{key}.resign: a secret or a key is needed")),
+                (Some(_), false) => {
+                    p.push(format!("{key}.resign: a secret or a key, not both"));
+                }
+                (Some(_), true)
+                    if ![
+                        "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
+                    ]
+                    .contains(&r.algorithm.as_str()) =>
+                {
+                    p.push(format!(
+                        "{key}.resign.algorithm `{}` does not sign with a private key",
+                        r.algorithm
+                    ));
+                }
+                _ => {}
             }
             if r.ttl.is_zero() {
                 p.push(format!("{key}.resign.ttl must be longer than 0s"));

@@ -454,7 +454,7 @@ fn default_table(
                 None => {
                     let msg = format!(
                         "`{s}` names no metadata (@meta.id, @meta.traceId, @meta.at, \
-                         @meta.atMillis, @meta.user.id, @meta.user.name; `@@` for a literal @)"
+                         @meta.atMillis, @meta.user.id, @meta.user.name, @meta.user.image; `@@` for a literal @)"
                     );
                     src.error(k.span(), "meta-ref", msg);
                     continue;

@@ -380,6 +380,11 @@ pub(crate) fn resolve_default(dv: &DefaultValue, meta: &Meta) -> Option<Value> {
                 .as_ref()
                 .and_then(|u| u.name.clone())
                 .map(Value::String),
+            MetaRef::UserImage => meta
+                .user
+                .as_ref()
+                .and_then(|u| u.image.clone())
+                .map(Value::String),
         },
     }
 }

@@ -237,6 +237,8 @@ pub enum MetaRef {
     UserId,
     /// `@meta.user.name`.
     UserName,
+    /// `@meta.user.image`.
+    UserImage,
 }
 
 impl MetaRef {
@@ -249,6 +251,7 @@ impl MetaRef {
             "meta.atMillis" => MetaRef::AtMillis,
             "meta.user.id" => MetaRef::UserId,
             "meta.user.name" => MetaRef::UserName,
+            "meta.user.image" => MetaRef::UserImage,
             _ => return None,
         })
     }

@@ -76,6 +76,9 @@ pub struct UserRef {
     /// Display name (the token's `name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Picture URL (the token's `picture`, or the provider's image claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Where an event goes.

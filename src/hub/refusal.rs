@@ -94,7 +94,8 @@ impl From<&AuthError> for Refusal {
     fn from(e: &AuthError) -> Refusal {
         let code = match e {
             AuthError::Expired => ErrorCode::TokenExpired,
-            AuthError::Missing | AuthError::Invalid(_) => ErrorCode::Unauthorized,
+            AuthError::Unavailable(_) => ErrorCode::Unavailable,
+            _ => ErrorCode::Unauthorized,
         };
         Refusal::new(code, e.to_string())
     }

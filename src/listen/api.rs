@@ -1,5 +1,6 @@
 //! The operator's endpoints on an API port: `/healthz` (the process lives), `/readyz`
-//! (the brokers are reachable and the instance is not draining), `/metrics` (Prometheus
+//! (the brokers are reachable and the instance is not draining; the auth providers'
+//! state), `/metrics` (Prometheus
 //! text) and the WebRTC settings clients ask for (`/api/config/webrtc`).
 
 use super::Context;
@@ -41,7 +42,10 @@ pub(super) fn answer(req: &Request<Incoming>, cx: &Context) -> Option<Response<B
 }
 
 /// 200 while the bus (and RabbitMQ, when configured) can deliver and the instance is not
-/// draining; 503 otherwise, from SIGTERM until the process exits.
+/// draining; 503 otherwise, from SIGTERM until the process exits. Each auth provider's
+/// state is reported (keys had, the last JWKS fetch's error); a provider without keys
+/// does not make the instance unready: its routes refuse with `unavailable` while the
+/// others serve.
 fn ready(cx: &Context) -> Response<Body> {
     let bus = cx.hub.bus();
     let bus_ready = cx.hub.bus_ready();
@@ -68,6 +72,7 @@ fn ready(cx: &Context) -> Response<Body> {
             "bus": {"kind": bus.kind(), "ready": bus_ready},
             "amqp": amqp.map(|up| json!({"ready": up})),
             "connections": cx.hub.connection_count(),
+            "auth": cx.auth.states(),
             "shuttingDown": draining,
         }),
     )

@@ -5,6 +5,7 @@
 use super::respond::{Body, Peer, empty, json_response};
 use super::socketio::{Namespace, polling, websocket as sio_websocket};
 use super::{Context, api, internal, websocket};
+use crate::auth::Provider;
 use crate::config::{ListenerConfig, Transport};
 use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
@@ -37,10 +38,18 @@ struct SioPath {
     svc: SocketIoService<NotFoundService>,
 }
 
+/// A raw WebSocket path: its dialect, auth provider and fronted backend.
+pub(crate) struct WsRoute {
+    path: String,
+    pub dialect: Arc<str>,
+    pub upstream: Option<Arc<Upstream>>,
+    pub auth: Arc<Provider>,
+}
+
 /// One port's routes.
 pub(crate) struct Routes {
     socketio: Vec<SioPath>,
-    websocket: Vec<(String, Arc<str>, Option<Arc<Upstream>>)>,
+    websocket: Vec<WsRoute>,
     /// Backends whose REST prefixes this port passes through.
     passthrough: Vec<Arc<Upstream>>,
     api: bool,
@@ -70,6 +79,7 @@ impl Routes {
                         ns: r.namespace.clone().unwrap_or_else(|| "/".into()),
                         dialect: Arc::from(r.dialect.as_str()),
                         upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
+                        auth: cx.auth.for_route(r.auth.as_deref()),
                     })
                     .collect();
                 SioPath {
@@ -83,12 +93,11 @@ impl Routes {
             .routes
             .iter()
             .filter(|r| r.transport == Transport::Websocket)
-            .map(|r| {
-                (
-                    r.path.clone(),
-                    Arc::from(r.dialect.as_str()),
-                    r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
-                )
+            .map(|r| WsRoute {
+                path: r.path.clone(),
+                dialect: Arc::from(r.dialect.as_str()),
+                upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
+                auth: cx.auth.for_route(r.auth.as_deref()),
             })
             .collect();
         let mut passthrough: Vec<Arc<Upstream>> = Vec::new();
@@ -121,7 +130,7 @@ impl Routes {
             path.strip_prefix(p.prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
-        let ws = self.websocket.iter().find(|(p, _, _)| p == path);
+        let ws = self.websocket.iter().find(|w| w.path == path);
         if (sio.is_some() || ws.is_some()) && !self.cx.cfg.cors.allows(origin.as_deref()) {
             return json_response(
                 StatusCode::FORBIDDEN,
@@ -195,14 +204,8 @@ impl Routes {
             cors_headers(&mut resp, origin.as_deref(), None);
             return resp;
         }
-        if let Some((_, dialect, upstream)) = ws {
-            return websocket::raw::upgrade(
-                req,
-                dialect.clone(),
-                upstream.clone(),
-                self.cx.clone(),
-                peer,
-            );
+        if let Some(route) = ws {
+            return websocket::raw::upgrade(req, route, self.cx.clone(), peer);
         }
         if let Some(up) = self
             .passthrough

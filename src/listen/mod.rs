@@ -12,7 +12,7 @@ pub(crate) mod respond;
 mod socketio;
 pub(crate) mod websocket;
 
-use crate::auth::Authenticator;
+use crate::auth::Providers;
 use crate::bus::amqp::AmqpLink;
 use crate::config::{Config, Transport};
 use crate::hub::Hub;
@@ -42,7 +42,8 @@ pub(crate) struct Context {
     pub hub: Hub,
     /// The RabbitMQ link and the webhook engine.
     pub attached: Attached,
-    pub auth: Arc<Authenticator>,
+    /// The auth providers routes verify tokens with.
+    pub auth: Arc<Providers>,
     pub cfg: Arc<Config>,
     /// Cancelled when a shutdown begins: `/readyz` answers 503 and new realtime
     /// connections are refused while the instance drains.
@@ -83,7 +84,7 @@ impl Listeners {
     pub async fn start(
         cfg: Arc<Config>,
         hub: Hub,
-        auth: Arc<Authenticator>,
+        auth: Arc<Providers>,
         attached: Attached,
     ) -> Result<Listeners> {
         let registry = hub.registry();
@@ -94,6 +95,12 @@ impl Listeners {
                     "listener[{i}] route {}: unknown dialect `{}`",
                     r.path,
                     r.dialect
+                );
+                anyhow::ensure!(
+                    auth.get(r.auth.as_deref()).is_some(),
+                    "listener[{i}] route {}: no auth provider `{}`",
+                    r.path,
+                    r.auth.as_deref().unwrap_or_default()
                 );
             }
         }

@@ -7,7 +7,7 @@
 
 mod admit;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Provider};
 use crate::config::Transport;
 use crate::hub::{Ack, Conn, Hub, NewConn, Outlet, Refusal, Registration, Reply};
 use crate::upstream::{Dest, Ident, Session, Upstream};
@@ -26,6 +26,11 @@ pub struct Arrival {
     pub socket_id: Option<String>,
     /// Its token, wherever its transport carried it.
     pub token: Option<String>,
+    /// The user id it sent beside its token (Clerk's `auth.userId`): must be the
+    /// token's user.
+    pub claimed_user: Option<String>,
+    /// The provider verifying its route's tokens.
+    pub auth: Arc<Provider>,
     /// `User-Agent`.
     pub user_agent: Option<Arc<str>>,
     /// Peer address.
@@ -49,23 +54,29 @@ pub struct Inbound {
 }
 
 /// Who a connecting client is, from its token: verified here, or as the fronted
-/// backend's configuration says (forwarded, checked, re-signed).
-fn identify(
-    auth: &Authenticator,
-    upstream: Option<&Arc<Upstream>>,
-    token: Option<&str>,
-) -> Result<Ident, AuthError> {
-    match upstream {
-        Some(up) => up.identify(auth, token),
+/// backend's configuration says (forwarded, checked, re-signed). A user id sent beside
+/// the token must be the verified token's user.
+async fn identify(a: &Arrival) -> Result<Ident, AuthError> {
+    let token = a.token.as_deref();
+    let ident = match &a.upstream {
+        Some(up) => up.identify(&a.auth, token).await?,
         None => {
-            let i = auth.verify(token.ok_or(AuthError::Missing)?)?;
-            Ok(Ident {
-                user: i.user,
-                rooms: i.rooms,
+            let v = a.auth.verify(token.ok_or(AuthError::Missing)?).await?;
+            Ident {
+                user: v.identity.user,
+                rooms: v.identity.rooms,
                 claims: None,
-            })
+            }
         }
+    };
+    let verified = a.upstream.as_ref().is_none_or(|u| u.cfg.verifies());
+    if verified
+        && let Some(claimed) = &a.claimed_user
+        && *claimed != ident.user.id
+    {
+        return Err(AuthError::UserMismatch);
     }
+    Ok(ident)
 }
 
 impl Inbound {
@@ -75,9 +86,11 @@ impl Inbound {
     /// # Errors
     /// Its token is refused, or a connection limit is reached; the listener tells the
     /// client in its dialect ([`Hub::refuse_connection`]) and closes it.
-    pub async fn open(hub: &Hub, auth: &Authenticator, a: Arrival) -> Result<Inbound, Refusal> {
-        let identity = identify(auth, a.upstream.as_ref(), a.token.as_deref())
-            .map_err(|e| Refusal::from(&e))?;
+    pub async fn open(hub: &Hub, a: Arrival) -> Result<Inbound, Refusal> {
+        let identity = identify(&a).await.map_err(|e| {
+            tracing::info!(provider = a.auth.name(), reason = e.reason(), dialect = %a.dialect, "connection refused: {e}");
+            Refusal::from(&e)
+        })?;
         let member = a.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
         let conn = hub
             .connect(NewConn {

@@ -85,6 +85,22 @@ pub struct UpstreamLabels {
     pub upstream: Name,
 }
 
+/// `{provider}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// The auth provider's name.
+    pub provider: Name,
+}
+
+/// `{provider, outcome}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderOutcome {
+    /// The auth provider's name.
+    pub provider: Name,
+    /// What happened.
+    pub outcome: &'static str,
+}
+
 /// `{upstream, outcome}`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamOutcome {
@@ -158,6 +174,13 @@ pub struct Metrics {
     pub upstream_exports: Family<UpstreamOutcome, Counter>,
     /// Time one export claim took (in process, or a Redis round trip).
     pub upstream_claim_seconds: Family<UpstreamLabels, Histogram>,
+    /// Tokens verified, by provider and outcome (`accepted`, or the check that failed).
+    pub auth_tokens: Family<ProviderOutcome, Counter>,
+    /// JWKS fetches, by provider and outcome (`ok`, `timeout`, `unreachable`, `status`,
+    /// `too_large`, `bad_keys`).
+    pub jwks_fetches: Family<ProviderOutcome, Counter>,
+    /// Verification keys each provider holds now.
+    pub auth_keys: Family<ProviderLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -272,6 +295,24 @@ impl Metrics {
             });
         let upstream_http = Family::<UpstreamOutcome, Counter>::default();
         let upstream_exports = Family::<UpstreamOutcome, Counter>::default();
+        let auth_tokens = Family::<ProviderOutcome, Counter>::default();
+        let jwks_fetches = Family::<ProviderOutcome, Counter>::default();
+        let auth_keys = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "auth_tokens",
+            "Client tokens verified, by provider and outcome (accepted, or the check that failed)",
+            auth_tokens.clone(),
+        );
+        registry.register(
+            "jwks_fetches",
+            "JWKS fetches by provider and outcome",
+            jwks_fetches.clone(),
+        );
+        registry.register(
+            "auth_keys",
+            "Verification keys each auth provider holds",
+            auth_keys.clone(),
+        );
         let upstream_claim_seconds =
             Family::<UpstreamLabels, Histogram>::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(1e-6, 4.0, 10))
@@ -326,6 +367,9 @@ impl Metrics {
             upstream_http,
             upstream_exports,
             upstream_claim_seconds,
+            auth_tokens,
+            jwks_fetches,
+            auth_keys,
             connections,
             connections_opened,
             connections_refused,

@@ -18,7 +18,7 @@ pub use link::OpenError;
 pub use routing::{Dest, Patterns, Routing};
 pub use session::Session;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Provider};
 use crate::config::UpstreamConfig;
 use crate::dialect::{Direction, Registry};
 use crate::event::UserRef;
@@ -134,7 +134,7 @@ impl Upstreams {
                 Arc::new(Upstream {
                     label: Name::from(c.name.as_str()),
                     routing,
-                    creds: Credentials::new(c),
+                    creds: Credentials::new(c).map_err(|e| err(format!("resign: {e}")))?,
                     answers,
                     announces_ready,
                     exports,
@@ -174,20 +174,21 @@ impl Upstream {
     ///
     /// # Errors
     /// The upstream verifies tokens here and this one is missing or bad.
-    pub fn identify(&self, auth: &Authenticator, token: Option<&str>) -> Result<Ident, AuthError> {
+    pub async fn identify(&self, auth: &Provider, token: Option<&str>) -> Result<Ident, AuthError> {
         if self.cfg.verifies() {
-            let (id, claims) = auth.verify_claims(token.ok_or(AuthError::Missing)?)?;
+            let v = auth.verify(token.ok_or(AuthError::Missing)?).await?;
             return Ok(Ident {
-                user: id.user,
-                rooms: id.rooms,
-                claims: Some(claims),
+                user: v.identity.user,
+                rooms: v.identity.rooms,
+                claims: Some(v.claims),
             });
         }
         let user = token
-            .and_then(Authenticator::unverified_user)
+            .and_then(crate::auth::unverified_user)
             .unwrap_or_else(|| UserRef {
                 id: "anonymous".into(),
                 name: None,
+                image: None,
             });
         Ok(Ident {
             user,

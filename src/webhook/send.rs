@@ -20,25 +20,6 @@ use std::time::{Duration, SystemTime};
 /// The HTTP(S) client every endpoint shares.
 pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
-/// TLS with the system's roots (ring); without any, https targets fail their handshake
-/// (http ones work) and a warning says why.
-fn tls() -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports rustls' default protocol versions");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        tracing::warn!(
-            "no system TLS roots found: https webhooks will fail (install ca-certificates)"
-        );
-    }
-    builder.with_root_certificates(roots).with_no_client_auth()
-}
-
 /// A client with pooled keep-alive connections, TLS with the system's roots, and the
 /// guard as its resolver.
 pub fn client(guard: Arc<Guard>) -> HttpClient {
@@ -47,7 +28,7 @@ pub fn client(guard: Arc<Guard>) -> HttpClient {
     c.enforce_http(false);
     c.set_connect_timeout(Some(Duration::from_secs(5)));
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls())
+        .with_tls_config(crate::tls::client_config("webhooks"))
         .https_or_http()
         .enable_http1()
         .wrap_connector(c);

@@ -243,6 +243,114 @@ fn token_mints_what_the_secret_verifies() {
     assert!(text(&out.stderr).contains("WARNING: signing with the shipped development secret"));
 }
 
+/// `token --key` mints with a private key; `auth check` says whether a provider of the
+/// configuration accepts a token, and which check fails when it does not.
+#[test]
+fn tokens_minted_with_a_key_are_checked_by_the_provider_that_holds_it() {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    let dir = std::env::temp_dir().join(format!("sb-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let key = p256::SecretKey::random(&mut rsa::rand_core::OsRng);
+    let pem = dir.join("es256.pem");
+    std::fs::write(
+        &pem,
+        key.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
+    )
+    .expect("write");
+    let signer = switchboard::auth::Signer::from_pem_file(
+        &pem,
+        jsonwebtoken::Algorithm::ES256,
+        Some("k1".into()),
+    )
+    .expect("signer");
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&switchboard::auth::Signer::key_set(&[&signer]).expect("set"))
+            .expect("json"),
+    )
+    .expect("write");
+    let config = dir.join("auth.toml");
+    let base = switchboard::config::DEFAULT_TOML;
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[[auth.provider]]\nname = \"app\"\nkind = \"jwks\"\njwks_file = \"{}\"\nauthorized_parties = [\"https://app.example\"]\n",
+            jwks.display()
+        ),
+    )
+    .expect("write");
+    let pem_s = pem.to_string_lossy().into_owned();
+    let cfg_s = config.to_string_lossy().into_owned();
+    let mint = |extra: &[&str]| {
+        let mut args = vec![
+            "token", "--user", "user_1", "--key", &pem_s, "--alg", "ES256", "--kid", "k1",
+        ];
+        args.extend_from_slice(extra);
+        let out = switchboard(&args, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    let good = mint(&["--claim", "azp=https://app.example"]);
+    let check = |token: &str, extra: &[&str]| {
+        let mut args = vec!["auth", "check", "--config", &cfg_s, "--provider", "app"];
+        args.extend_from_slice(extra);
+        args.push(token);
+        switchboard(&args, b"")
+    };
+    let out = check(&good, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("accepted by `app`: user `user_1`"));
+    let out = check(&good, &["--user-id", "user_2"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stdout).contains("refused (user_mismatch)"));
+    let out = check(&mint(&["--claim", "azp=https://evil.example"]), &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("refused (authorized_party)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = check(
+        &mint(&["--claim", "azp=https://app.example", "--claim", "exp=1000"]),
+        &[],
+    );
+    assert!(
+        text(&out.stdout).contains("refused (expired)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = check("not-a-token", &[]);
+    assert!(
+        text(&out.stdout).contains("refused (malformed)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = switchboard(
+        &[
+            "auth",
+            "check",
+            "--config",
+            &cfg_s,
+            "--provider",
+            "nope",
+            "x",
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no auth provider `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn config_check_lists_every_bad_key_and_value_before_anything_starts() {
     let dir = std::env::temp_dir().join(format!("sb-cfg-{}", std::process::id()));

@@ -78,6 +78,7 @@ async fn connect(
         user: UserRef {
             id: user.into(),
             name: None,
+            image: None,
         },
         claims: Some(rooms.iter().map(|r| r.to_string()).collect()),
         user_agent: None,

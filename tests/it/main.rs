@@ -3,7 +3,8 @@
 //! `roundtrip_prop`, `bad_input_prop`, `completeness`, `loader_errors`, `cli`), the hub
 //! against a real server on port 0 with real clients (`hub_*`, `socketio_engine`), brokers
 //! (`brokers`, `scale_out`, `redis_cluster`), fronted backends (`upstream*`, with
-//! `backends/`; `fronted_exports`), webhooks (`hooks`: the receiver), the binary (`serve`, `bench_tool`), and the fault suite
+//! `backends/`; `fronted_exports`), webhooks (`hooks`: the receiver), identity providers' tokens
+//! (`jwks`), the binary (`serve`, `bench_tool`), and the fault suite
 //! (`faults`, `fuzz`, `outages`, `crashes`, `drain`; see RELIABILITY.md). Shared helpers:
 //! `common` (mappings and fixtures), `live` (servers and clients), `support` (brokers of
 //! the tests' own, raw frames), `process` (the binary as a process).
@@ -33,6 +34,7 @@ mod hub_in_memory;
 mod hub_limits;
 mod hub_refusals;
 mod hub_relays;
+mod jwks;
 mod loader_errors;
 mod outages;
 mod redis_cluster;

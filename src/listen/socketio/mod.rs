@@ -6,10 +6,12 @@
 pub(crate) mod polling;
 pub(crate) mod websocket;
 
+use crate::auth::Provider;
 use crate::upstream::Upstream;
 use std::sync::Arc;
 
-/// One namespace of a path: its dialect, and the backend it fronts if it does.
+/// One namespace of a path: its dialect, its auth provider, and the backend it fronts
+/// if it does.
 pub(crate) struct Namespace {
     /// `/` or `/ws/app`.
     pub ns: String,
@@ -17,4 +19,6 @@ pub(crate) struct Namespace {
     pub dialect: Arc<str>,
     /// The fronted backend.
     pub upstream: Option<Arc<Upstream>>,
+    /// Verifies its clients' tokens.
+    pub auth: Arc<Provider>,
 }

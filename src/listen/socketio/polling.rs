@@ -6,6 +6,7 @@
 
 use super::Namespace;
 use crate::auth as token;
+use crate::auth::Provider;
 use crate::config::Transport;
 use crate::hub::{ConnId, ErrorCode, Hub, OutFrame, Outlet, Refusal, Reply, SendFailure};
 use crate::listen::Context;
@@ -130,11 +131,13 @@ pub(crate) fn service(
         let hub = cx.hub.clone();
         let dialect = n.dialect.clone();
         let upstream = n.upstream.clone();
+        let provider = n.auth.clone();
         let handler = move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let cx = cx.clone();
             let dialect = dialect.clone();
             let upstream = upstream.clone();
-            async move { on_connect(cx, dialect, upstream, socket, auth.ok()).await }
+            let provider = provider.clone();
+            async move { on_connect(cx, dialect, upstream, provider, socket, auth.ok()).await }
         };
         // The inbox is installed by a middleware: socketioxide runs middlewares before it
         // tells the client it is connected, and runs the handler after, as a task; an
@@ -196,6 +199,7 @@ async fn on_connect(
     cx: Arc<Context>,
     dialect: Arc<str>,
     upstream: Option<Arc<Upstream>>,
+    provider: Arc<Provider>,
     socket: SocketRef,
     auth: Option<Value>,
 ) {
@@ -239,13 +243,15 @@ async fn on_connect(
         transport: Transport::Socketio,
         socket_id: Some(socket.id.to_string()),
         token,
+        claimed_user: token::user_from_socketio_auth(auth.as_ref()),
+        auth: provider,
         user_agent,
         ip,
         outlet: Box::new(SocketOutlet(socket.clone())),
         cancel: None,
         upstream,
     };
-    let inbound = match Inbound::open(&cx.hub, &cx.auth, arrival).await {
+    let inbound = match Inbound::open(&cx.hub, arrival).await {
         Ok(inbound) => inbound,
         Err(refusal) => {
             if let Some(f) = cx

@@ -340,6 +340,8 @@ impl Connection {
             transport: Transport::Socketio,
             socket_id: Some(sid),
             token,
+            claimed_user: token::user_from_socketio_auth(auth.as_ref()),
+            auth: route.auth.clone(),
             user_agent: self.client.user_agent.clone(),
             ip: Some(self.client.peer.ip()),
             outlet: Box::new(NamespaceOutlet {
@@ -349,7 +351,7 @@ impl Connection {
             cancel: Some(self.cut.clone()),
             upstream: route.upstream.clone(),
         };
-        match Box::pin(Inbound::open(hub, &self.cx.auth, arrival)).await {
+        match Box::pin(Inbound::open(hub, arrival)).await {
             Ok(inbound) => self.joined.push(Joined { ns, inbound }),
             Err(refusal) => {
                 if let Some(f) =

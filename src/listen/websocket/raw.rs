@@ -8,9 +8,11 @@ use super::{
     bounded, close_for, user_agent, write_now,
 };
 use crate::auth as token;
+use crate::auth::Provider;
 use crate::config::Transport;
 use crate::hub::{CLOSE_TRY_LATER, ErrorCode};
 use crate::listen::Context;
+use crate::listen::http::WsRoute;
 use crate::listen::respond::Body;
 use crate::route::{Arrival, Inbound};
 use crate::upstream::Upstream;
@@ -25,11 +27,15 @@ use tokio_tungstenite::tungstenite::Message;
 /// Answers a WebSocket upgrade on a raw WebSocket route.
 pub(crate) fn upgrade(
     mut req: Request<Incoming>,
-    dialect: Arc<str>,
-    upstream: Option<Arc<Upstream>>,
+    route: &WsRoute,
     cx: Arc<Context>,
     peer: SocketAddr,
 ) -> Response<Body> {
+    let (dialect, upstream, auth) = (
+        route.dialect.clone(),
+        route.upstream.clone(),
+        route.auth.clone(),
+    );
     let h = req.headers();
     let token = token::from_authorization(h.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
         .or_else(|| token::from_query(req.uri().query()));
@@ -39,6 +45,7 @@ pub(crate) fn upgrade(
         let who = Who {
             dialect,
             upstream,
+            auth,
             token,
             user_agent,
             peer,
@@ -52,6 +59,8 @@ struct Who {
     dialect: Arc<str>,
     /// The backend this route fronts, if it does.
     upstream: Option<Arc<Upstream>>,
+    /// The route's auth provider.
+    auth: Arc<Provider>,
     token: Option<String>,
     user_agent: Option<Arc<str>>,
     peer: SocketAddr,
@@ -69,6 +78,8 @@ async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
         transport: Transport::Websocket,
         socket_id: None,
         token: who.token,
+        claimed_user: None,
+        auth: who.auth,
         user_agent: who.user_agent,
         ip: Some(who.peer.ip()),
         outlet: Box::new(QueueOutlet(out_tx.clone())),
@@ -78,7 +89,7 @@ async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
     // Boxed, as every one-time or per-event step below: the task's future stays as
     // small as its idle loop while the connection waits. The queue is written while a
     // backend session opens.
-    let opened = Box::pin(socket.writing_while(Inbound::open(hub, &cx.auth, arrival))).await;
+    let opened = Box::pin(socket.writing_while(Inbound::open(hub, arrival))).await;
     let inbound = match opened {
         Ok(inbound) => inbound,
         Err(refusal) => {

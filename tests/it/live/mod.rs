@@ -101,6 +101,11 @@ impl Live {
         }
     }
 
+    /// The in-process server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("an in-process server")
+    }
+
     /// The in-process server's hub.
     pub fn hub(&self) -> &switchboard::hub::Hub {
         &self.server.as_ref().expect("an in-process server").hub
@@ -314,14 +319,9 @@ impl Client {
         token: Option<&str>,
         at: TokenAt,
     ) -> Client {
-        let (base, path, ns, sio) = live.url(dialect);
+        let (base, path, _, sio) = live.url(dialect);
         let (tx, rx) = mpsc::unbounded_channel();
         let transport = if sio {
-            let id = format!(
-                "c{}",
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            );
-            driver.routes.lock().expect("routes").insert(id.clone(), tx);
             let (auth, query) = match (at, token) {
                 (TokenAt::Primary, Some(t)) => {
                     (json!({"token": format!("Bearer {t}")}), Value::Null)
@@ -330,19 +330,7 @@ impl Client {
                 (TokenAt::Query, Some(t)) => (Value::Null, json!({"token": t})),
                 _ => (Value::Null, Value::Null),
             };
-            let url = if ns == "/" {
-                format!("{base}/")
-            } else {
-                format!("{base}{ns}")
-            };
-            driver
-                .command(json!({"op": "connect", "id": id, "url": url, "path": path,
-                    "transport": transport, "auth": auth, "query": query}))
-                .await;
-            Transport::Sio {
-                driver: driver.clone(),
-                id,
-            }
+            return Client::socketio(live, driver, dialect, transport, user, auth, query).await;
         } else {
             let ws_base = base.replacen("http://", "ws://", 1);
             let url = match (at, token) {
@@ -418,6 +406,45 @@ impl Client {
             dialect: dialect.into(),
             user: user.into(),
             transport,
+            inbox: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Connects an official socket.io-client of `dialect` with the handshake `auth`
+    /// given as is (Clerk's `{token, userId}`), without waiting for the outcome.
+    pub async fn socketio(
+        live: &Live,
+        driver: &Arc<Driver>,
+        dialect: &str,
+        transport: &str,
+        user: &str,
+        auth: Value,
+        query: Value,
+    ) -> Client {
+        let (base, path, ns, _) = live.url(dialect);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = format!(
+            "c{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        driver.routes.lock().expect("routes").insert(id.clone(), tx);
+        let url = if ns == "/" {
+            format!("{base}/")
+        } else {
+            format!("{base}{ns}")
+        };
+        driver
+            .command(json!({"op": "connect", "id": id, "url": url, "path": path,
+                "transport": transport, "auth": auth, "query": query}))
+            .await;
+        Client {
+            dialect: dialect.into(),
+            user: user.into(),
+            transport: Transport::Sio {
+                driver: driver.clone(),
+                id,
+            },
             inbox: rx,
             seen: Vec::new(),
         }
