@@ -65,8 +65,7 @@ fn main() -> anyhow::Result<()> {
                         socket_id: format!("sock-{i}").into(),
                         connected_at: 0,
                         last_seen: 0,
-                        user_agent: None,
-                        ip: None,
+                        ..SocketPresence::default()
                     },
                 )
             })

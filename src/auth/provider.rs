@@ -26,6 +26,13 @@ pub struct Verified {
     pub claims: Map<String, Value>,
 }
 
+impl Verified {
+    /// The token's id (`jti`), if it has one.
+    pub fn jti(&self) -> Option<&str> {
+        self.claims.get("jti").and_then(Value::as_str)
+    }
+}
+
 /// Where a provider's keys are.
 enum Source {
     /// Secrets or files, swapped whole on reload.

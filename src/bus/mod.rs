@@ -76,6 +76,21 @@ pub struct Audience {
     /// the backend already).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_upstream: Option<Arc<str>>,
+    /// What each recipient's connection does once told (the server API's session
+    /// control, on every instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<Then>,
+}
+
+/// What a recipient's connection does after a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "do")]
+pub enum Then {
+    /// The server closes it: `reconnect` says whether the client may come back.
+    Disconnect {
+        /// Whether the client may reconnect (the close code says so on raw WebSocket).
+        reconnect: bool,
+    },
 }
 
 impl Audience {

@@ -95,6 +95,7 @@ mod tests {
                 except_connection: Some((Arc::from("i1"), 7)),
                 except_user: Some(Arc::from("u")),
                 except_upstream: Some(Arc::from("nexus")),
+                then: Some(crate::bus::Then::Disconnect { reconnect: false }),
             },
         };
         let back = decode(&encode("i1", 3, &d)).expect("decodes");
@@ -104,6 +105,7 @@ mod tests {
         assert_eq!(back.a.rooms, d.audience.rooms);
         assert_eq!(back.a.except_user.as_deref(), Some("u"));
         assert_eq!(back.a.except_upstream.as_deref(), Some("nexus"));
+        assert_eq!(back.a.then, d.audience.then);
         assert_eq!(
             channels(&d.audience),
             ["switchboard:{room:r}", "switchboard:{user:u}"]

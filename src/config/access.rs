@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct InternalApiConfig {
-    /// `X-Internal-Secret` for POST /api/events and /api/webhooks/*; empty: the internal
-    /// API is off. (INTERNAL_API_SECRET)
+    /// `X-Internal-Secret` for POST /api/events, /api/webhooks/*, the presence queries
+    /// and /api/info; empty: the internal API is off. (INTERNAL_API_SECRET)
     pub secret: String,
 }
 

@@ -3,10 +3,10 @@
 //! them; a recipient whose queue is full is cut as a slow consumer, the others go on.
 
 use super::{
-    CLOSE_SLOW_CONSUMER, Conn, ConnId, HubState, OutFrame, SendFailure, members, read,
-    registry::conn_labels,
+    CLOSE_DISCONNECTED, CLOSE_SLOW_CONSUMER, Conn, ConnId, HubState, OutFrame, SendFailure,
+    members, read, registry::conn_labels,
 };
-use crate::bus::{Audience, Deliver, Delivery};
+use crate::bus::{Audience, Deliver, Delivery, Then};
 use crate::config::Transport;
 use crate::dialect::{Direction, TranslateError};
 use crate::event::Event;
@@ -152,6 +152,24 @@ impl Deliver for HubState {
             if *n > 0 {
                 self.count_out(dialect, &d.event.name, *n);
                 tracing::trace!(trace_id = %d.event.meta.trace_id, event = %d.event.name, %dialect, recipients = *n, bus = self.bus.kind(), "delivered");
+            }
+        }
+        if let Some(then) = &d.audience.then {
+            for conn in &recipients {
+                match then {
+                    Then::Disconnect { reconnect } => {
+                        let (code, reason) = if *reconnect {
+                            (
+                                super::CLOSE_TRY_LATER,
+                                "disconnected by the server: reconnect",
+                            )
+                        } else {
+                            (CLOSE_DISCONNECTED, "disconnected by the server")
+                        };
+                        tracing::info!(conn = conn.id, user = %conn.user.id, reconnect, "disconnected by the server API");
+                        conn.close(code, reason);
+                    }
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod calls;
 mod conn;
+mod control;
 mod fanout;
 mod fronted;
 mod intents;
@@ -16,6 +17,7 @@ mod messages;
 mod outlet;
 mod presence;
 mod publish;
+mod queries;
 mod refusal;
 mod registration;
 mod registry;
@@ -23,6 +25,7 @@ mod rooms;
 mod store;
 
 pub use conn::{Conn, ConnId, NewConn, Rate};
+pub use control::Revoked;
 pub use fronted::{Claimed, Fronted};
 pub use outlet::{OutFrame, Outlet, SendFailure};
 pub use refusal::{ErrorCode, Refusal};
@@ -48,6 +51,10 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
 /// WebSocket close code for a connection refused by a limit (try again later).
 pub const CLOSE_TRY_LATER: u16 = 1013;
+
+/// WebSocket close code for a connection the server API disconnected for good (a
+/// private code: the client should not reconnect on its own).
+pub const CLOSE_DISCONNECTED: u16 = 4000;
 
 /// WebSocket close code for a connection closed for sending too fast.
 pub const CLOSE_RATE_LIMIT: u16 = 1008;

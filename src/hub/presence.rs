@@ -9,13 +9,19 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// The presence snapshot of one local connection.
-fn snapshot_of(conn: &Conn) -> SocketPresence {
+fn snapshot_of(inner: &HubState, conn: &Conn) -> SocketPresence {
     SocketPresence {
         socket_id: conn.socket_id.clone(),
         connected_at: conn.connected_at,
         last_seen: conn.last_seen(),
         user_agent: conn.user_agent.clone(),
         ip: conn.ip,
+        dialect: Some(conn.dialect.clone()),
+        transport: Some(std::borrow::Cow::Borrowed(match conn.transport {
+            crate::config::Transport::Websocket => "websocket",
+            crate::config::Transport::Socketio => "socketio",
+        })),
+        instance: Some(inner.instance.clone()),
     }
 }
 
@@ -29,7 +35,7 @@ pub(super) async fn connected(inner: &HubState, conn: &Arc<Conn>) {
     }
     match inner
         .store
-        .presence_add(&conn.user.id, snapshot_of(conn))
+        .presence_add(&conn.user.id, snapshot_of(inner, conn))
         .await
     {
         Ok(change) => {
@@ -78,7 +84,7 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
             .filter(|c| c.member)
             .cloned()
             .collect();
-        let snaps: Vec<SocketPresence> = conns.iter().map(|c| snapshot_of(c)).collect();
+        let snaps: Vec<SocketPresence> = conns.iter().map(|c| snapshot_of(&inner, c)).collect();
         let vouched: Vec<(&str, &SocketPresence)> = conns
             .iter()
             .zip(&snaps)
@@ -88,6 +94,15 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
             tracing::warn!("presence not refreshed: {e}");
         }
         drop(vouched);
+        // This instance is alive, with what it serves (the server API's `/api/info`).
+        let info = inner.instance_info().to_string();
+        if let Err(e) = inner
+            .store
+            .announce_instance(&inner.instance, &info, ttl)
+            .await
+        {
+            tracing::warn!("instance not announced: {e}");
+        }
         let gone = match inner.store.presence_expire().await {
             Ok(g) => g,
             Err(e) => {
@@ -128,7 +143,7 @@ pub(super) async fn heartbeat(
     touch(conn);
     inner
         .store
-        .presence_refresh(&conn.user.id, &snapshot_of(conn))
+        .presence_refresh(&conn.user.id, &snapshot_of(inner, conn))
         .await?;
     let sockets = inner.store.presence_sockets(&conn.user.id).await?;
     let change = PresenceChange {

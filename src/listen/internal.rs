@@ -7,6 +7,8 @@
 //!   and to webhooks.
 //! - `GET /api/webhooks`: endpoints and their queues; `GET /api/webhooks/dead`: dead
 //!   letters; `POST /api/webhooks/dead/replay[?id=evt_…]`; `POST /api/webhooks/NAME/enable`.
+//! - the server API's queries (`server_api.rs`): `GET /api/users/:id/presence`,
+//!   `POST /api/presence/batch`, `GET /api/info`.
 
 use super::Context;
 use super::respond::{Body, json_response};
@@ -26,8 +28,10 @@ fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
 /// Answers an internal API request, or `None` when the path is not one of its.
 pub(super) async fn handle(req: Request<Incoming>, sh: &Context) -> Option<Response<Body>> {
     let path = req.uri().path().to_string();
-    let ours =
-        path == "/api/events" || path == "/api/webhooks" || path.starts_with("/api/webhooks/");
+    let ours = path == "/api/events"
+        || path == "/api/webhooks"
+        || path.starts_with("/api/webhooks/")
+        || super::server_api::is_ours(&path);
     if !ours {
         return None;
     }
@@ -48,6 +52,9 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Context) -> Option<Respo
             StatusCode::UNAUTHORIZED,
             &json!({"error": "wrong or missing X-Internal-Secret"}),
         ));
+    }
+    if super::server_api::is_ours(&path) {
+        return Some(super::server_api::handle(req, sh).await);
     }
     let hub = &sh.hub;
     let webhooks = sh.attached.webhooks.as_ref();

@@ -9,6 +9,7 @@ mod api;
 mod http;
 mod internal;
 pub(crate) mod respond;
+mod server_api;
 mod socketio;
 pub(crate) mod websocket;
 

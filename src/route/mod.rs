@@ -63,6 +63,7 @@ async fn identify(a: &Arrival) -> Result<Ident, AuthError> {
         None => {
             let v = a.auth.verify(token.ok_or(AuthError::Missing)?).await?;
             Ident {
+                jti: v.jti().map(str::to_owned),
                 user: v.identity.user,
                 rooms: v.identity.rooms,
                 claims: None,
@@ -91,6 +92,8 @@ impl Inbound {
             tracing::info!(provider = a.auth.name(), reason = e.reason(), dialect = %a.dialect, "connection refused: {e}");
             Refusal::from(&e)
         })?;
+        hub.check_revoked(&identity.user.id, identity.jti.as_deref())
+            .await?;
         let member = a.upstream.as_ref().is_none_or(|u| u.cfg.uses_hub());
         let conn = hub
             .connect(NewConn {

@@ -167,6 +167,8 @@ pub struct Ident {
     pub rooms: Option<Vec<String>>,
     /// Every claim of a verified token (for re-signing).
     pub claims: Option<Map<String, Value>>,
+    /// A verified token's `jti` (revocations name tokens by it).
+    pub jti: Option<String>,
 }
 
 impl Upstream {
@@ -178,6 +180,7 @@ impl Upstream {
         if self.cfg.verifies() {
             let v = auth.verify(token.ok_or(AuthError::Missing)?).await?;
             return Ok(Ident {
+                jti: v.jti().map(str::to_owned),
                 user: v.identity.user,
                 rooms: v.identity.rooms,
                 claims: Some(v.claims),
@@ -194,6 +197,7 @@ impl Upstream {
             user,
             rooms: None,
             claims: None,
+            jti: None,
         })
     }
 }

@@ -41,6 +41,7 @@ mod redis_cluster;
 mod roundtrip_prop;
 mod scale_out;
 mod serve;
+mod server_api;
 mod socketio_engine;
 mod spec_examples;
 mod upstream;

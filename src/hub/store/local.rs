@@ -22,6 +22,9 @@ pub struct LocalStore {
     limits: StoreLimits,
     presence: Sharded<String, Vec<Vouched>>,
     busy: Sharded<String, Instant>,
+    /// Revocations (`user:<id>`, `jti:<id>`) until they expire; over the bound, those
+    /// closest to expiry are forgotten first.
+    revoked: Sharded<String, Instant>,
     dedup: Sharded<(String, String), (String, Instant)>,
     exports: ExportClaims,
     messages: Sharded<String, Indexed>,
@@ -40,6 +43,7 @@ impl LocalStore {
         LocalStore {
             presence: Sharded::new(limits.max_entries),
             busy: Sharded::new(limits.max_entries),
+            revoked: Sharded::new(limits.max_entries),
             dedup: Sharded::new(limits.max_entries),
             exports: ExportClaims::new(limits.export_claims),
             messages: Sharded::new(limits.max_entries),
@@ -211,6 +215,34 @@ impl LocalStore {
         Ok(())
     }
 
+    pub(super) async fn revoke(
+        &self,
+        kind: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{kind}:{id}");
+        let mut map = self.revoked.shard(&key);
+        make_room(&mut map, self.revoked.bound(), |t| *t);
+        map.insert(key, Instant::now() + ttl);
+        Ok(())
+    }
+
+    pub(super) async fn is_revoked(
+        &self,
+        user: &str,
+        jti: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let live = |key: String| {
+            self.revoked
+                .shard(&key)
+                .get(&key)
+                .is_some_and(|until| *until > now)
+        };
+        Ok(live(format!("user:{user}")) || jti.is_some_and(|j| live(format!("jti:{j}"))))
+    }
+
     pub(super) async fn claim(
         &self,
         user: &str,
@@ -316,8 +348,7 @@ mod tests {
             socket_id: id.into(),
             connected_at: 1,
             last_seen: 1,
-            user_agent: None,
-            ip: None,
+            ..SocketPresence::default()
         }
     }
 

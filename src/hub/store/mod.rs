@@ -6,19 +6,21 @@
 mod claims;
 mod local;
 mod redis;
+mod redis_admin;
 mod sharded;
 
 pub use local::LocalStore;
 pub use redis::RedisStore;
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
 /// One connection of a user, for presence snapshots (`presence:update`'s `sockets[]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocketPresence {
     /// The connection's client-visible id.
@@ -33,6 +35,15 @@ pub struct SocketPresence {
     /// Its peer address (kept only with `privacy.client_info`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
+    /// The dialect it speaks (for the server API's presence queries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<Arc<str>>,
+    /// Its transport: `websocket` or `socketio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Cow<'static, str>>,
+    /// The instance serving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Arc<str>>,
 }
 
 /// A user's presence after a change.
@@ -149,6 +160,50 @@ impl Store {
     /// The store is unreachable.
     pub async fn presence_sockets(&self, user: &str) -> Result<Vec<SocketPresence>, StoreError> {
         dispatch!(self.presence_sockets(user))
+    }
+
+    /// Announces this instance (`info`, JSON) as alive for `ttl` (the shared store only:
+    /// in process there is one instance).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn announce_instance(
+        &self,
+        instance: &str,
+        info: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::Redis(s) => s.announce_instance(instance, info, ttl).await,
+        }
+    }
+
+    /// Refuses `kind:id` (`user` or `jti`) at connect for `ttl`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn revoke(&self, kind: &str, id: &str, ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self.revoke(kind, id, ttl))
+    }
+
+    /// Whether `user`, or the token `jti`, is revoked now.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn is_revoked(&self, user: &str, jti: Option<&str>) -> Result<bool, StoreError> {
+        dispatch!(self.is_revoked(user, jti))
+    }
+
+    /// What every instance alive announced (JSON each; empty in process).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn instances(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Local(_) => Ok(Vec::new()),
+            Store::Redis(s) => s.instances().await,
+        }
     }
 
     /// Vouches for many open connections at once (one round trip per batch).

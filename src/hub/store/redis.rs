@@ -30,11 +30,11 @@ pub struct RedisStore {
     exports: ExportClaims,
 }
 
-fn err(e: redis::RedisError) -> StoreError {
+pub(super) fn err(e: redis::RedisError) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn ms(d: Duration) -> u64 {
+pub(super) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -96,7 +96,7 @@ fn expiry_member(user: &str, socket_id: &str) -> String {
     serde_json::json!([user, socket_id]).to_string()
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     u64::try_from(crate::event::now_millis()).unwrap_or(0)
 }
 
@@ -110,7 +110,7 @@ impl RedisStore {
         }
     }
 
-    fn c(&self) -> ConnectionManager {
+    pub(super) fn c(&self) -> ConnectionManager {
         self.conn.clone()
     }
 

@@ -1,0 +1,109 @@
+//! What the server API asks the hub: a user's presence (from the shared store, so any
+//! instance answers for all), this instance's connections by dialect and transport, and
+//! the instances alive (each announces itself in the store with the presence TTL).
+
+use super::{Hub, HubState, SocketPresence, StoreError};
+use crate::config::Transport;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// A user's presence in Phase 10's `PresenceSnapshot` shape (the one seed system that
+/// specifies one), each socket also naming its dialect, transport and instance.
+fn snapshot(user: &str, sockets: &[SocketPresence]) -> Value {
+    let last_seen = sockets.iter().map(|s| s.last_seen).max();
+    let sockets: Vec<Value> = sockets
+        .iter()
+        .map(|s| {
+            json!({
+                "socketId": s.socket_id,
+                "connectedAt": s.connected_at,
+                "lastSeen": s.last_seen,
+                "userAgent": s.user_agent,
+                "ip": s.ip,
+                "dialect": s.dialect,
+                "transport": s.transport,
+                "instance": s.instance,
+            })
+        })
+        .collect();
+    json!({
+        "userId": user,
+        "isOnline": !sockets.is_empty(),
+        "lastSeen": last_seen,
+        "sockets": sockets,
+    })
+}
+
+impl HubState {
+    /// This instance now: its id, bus, connections by dialect and transport.
+    pub(super) fn instance_info(&self) -> Value {
+        let mut by: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+        for c in super::read(&self.conns).values() {
+            let transport = match c.transport {
+                Transport::Websocket => "websocket",
+                Transport::Socketio => "socketio",
+            };
+            *by.entry((c.dialect.to_string(), transport)).or_default() += 1;
+        }
+        let total: u64 = by.values().sum();
+        let routes: Vec<Value> = by
+            .into_iter()
+            .map(|((dialect, transport), n)| {
+                json!({"dialect": dialect, "transport": transport, "connections": n})
+            })
+            .collect();
+        let mut m = Map::new();
+        m.insert("instance".into(), json!(self.instance));
+        m.insert("bus".into(), json!(self.bus.kind()));
+        m.insert("connections".into(), json!(total));
+        m.insert("byRoute".into(), Value::Array(routes));
+        m.insert("rooms".into(), json!(super::read(&self.rooms).len()));
+        m.insert("announcedAt".into(), json!(crate::event::now_millis()));
+        Value::Object(m)
+    }
+}
+
+impl Hub {
+    /// A user's presence, whichever instance their connections are on.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_of(&self, user: &str) -> Result<Value, StoreError> {
+        let sockets = self.state.store.presence_sockets(user).await?;
+        Ok(snapshot(user, &sockets))
+    }
+
+    /// The presence of each of `users`, in their order (asked at once: one round trip's
+    /// time with Redis, not one per user).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn presence_of_many(&self, users: &[String]) -> Result<Vec<Value>, StoreError> {
+        let asks = users.iter().map(|u| self.presence_of(u));
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Every instance alive (this one as it is now; the others as they last announced),
+    /// in id order.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn instances(&self) -> Result<Vec<Value>, StoreError> {
+        let me = self.state.instance_info();
+        let mut all: Vec<Value> = self
+            .state
+            .store
+            .instances()
+            .await?
+            .iter()
+            .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+            .filter(|v| v["instance"] != me["instance"])
+            .collect();
+        all.push(me);
+        all.sort_by(|a, b| a["instance"].as_str().cmp(&b["instance"].as_str()));
+        Ok(all)
+    }
+}

@@ -1,0 +1,262 @@
+//! The server API's queries (issue 23, first part): two instances on a Redis of the
+//! test's own; a user's presence asked on the instance they are not connected to, a
+//! batch of users, `/api/info` listing both instances and what each serves; the secret,
+//! malformed and oversized requests refused with `{code, message}`.
+
+use crate::live::{Client, Driver, Live, TokenAt, get_internal, post, unique};
+use crate::support::{Redis, until};
+use serde_json::Value;
+use std::time::Duration;
+use switchboard::config::BusKind;
+
+const INTERNAL: &str = "server-api-secret";
+
+async fn instance(redis: &Redis, name: &str) -> Live {
+    let url = redis.url();
+    let name = name.to_string();
+    let live = Live::start_with(move |c| {
+        c.bus.kind = BusKind::Redis;
+        c.redis.url = url;
+        c.instance = name;
+        c.internal_api.secret = INTERNAL.into();
+        // Each instance announces itself every third of this.
+        c.hub.presence_ttl = Duration::from_secs(3);
+    })
+    .await;
+    until("the bus", Duration::from_secs(20), || live.ready().0).await;
+    live
+}
+
+fn body(answer: &str) -> Value {
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_instances_are_answered_for_the_whole_deployment() {
+    let redis = Redis::start().await;
+    let (ia, ib) = (unique("api-a"), unique("api-b"));
+    let a = instance(&redis, &ia).await;
+    let b = instance(&redis, &ib).await;
+    let driver = Driver::start().await;
+    let user = unique("on-b");
+    let mut phase10 = Client::connect(&b, &driver, "phase10", "websocket", &user, None).await;
+    let mut nexus = Client::connect(&b, &driver, "nexus", "websocket", &user, None).await;
+
+    // Asked on A, the user connected on B: online, both sessions, each naming its
+    // dialect, transport and instance.
+    let path = format!("/api/users/{user}/presence");
+    let mut presence = Value::Null;
+    for _ in 0..100 {
+        presence = get_internal(a.addrs()[0], &path, INTERNAL).await.1;
+        if presence["sockets"].as_array().is_some_and(|s| s.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(presence["userId"], user.as_str(), "{presence}");
+    assert_eq!(presence["isOnline"], true, "{presence}");
+    assert!(presence["lastSeen"].is_i64(), "{presence}");
+    let mut dialects: Vec<&str> = presence["sockets"]
+        .as_array()
+        .expect("sockets")
+        .iter()
+        .map(|s| {
+            assert_eq!(s["instance"], ib.as_str(), "{s}");
+            s["dialect"].as_str().expect("dialect")
+        })
+        .collect();
+    dialects.sort_unstable();
+    assert_eq!(dialects, ["nexus", "phase10"]);
+    let (status, unknown) =
+        get_internal(a.addrs()[0], "/api/users/nobody-at-all/presence", INTERNAL).await;
+    assert_eq!(status, 200);
+    assert_eq!(unknown["isOnline"], false);
+    assert_eq!(unknown["lastSeen"], Value::Null);
+
+    // A batch, in the order asked.
+    let batch = format!(r#"{{"userIds": ["nobody-at-all", "{user}"]}}"#);
+    let (status, answer) = post(a.addrs()[0], "/api/presence/batch", INTERNAL, &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    let p = body(&answer);
+    assert_eq!(p["presence"][0]["isOnline"], false, "{p}");
+    assert_eq!(p["presence"][1]["isOnline"], true, "{p}");
+
+    // Both instances, with what each serves (B as it last announced itself).
+    let mut info = Value::Null;
+    for _ in 0..100 {
+        info = get_internal(a.addrs()[0], "/api/info", INTERNAL).await.1;
+        if info["connections"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let instances = info["instances"].as_array().expect("instances");
+    let ids: Vec<&str> = instances
+        .iter()
+        .filter_map(|i| i["instance"].as_str())
+        .collect();
+    let mut want = vec![ia.as_str(), ib.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{info}");
+    let on_b = instances
+        .iter()
+        .find(|i| i["instance"] == ib.as_str())
+        .expect("b");
+    assert_eq!(on_b["connections"], 2, "{info}");
+    assert_eq!(on_b["bus"], "redis");
+
+    // Refusals: the secret, malformed and oversized requests.
+    let (status, _) = get_internal(a.addrs()[0], &path, "wrong").await;
+    assert_eq!(status, 401);
+    for (what, body, want) in [
+        ("not JSON", "{".to_string(), 400),
+        ("another shape", r#"{"ids": []}"#.to_string(), 400),
+        (
+            "too many ids",
+            format!(r#"{{"userIds": [{}]}}"#, vec!["\"u\""; 1001].join(",")),
+            413,
+        ),
+        (
+            "an id of 10 KB",
+            format!(r#"{{"userIds": ["{}"]}}"#, "x".repeat(10_000)),
+            400,
+        ),
+        (
+            "a body of 1 MB",
+            format!(r#"{{"userIds": ["{}"]}}"#, "x".repeat(1 << 20)),
+            413,
+        ),
+    ] {
+        let (status, answer) = post(a.addrs()[0], "/api/presence/batch", INTERNAL, &body).await;
+        assert_eq!(status, want, "{what}: {answer}");
+        let e = self::body(&answer);
+        assert!(
+            e["code"].is_string() && e["message"].is_string(),
+            "{what}: {answer}"
+        );
+    }
+    let long = format!("/api/users/{}/presence", "x".repeat(300));
+    assert_eq!(get_internal(a.addrs()[0], &long, INTERNAL).await.0, 400);
+
+    // The seed's DELETE /api/users/:id, asked on A: the user's sessions on B are told in
+    // their dialect (Phase 10: `system:disconnect`; NexusChat: the close frame) and closed.
+    let t0 = std::time::Instant::now();
+    let (status, answer) = delete(a.addrs()[0], &format!("/api/users/{user}")).await;
+    assert_eq!(status, 200, "{answer}");
+    let notice = phase10
+        .next(|r| r.name == "system:disconnect")
+        .await
+        .expect("told in its dialect");
+    assert_eq!(
+        notice.payload["reason"], "user deleted",
+        "{:?}",
+        notice.payload
+    );
+    phase10
+        .next(|r| r.name == "__disconnect__")
+        .await
+        .expect("phase10 closed");
+    let closed = nexus
+        .next(|r| r.name == "__close__")
+        .await
+        .expect("nexus closed");
+    assert_eq!(closed.payload["code"], 4000, "{:?}", closed.payload);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+
+    // POST …/disconnect with reconnect allowed: the raw WebSocket close says try again.
+    let mut nexus = Client::connect(&b, &driver, "nexus", "websocket", &user, None).await;
+    let body = r#"{"reason": "maintenance", "reconnect": true}"#;
+    let (status, answer) = post(
+        a.addrs()[0],
+        &format!("/api/users/{user}/disconnect"),
+        INTERNAL,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let closed = nexus
+        .next(|r| r.name == "__close__")
+        .await
+        .expect("nexus closed");
+    assert_eq!(closed.payload["code"], 1013, "{:?}", closed.payload);
+
+    // A revoked user is refused at connect on every instance until it expires.
+    let body = format!(r#"{{"userId": "{user}", "ttl": 2}}"#);
+    let (status, answer) = post(a.addrs()[0], "/api/revocations", INTERNAL, &body).await;
+    assert_eq!(status, 201, "{answer}");
+    let t = crate::live::token(&user, None, None);
+    let mut refused = Client::open(
+        &b,
+        &driver,
+        "phase10",
+        "websocket",
+        &user,
+        Some(&t),
+        TokenAt::Primary,
+    )
+    .await;
+    let e = refused
+        .canonical_where("session.error", crate::live::WAIT, |_| true)
+        .await
+        .expect("refused in its dialect");
+    assert_eq!(e.str_field("code"), Some("unauthorized"), "{e:?}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let _back = Client::connect(&b, &driver, "phase10", "websocket", &user, None).await;
+
+    // A token revoked by its jti; the user's other tokens still work.
+    let auth = switchboard::auth::Authenticator::hs256(crate::live::SECRET, Duration::ZERO);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let tok = auth
+        .sign(&serde_json::json!({"sub": user, "exp": exp, "jti": "tok-1"}))
+        .expect("sign");
+    let body = r#"{"jti": "tok-1", "ttl": 60}"#;
+    assert_eq!(
+        post(a.addrs()[0], "/api/revocations", INTERNAL, body)
+            .await
+            .0,
+        201
+    );
+    let mut refused = Client::open(
+        &b,
+        &driver,
+        "phase10",
+        "websocket",
+        &user,
+        Some(&tok),
+        TokenAt::Primary,
+    )
+    .await;
+    assert!(
+        refused
+            .canonical_where("session.error", crate::live::WAIT, |_| true)
+            .await
+            .is_some(),
+        "the revoked token is refused"
+    );
+    for bad in [
+        r#"{"userId": "u", "jti": "j", "ttl": 5}"#,
+        r#"{"ttl": 5}"#,
+        r#"{"userId": "u", "ttl": 0}"#,
+        r#"{"userId": "u"}"#,
+    ] {
+        assert_eq!(
+            post(a.addrs()[0], "/api/revocations", INTERNAL, bad)
+                .await
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+}
+
+/// DELETE on the internal API; (status, whole answer).
+async fn delete(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let req = format!(
+        "DELETE {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {INTERNAL}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    crate::live::raw_http(addr, &req).await
+}
