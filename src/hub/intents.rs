@@ -25,7 +25,7 @@ async fn intent(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, R
         }
         "presence.heartbeat" => presence::heartbeat(inner, conn, ev).await,
         "room.join" => rooms::join(inner, conn, ev).await,
-        "room.leave" => rooms::leave(inner, conn, ev),
+        "room.leave" => rooms::leave(inner, conn, ev).await,
         "message.send" => messages::send(inner, conn, ev).await,
         "message.edit" => messages::edit(inner, conn, ev).await,
         "message.delete" => messages::delete(inner, conn, ev).await,

@@ -31,8 +31,8 @@ pub use outlet::{OutFrame, Outlet, SendFailure};
 pub use refusal::{ErrorCode, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{
-    Claim, Expired, LocalStore, MessageInfo, PresenceChange, RedisStore, SocketPresence, Store,
-    StoreError, StoreLimits,
+    Claim, Expired, LocalStore, MessageInfo, PresenceChange, RedisStore, RoomMember,
+    SocketPresence, Store, StoreError, StoreLimits,
 };
 
 use crate::bus::{Bus, Deliver, Export, RoomKey};

@@ -2,7 +2,7 @@
 //! last, announced to the rooms the user is in; every connection change also reaches
 //! the user's own sessions with the `sockets[]` snapshot (Phase 10's `presence:update`).
 
-use super::{Ack, Conn, Expired, HubState, PresenceChange, Refusal, SocketPresence};
+use super::{Ack, Conn, Expired, HubState, PresenceChange, Refusal, RoomMember, SocketPresence};
 use crate::bus::{Audience, RoomKey};
 use crate::event::{Event, now_millis};
 use serde_json::{Map, Value, json};
@@ -25,14 +25,25 @@ fn snapshot_of(inner: &HubState, conn: &Conn) -> SocketPresence {
     }
 }
 
+/// Records (or forgets) `conn` in `rooms` in the shared store, for the server API's room
+/// presence.
+pub(super) async fn record_rooms(inner: &HubState, conn: &Conn, rooms: &[String], present: bool) {
+    let member = RoomMember {
+        instance: &inner.instance,
+        conn: conn.id,
+        user: &conn.user.id,
+    };
+    if let Err(e) = inner.store.room_members(rooms, member, present).await {
+        tracing::warn!(user = %conn.user.id, "room membership not recorded: {e}");
+    }
+}
+
 pub(super) async fn connected(inner: &HubState, conn: &Arc<Conn>) {
-    if let Err(e) = inner
-        .store
-        .user_rooms_add(&conn.user.id, &conn.conversation_ids())
-        .await
-    {
+    let rooms = conn.conversation_ids();
+    if let Err(e) = inner.store.user_rooms_add(&conn.user.id, &rooms).await {
         tracing::warn!(user = %conn.user.id, "rooms not recorded: {e}");
     }
+    record_rooms(inner, conn, &rooms, true).await;
     match inner
         .store
         .presence_add(&conn.user.id, snapshot_of(inner, conn))
@@ -47,6 +58,14 @@ pub(super) async fn connected(inner: &HubState, conn: &Arc<Conn>) {
 }
 
 pub(super) async fn disconnected(inner: &HubState, conn: &Arc<Conn>, rooms: &[RoomKey]) {
+    let ids: Vec<String> = rooms
+        .iter()
+        .filter_map(|r| match r {
+            RoomKey::Conversation(id) => Some(id.to_string()),
+            RoomKey::User(_) => None,
+        })
+        .collect();
+    record_rooms(inner, conn, &ids, false).await;
     match inner
         .store
         .presence_remove(&conn.user.id, &conn.socket_id)

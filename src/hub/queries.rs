@@ -1,11 +1,17 @@
 //! What the server API asks the hub: a user's presence (from the shared store, so any
-//! instance answers for all), this instance's connections by dialect and transport, and
-//! the instances alive (each announces itself in the store with the presence TTL).
+//! instance answers for all), a room's online members (this instance's from its rooms,
+//! the others' from the store, for instances still alive), this instance's connections
+//! by dialect and transport, and the instances alive (each announces itself in the store
+//! with the presence TTL).
 
 use super::{Hub, HubState, SocketPresence, StoreError};
+use crate::bus::RoomKey;
 use crate::config::Transport;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// The most members a room's presence lists (the answer says when it was cut).
+pub const MAX_ROOM_PRESENCE: usize = 1000;
 
 /// A user's presence in Phase 10's `PresenceSnapshot` shape (the one seed system that
 /// specifies one), each socket also naming its dialect, transport and instance.
@@ -84,6 +90,59 @@ impl Hub {
             .await
             .into_iter()
             .collect()
+    }
+
+    /// The online members of conversation `room`, on every instance (at most
+    /// [`MAX_ROOM_PRESENCE`], `truncated` saying so); an unknown room has none.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn room_presence(&self, room: &str) -> Result<Value, StoreError> {
+        let me = self.instance();
+        let mut users: BTreeSet<String> = super::read(&self.state.rooms)
+            .get(&RoomKey::conversation(room))
+            .map(|m| m.iter().map(|c| c.user.id.clone()).collect())
+            .unwrap_or_default();
+        let recorded = self.state.store.room_members_of(room).await?;
+        if !recorded.is_empty() {
+            let alive: HashSet<String> = self
+                .state
+                .store
+                .instances()
+                .await?
+                .iter()
+                .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+                .filter_map(|v| v["instance"].as_str().map(str::to_owned))
+                .collect();
+            let mut gone = Vec::new();
+            for (field, user) in recorded {
+                match field.rsplit_once(':') {
+                    // This instance's members are its rooms' (above).
+                    Some((i, _)) if i == me => {}
+                    Some((i, _)) if alive.contains(i) => {
+                        users.insert(user);
+                    }
+                    _ => gone.push(field),
+                }
+            }
+            if let Err(e) = self.state.store.forget_room_members(room, &gone).await {
+                tracing::warn!(%room, "members of instances gone not forgotten: {e}");
+            }
+        }
+        let truncated = users.len() > MAX_ROOM_PRESENCE;
+        let users: Vec<String> = users.into_iter().take(MAX_ROOM_PRESENCE).collect();
+        let online: Vec<Value> = self
+            .presence_of_many(&users)
+            .await?
+            .into_iter()
+            .filter(|p| p["isOnline"] == true)
+            .collect();
+        Ok(json!({
+            "conversationId": room,
+            "count": online.len(),
+            "online": online,
+            "truncated": truncated,
+        }))
     }
 
     /// Every instance alive (this one as it is now; the others as they last announced),

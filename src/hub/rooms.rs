@@ -35,6 +35,7 @@ pub(super) async fn join(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
             // Only the offline announcement to this room depends on it.
             tracing::warn!(user = %conn.user.id, %room, "room not recorded for presence: {e}");
         }
+        super::presence::record_rooms(inner, conn, std::slice::from_ref(&room), true).await;
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));
         body.insert("userId".into(), json!(conn.user.id));
@@ -50,10 +51,13 @@ pub(super) async fn join(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
 }
 
 /// `room.leave {conversationId}`.
-pub(super) fn leave(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
+pub(super) async fn leave(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, Refusal> {
     let room = id_text(ev.field("conversationId"))
         .ok_or_else(|| Refusal::new(ErrorCode::BadEvent, "conversationId is missing"))?;
-    inner.leave(conn, &RoomKey::conversation(&room));
+    if conn.in_room(&RoomKey::conversation(&room)) {
+        inner.leave(conn, &RoomKey::conversation(&room));
+        super::presence::record_rooms(inner, conn, std::slice::from_ref(&room), false).await;
+    }
     Ok(
         json!({"success": true, "message": format!("left conversation {room}"), "conversationId": room}),
     )

@@ -1,5 +1,6 @@
 //! The server API, behind the internal secret (the spec's frontend presence routes are
-//! "proxied by Master", which holds it): a user's presence, a batch of users' presence,
+//! "proxied by Master", which holds it): a user's presence, a room's online members, a
+//! batch of users' presence,
 //! the gateway itself (`/api/info`: the instances alive and what each serves); a user's
 //! sessions disconnected on every instance, and revocations refused at connect. JSON in
 //! and out; errors `{code, message}` with their status; bounded requests (ids, batch
@@ -29,6 +30,7 @@ pub(super) fn is_ours(path: &str) -> bool {
         || path == "/api/presence/batch"
         || path == "/api/revocations"
         || path.starts_with("/api/users/")
+        || (path.starts_with("/api/conversations/") && path.ends_with("/presence"))
 }
 
 /// A refused request: its status and `{code, message}`.
@@ -219,6 +221,17 @@ async fn route(req: Request<Incoming>, cx: &Context) -> Result<Response<Body>, A
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"revoked": {key: id}, "ttl": r.ttl}),
+            ))
+        }
+        (Method::GET, p) if p.starts_with("/api/conversations/") => {
+            let segment = p
+                .strip_prefix("/api/conversations/")
+                .and_then(|r| r.strip_suffix("/presence"))
+                .unwrap_or_default();
+            let room = checked_id(percent_decode(segment))?;
+            Ok(json_response(
+                StatusCode::OK,
+                &hub.room_presence(&room).await?,
             ))
         }
         (method, p) if p.starts_with("/api/users/") => {

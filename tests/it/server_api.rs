@@ -81,11 +81,69 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
     assert_eq!(p["presence"][0]["isOnline"], false, "{p}");
     assert_eq!(p["presence"][1]["isOnline"], true, "{p}");
 
+    // A room's online members, one on each instance, asked on A; a room nobody is in.
+    let room = unique("api-room");
+    let (ua, ub) = (unique("in-a"), unique("in-b"));
+    let _in_a = Client::connect(
+        &a,
+        &driver,
+        "chat-service",
+        "websocket",
+        &ua,
+        Some(&[room.as_str()]),
+    )
+    .await;
+    let in_b = Client::connect(
+        &b,
+        &driver,
+        "salala",
+        "websocket",
+        &ub,
+        Some(&[room.as_str()]),
+    )
+    .await;
+    let path = format!("/api/conversations/{room}/presence");
+    let mut members = Value::Null;
+    for _ in 0..100 {
+        members = get_internal(a.addrs()[0], &path, INTERNAL).await.1;
+        if members["count"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut who: Vec<&str> = members["online"]
+        .as_array()
+        .expect("online")
+        .iter()
+        .filter_map(|p| p["userId"].as_str())
+        .collect();
+    who.sort_unstable();
+    let mut want = vec![ua.as_str(), ub.as_str()];
+    want.sort_unstable();
+    assert_eq!(who, want, "{members}");
+    // B's member leaves: one left.
+    in_b.close().await;
+    for _ in 0..100 {
+        members = get_internal(a.addrs()[0], &path, INTERNAL).await.1;
+        if members["count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(members["online"][0]["userId"], ua.as_str(), "{members}");
+    let (status, empty) = get_internal(
+        a.addrs()[0],
+        "/api/conversations/nobody-here/presence",
+        INTERNAL,
+    )
+    .await;
+    assert_eq!((status, &empty["count"]), (200, &Value::from(0)), "{empty}");
+
     // Both instances, with what each serves (B as it last announced itself).
     let mut info = Value::Null;
     for _ in 0..100 {
         info = get_internal(a.addrs()[0], "/api/info", INTERNAL).await.1;
-        if info["connections"] == 2 {
+        if info["connections"] == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -103,6 +161,11 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
         .find(|i| i["instance"] == ib.as_str())
         .expect("b");
     assert_eq!(on_b["connections"], 2, "{info}");
+    let on_a = instances
+        .iter()
+        .find(|i| i["instance"] == ia.as_str())
+        .expect("a");
+    assert_eq!(on_a["byRoute"][0]["dialect"], "chat-service", "{info}");
     assert_eq!(on_b["bus"], "redis");
 
     // Refusals: the secret, malformed and oversized requests.
@@ -165,6 +228,11 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
 
     // POST …/disconnect with reconnect allowed: the raw WebSocket close says try again.
     let mut nexus = Client::connect(&b, &driver, "nexus", "websocket", &user, None).await;
+    // Registered (the WebSocket opens before the hub has it).
+    until("registered on B", Duration::from_secs(5), || {
+        b.hub().connections().iter().any(|c| c.user.id == user)
+    })
+    .await;
     let body = r#"{"reason": "maintenance", "reconnect": true}"#;
     let (status, answer) = post(
         a.addrs()[0],

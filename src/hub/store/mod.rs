@@ -46,6 +46,17 @@ pub struct SocketPresence {
     pub instance: Option<Arc<str>>,
 }
 
+/// One connection in a room, as the shared store records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomMember<'a> {
+    /// The instance serving it.
+    pub instance: &'a str,
+    /// Its id there.
+    pub conn: u64,
+    /// Its user.
+    pub user: &'a str,
+}
+
 /// A user's presence after a change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PresenceChange {
@@ -193,6 +204,49 @@ impl Store {
     /// The store is unreachable.
     pub async fn is_revoked(&self, user: &str, jti: Option<&str>) -> Result<bool, StoreError> {
         dispatch!(self.is_revoked(user, jti))
+    }
+
+    /// Records (`present`) or forgets that connection `conn` of `instance`, `user`'s, is
+    /// in each of `rooms` (the shared store only: in process the hub's rooms say it).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn room_members(
+        &self,
+        rooms: &[String],
+        member: RoomMember<'_>,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::Redis(s) => s.room_members(rooms, member, present).await,
+        }
+    }
+
+    /// The connections recorded in `room` by every instance: (`instance:conn`, user).
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn room_members_of(&self, room: &str) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            Store::Local(_) => Ok(Vec::new()),
+            Store::Redis(s) => s.room_members_of(room).await,
+        }
+    }
+
+    /// Forgets connections of `room` (`instance:conn`) whose instance is gone.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn forget_room_members(
+        &self,
+        room: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::Redis(s) => s.forget_room_members(room, fields).await,
+        }
     }
 
     /// What every instance alive announced (JSON each; empty in process).

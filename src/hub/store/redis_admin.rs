@@ -6,9 +6,10 @@
 //! | `switchboard:instances` | sorted set: instance ids by when their announcement expires | members forgotten when read after that |
 //! | `instance:{id}` | JSON: what the instance serves | the presence TTL, renewed every third of it |
 //! | `revoked:user:{id}`, `revoked:jti:{jti}` | `1` | the revocation's |
+//! | `room_members:{room}` | hash: `{instance}:{conn}` → user id, per connection in the room | none: fields go when their connection leaves, and those of instances no longer alive when the room is read |
 
-use super::StoreError;
 use super::redis::{RedisStore, err, ms, now_ms};
+use super::{RoomMember, StoreError};
 use redis::AsyncCommands;
 use std::time::Duration;
 
@@ -92,5 +93,53 @@ impl RedisStore {
         }
         let n: u64 = self.c().exists(keys).await.map_err(err)?;
         Ok(n > 0)
+    }
+
+    pub(super) async fn room_members(
+        &self,
+        rooms: &[String],
+        m: RoomMember<'_>,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let field = format!("{}:{}", m.instance, m.conn);
+        let mut p = redis::pipe();
+        for r in rooms {
+            let key = format!("room_members:{r}");
+            if present {
+                p.hset(key, &field, m.user).ignore();
+            } else {
+                p.hdel(key, &field).ignore();
+            }
+        }
+        p.query_async::<()>(&mut self.c()).await.map_err(err)
+    }
+
+    pub(super) async fn room_members_of(
+        &self,
+        room: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let all: std::collections::HashMap<String, String> = self
+            .c()
+            .hgetall(format!("room_members:{room}"))
+            .await
+            .map_err(err)?;
+        Ok(all.into_iter().collect())
+    }
+
+    pub(super) async fn forget_room_members(
+        &self,
+        room: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        self.c()
+            .hdel(format!("room_members:{room}"), fields)
+            .await
+            .map_err(err)
     }
 }
