@@ -91,6 +91,13 @@ pub enum Then {
         /// Whether the client may reconnect (the close code says so on raw WebSocket).
         reconnect: bool,
     },
+    /// The user's connections leave conversation `room`.
+    Leave {
+        /// The conversation.
+        room: Arc<str>,
+        /// The user whose connections leave.
+        user: Arc<str>,
+    },
 }
 
 impl Audience {

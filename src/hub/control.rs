@@ -51,6 +51,35 @@ impl Hub {
         self.state.publish_with(ev, audience, false).map(|_| ())
     }
 
+    /// Removes `user` from conversation `room` on every instance: the user's connections
+    /// are told (`conversation.removed`) and leave it, the room's members hear of it
+    /// (`participant.removed`, exported like any fact), and the shared record of the
+    /// room's members forgets the user.
+    ///
+    /// # Errors
+    /// The bus refused a delivery, or the store is unreachable.
+    pub async fn remove_from_room(&self, room: &str, user: &str) -> Result<(), Refusal> {
+        let mut body = Map::new();
+        body.insert("conversationId".into(), json!(room));
+        let told = Event::new("conversation.removed", body);
+        let mut audience = Audience::room(RoomKey::user(user));
+        audience.then = Some(Then::Leave {
+            room: room.into(),
+            user: user.into(),
+        });
+        // Not exported (the fact for the master service is `participant.removed`).
+        let _ = self.state.publish_with(told, audience, false)?;
+        let mut body = Map::new();
+        body.insert("conversationId".into(), json!(room));
+        body.insert("userId".into(), json!(user));
+        let fact = Event::new("participant.removed", body);
+        self.state
+            .commit(fact, Audience::room(RoomKey::conversation(room)))
+            .await?;
+        self.state.store.forget_user_in_room(room, user).await?;
+        Ok(())
+    }
+
     /// Refuses `id` (a user, or a token's `jti`) at connect for `ttl`.
     ///
     /// # Errors

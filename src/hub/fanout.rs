@@ -169,6 +169,11 @@ impl Deliver for HubState {
                         tracing::info!(conn = conn.id, user = %conn.user.id, reconnect, "disconnected by the server API");
                         conn.close(code, reason);
                     }
+                    Then::Leave { room, user } if *conn.user.id == **user => {
+                        self.leave(conn, &crate::bus::RoomKey::conversation(room));
+                        tracing::info!(conn = conn.id, user = %conn.user.id, %room, "removed from a room by the server API");
+                    }
+                    Then::Leave { .. } => {}
                 }
             }
         }

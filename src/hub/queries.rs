@@ -10,6 +10,9 @@ use crate::config::Transport;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+/// The rooms with the most connections each instance names in its announcement.
+pub const LARGEST_ROOMS: usize = 20;
+
 /// The most members a room's presence lists (the answer says when it was cut).
 pub const MAX_ROOM_PRESENCE: usize = 1000;
 
@@ -63,7 +66,23 @@ impl HubState {
         m.insert("bus".into(), json!(self.bus.kind()));
         m.insert("connections".into(), json!(total));
         m.insert("byRoute".into(), Value::Array(routes));
-        m.insert("rooms".into(), json!(super::read(&self.rooms).len()));
+        let rooms = super::read(&self.rooms);
+        let mut largest: Vec<(&str, usize)> = rooms
+            .iter()
+            .filter_map(|(k, m)| match k {
+                RoomKey::Conversation(id) => Some((&**id, m.len())),
+                RoomKey::User(_) => None,
+            })
+            .collect();
+        m.insert("rooms".into(), json!(largest.len()));
+        largest.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        largest.truncate(LARGEST_ROOMS);
+        let largest: Vec<Value> = largest
+            .into_iter()
+            .map(|(id, n)| json!({"conversationId": id, "connections": n}))
+            .collect();
+        m.insert("largestRooms".into(), Value::Array(largest));
+        drop(rooms);
         m.insert("announcedAt".into(), json!(crate::event::now_millis()));
         Value::Object(m)
     }

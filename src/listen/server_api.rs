@@ -2,7 +2,8 @@
 //! "proxied by Master", which holds it): a user's presence, a room's online members, a
 //! batch of users' presence,
 //! the gateway itself (`/api/info`: the instances alive and what each serves); a user's
-//! sessions disconnected on every instance, and revocations refused at connect. JSON in
+//! sessions disconnected, or removed from a room, on every instance; and revocations
+//! refused at connect. JSON in
 //! and out; errors `{code, message}` with their status; bounded requests (ids, batch
 //! size, body).
 
@@ -31,6 +32,7 @@ pub(super) fn is_ours(path: &str) -> bool {
         || path == "/api/revocations"
         || path.starts_with("/api/users/")
         || (path.starts_with("/api/conversations/") && path.ends_with("/presence"))
+        || (path.starts_with("/api/rooms/") && path.ends_with("/leave"))
 }
 
 /// A refused request: its status and `{code, message}`.
@@ -143,6 +145,13 @@ struct Revocation {
     ttl: u64,
 }
 
+/// `POST /api/rooms/:id/leave`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Leave {
+    user_id: String,
+}
+
 /// The longest a revocation lasts.
 const MAX_REVOCATION: u64 = 30 * 24 * 3600;
 
@@ -164,12 +173,33 @@ async fn route(req: Request<Incoming>, cx: &Context) -> Result<Response<Body>, A
                 .iter()
                 .filter_map(|i| i["connections"].as_u64())
                 .sum();
+            // The largest rooms of the deployment: each instance's largest, summed.
+            let mut rooms: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+            for r in instances
+                .iter()
+                .filter_map(|i| i["largestRooms"].as_array())
+                .flatten()
+            {
+                if let (Some(id), Some(n)) =
+                    (r["conversationId"].as_str(), r["connections"].as_u64())
+                {
+                    *rooms.entry(id).or_default() += n;
+                }
+            }
+            let mut rooms: Vec<(&str, u64)> = rooms.into_iter().collect();
+            rooms.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            rooms.truncate(crate::hub::LARGEST_ROOMS);
+            let rooms: Vec<_> = rooms
+                .into_iter()
+                .map(|(id, n)| json!({"conversationId": id, "connections": n}))
+                .collect();
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
                     "instance": hub.instance(),
                     "version": env!("CARGO_PKG_VERSION"),
                     "connections": total,
+                    "largestRooms": rooms,
                     "instances": instances,
                 }),
             ))
@@ -232,6 +262,20 @@ async fn route(req: Request<Incoming>, cx: &Context) -> Result<Response<Body>, A
             Ok(json_response(
                 StatusCode::OK,
                 &hub.room_presence(&room).await?,
+            ))
+        }
+        (Method::POST, p) if p.starts_with("/api/rooms/") => {
+            let segment = p
+                .strip_prefix("/api/rooms/")
+                .and_then(|r| r.strip_suffix("/leave"))
+                .unwrap_or_default();
+            let room = checked_id(percent_decode(segment))?;
+            let l: Leave = json_body(req, r#"{"userId": "…"}"#).await?;
+            let user = checked_id(l.user_id)?;
+            hub.remove_from_room(&room, &user).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"conversationId": room, "userId": user, "removed": true}),
             ))
         }
         (method, p) if p.starts_with("/api/users/") => {

@@ -84,7 +84,7 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
     // A room's online members, one on each instance, asked on A; a room nobody is in.
     let room = unique("api-room");
     let (ua, ub) = (unique("in-a"), unique("in-b"));
-    let _in_a = Client::connect(
+    let mut in_a = Client::connect(
         &a,
         &driver,
         "chat-service",
@@ -121,8 +121,19 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
     let mut want = vec![ua.as_str(), ub.as_str()];
     want.sort_unstable();
     assert_eq!(who, want, "{members}");
-    // B's member leaves: one left.
-    in_b.close().await;
+    // A's member removed from the room through B: told in its dialect (Chat Service's
+    // `conversation:removed`), and gone from the room's presence.
+    let body = format!(r#"{{"userId": "{ua}"}}"#);
+    let (status, answer) = post(
+        b.addrs()[0],
+        &format!("/api/rooms/{room}/leave"),
+        INTERNAL,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let told = in_a.wire("conversation:removed").await.expect("told");
+    assert_eq!(told["conversationId"], room.as_str(), "{told}");
     for _ in 0..100 {
         members = get_internal(a.addrs()[0], &path, INTERNAL).await.1;
         if members["count"] == 1 {
@@ -130,7 +141,17 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(members["online"][0]["userId"], ua.as_str(), "{members}");
+    assert_eq!(members["online"][0]["userId"], ub.as_str(), "{members}");
+    // B's member leaves: none left.
+    in_b.close().await;
+    for _ in 0..100 {
+        members = get_internal(a.addrs()[0], &path, INTERNAL).await.1;
+        if members["count"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(members["count"], 0, "{members}");
     let (status, empty) = get_internal(
         a.addrs()[0],
         "/api/conversations/nobody-here/presence",
@@ -139,11 +160,32 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
     .await;
     assert_eq!((status, &empty["count"]), (200, &Value::from(0)), "{empty}");
 
+    // A room with a member on each instance: the deployment's largest.
+    let big = unique("big-room");
+    let _big_a = Client::connect(
+        &a,
+        &driver,
+        "chat-service",
+        "websocket",
+        &unique("big-a"),
+        Some(&[big.as_str()]),
+    )
+    .await;
+    let _big_b = Client::connect(
+        &b,
+        &driver,
+        "chat-service",
+        "websocket",
+        &unique("big-b"),
+        Some(&[big.as_str()]),
+    )
+    .await;
+
     // Both instances, with what each serves (B as it last announced itself).
     let mut info = Value::Null;
     for _ in 0..100 {
         info = get_internal(a.addrs()[0], "/api/info", INTERNAL).await.1;
-        if info["connections"] == 3 {
+        if info["connections"] == 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,12 +202,18 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
         .iter()
         .find(|i| i["instance"] == ib.as_str())
         .expect("b");
-    assert_eq!(on_b["connections"], 2, "{info}");
+    assert_eq!(on_b["connections"], 3, "{info}");
     let on_a = instances
         .iter()
         .find(|i| i["instance"] == ia.as_str())
         .expect("a");
     assert_eq!(on_a["byRoute"][0]["dialect"], "chat-service", "{info}");
+    assert_eq!(
+        info["largestRooms"][0]["conversationId"],
+        big.as_str(),
+        "{info}"
+    );
+    assert_eq!(info["largestRooms"][0]["connections"], 2, "{info}");
     assert_eq!(on_b["bus"], "redis");
 
     // Refusals: the secret, malformed and oversized requests.

@@ -249,6 +249,26 @@ impl Store {
         }
     }
 
+    /// Forgets every connection of `user` recorded in `room`.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn forget_user_in_room(&self, room: &str, user: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::Redis(s) => {
+                let fields: Vec<String> = s
+                    .room_members_of(room)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, u)| u == user)
+                    .map(|(f, _)| f)
+                    .collect();
+                s.forget_room_members(room, &fields).await
+            }
+        }
+    }
+
     /// What every instance alive announced (JSON each; empty in process).
     ///
     /// # Errors

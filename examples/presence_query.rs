@@ -1,0 +1,142 @@
+//! What a presence query of the server API costs (issue 23): a gateway on the Redis bus
+//! (a `redis-server` of its own on a free port, never the machine's) with 100 users
+//! online, two connections each, written into that Redis as their instances would;
+//! `POST /api/presence/batch` for the 100, and `GET /api/users/:id/presence` for one,
+//! each asked `QUERIES` times in a row over one keep-alive connection, after a warm-up.
+//! Not a test; run with `cargo run --release --example presence_query [QUERIES]`.
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard::config::{BusKind, Config, DEFAULT_TOML};
+use switchboard::dialect::Registry;
+use switchboard::hub::{RedisStore, SocketPresence, Store, StoreLimits};
+use switchboard::server::Server;
+
+const USERS: usize = 100;
+const SECRET: &str = "presence-query-bench";
+
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// One request's time, in µs; panics unless it answers 200.
+async fn ask(http: &Http, req: hyper::Request<Full<Bytes>>) -> u64 {
+    let t0 = Instant::now();
+    let resp = http.request(req).await.expect("answered");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(!body.is_empty());
+    t0.elapsed().as_micros() as u64
+}
+
+fn report(what: &str, h: &Histogram<u64>) {
+    println!(
+        "| {what} | {} | {} µs | {} µs | {} µs |",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999)
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let queries: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut redis_server = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str())?;
+    while client.get_multiplexed_async_connection().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The users, as the instances serving them would have written them.
+    let store = Store::Redis(RedisStore::new(
+        switchboard::bus::connection_manager(client)?,
+        StoreLimits {
+            dedup_window: Duration::from_secs(300),
+            message_ttl: Duration::from_secs(3600),
+            max_entries: 1000,
+            presence_ttl: Duration::from_secs(600),
+            export_claims: 1000,
+        },
+    ));
+    let now = switchboard::event::now_millis();
+    for u in 0..USERS {
+        for s in 0..2 {
+            let snap = SocketPresence {
+                socket_id: format!("sock-{u}-{s}").into(),
+                connected_at: now,
+                last_seen: now,
+                dialect: Some("salala".into()),
+                transport: Some("socketio".into()),
+                instance: Some("elsewhere".into()),
+                ..SocketPresence::default()
+            };
+            store.presence_add(&format!("user-{u}"), snap).await?;
+        }
+    }
+    let mut cfg = Config::from_toml(DEFAULT_TOML).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    cfg.bind = "127.0.0.1".into();
+    cfg.bus.kind = BusKind::Redis;
+    cfg.redis.url = url;
+    cfg.internal_api.secret = SECRET.into();
+    cfg.webhooks.store = std::env::temp_dir()
+        .join(format!("presence-query-{}", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    for l in &mut cfg.listeners {
+        l.port = 0;
+        l.port_env = None;
+    }
+    let server = Server::start(cfg, Arc::new(Registry::embedded()?)).await?;
+    let api = server.addrs[0];
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let ids: Vec<String> = (0..USERS).map(|u| format!("user-{u}")).collect();
+    let batch = serde_json::json!({ "userIds": ids }).to_string();
+    let batch_req = || {
+        hyper::Request::post(format!("http://{api}/api/presence/batch"))
+            .header("x-internal-secret", SECRET)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(batch.clone())))
+            .expect("request")
+    };
+    let one_req = || {
+        hyper::Request::get(format!("http://{api}/api/users/user-7/presence"))
+            .header("x-internal-secret", SECRET)
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    };
+    for _ in 0..200 {
+        ask(&http, batch_req()).await;
+        ask(&http, one_req()).await;
+    }
+    let mut batch_h = Histogram::<u64>::new(3)?;
+    let mut one_h = Histogram::<u64>::new(3)?;
+    for _ in 0..queries {
+        batch_h.record(ask(&http, batch_req()).await)?;
+        one_h.record(ask(&http, one_req()).await)?;
+    }
+    println!("| query | asked | p50 | p99 | p99.9 |\n|---|---|---|---|---|");
+    report(
+        &format!("`POST /api/presence/batch`, {USERS} users online (2 sockets each)"),
+        &batch_h,
+    );
+    report("`GET /api/users/:id/presence`, one user", &one_h);
+    server.shutdown(Duration::from_secs(2)).await;
+    let _ = redis_server.kill();
+    let _ = redis_server.wait();
+    Ok(())
+}
