@@ -125,12 +125,9 @@ impl Hub {
         let recorded = self.state.store.room_members_of(room).await?;
         if !recorded.is_empty() {
             let alive: HashSet<String> = self
-                .state
-                .store
-                .instances()
+                .announced()
                 .await?
                 .iter()
-                .filter_map(|j| serde_json::from_str::<Value>(j).ok())
                 .filter_map(|v| v["instance"].as_str().map(str::to_owned))
                 .collect();
             let mut gone = Vec::new();
@@ -164,6 +161,18 @@ impl Hub {
         }))
     }
 
+    /// What the instances alive last announced (none in process).
+    async fn announced(&self) -> Result<Vec<Value>, StoreError> {
+        Ok(self
+            .state
+            .store
+            .instances()
+            .await?
+            .iter()
+            .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+            .collect())
+    }
+
     /// Every instance alive (this one as it is now; the others as they last announced),
     /// in id order.
     ///
@@ -172,12 +181,9 @@ impl Hub {
     pub async fn instances(&self) -> Result<Vec<Value>, StoreError> {
         let me = self.state.instance_info();
         let mut all: Vec<Value> = self
-            .state
-            .store
-            .instances()
+            .announced()
             .await?
-            .iter()
-            .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+            .into_iter()
             .filter(|v| v["instance"] != me["instance"])
             .collect();
         all.push(me);
