@@ -28,7 +28,10 @@ pub use conn::{Conn, ConnId, NewConn, Rate};
 pub use control::Revoked;
 pub use fronted::{Claimed, Fronted};
 pub use outlet::{OutFrame, Outlet, SendFailure};
-pub use queries::{LARGEST_ROOMS, MAX_ROOM_PRESENCE};
+pub use queries::{
+    InstanceInfo, LARGEST_ROOMS, MAX_ROOM_PRESENCE, PresenceSnapshot, RoomPresence, RoomSize,
+    RouteCount, SocketSnapshot,
+};
 pub use refusal::{ErrorCode, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{

@@ -114,7 +114,7 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
         }
         drop(vouched);
         // This instance is alive, with what it serves (the server API's `/api/info`).
-        let info = inner.instance_info().to_string();
+        let info = serde_json::to_string(&inner.instance_info()).unwrap_or_default();
         if let Err(e) = inner
             .store
             .announce_instance(&inner.instance, &info, ttl)

@@ -1,14 +1,16 @@
-//! What the server API asks the hub: a user's presence (from the shared store, so any
-//! instance answers for all), a room's online members (this instance's from its rooms,
-//! the others' from the store, for instances still alive), this instance's connections
-//! by dialect and transport, and the instances alive (each announces itself in the store
-//! with the presence TTL).
+//! What the server API asks the hub, and the typed answers (its OpenAPI document is
+//! generated from them): a user's presence (from the shared store, so any instance
+//! answers for all), a room's online members (this instance's from its rooms, the others'
+//! from the store, for instances still alive), this instance's connections by dialect and
+//! transport, and the instances alive (each announces itself in the store with the
+//! presence TTL).
 
 use super::{Hub, HubState, SocketPresence, StoreError};
 use crate::bus::RoomKey;
 use crate::config::Transport;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use utoipa::ToSchema;
 
 /// The rooms with the most connections each instance names in its announcement.
 pub const LARGEST_ROOMS: usize = 20;
@@ -18,34 +20,121 @@ pub const MAX_ROOM_PRESENCE: usize = 1000;
 
 /// A user's presence in Phase 10's `PresenceSnapshot` shape (the one seed system that
 /// specifies one), each socket also naming its dialect, transport and instance.
-fn snapshot(user: &str, sockets: &[SocketPresence]) -> Value {
-    let last_seen = sockets.iter().map(|s| s.last_seen).max();
-    let sockets: Vec<Value> = sockets
-        .iter()
-        .map(|s| {
-            json!({
-                "socketId": s.socket_id,
-                "connectedAt": s.connected_at,
-                "lastSeen": s.last_seen,
-                "userAgent": s.user_agent,
-                "ip": s.ip,
-                "dialect": s.dialect,
-                "transport": s.transport,
-                "instance": s.instance,
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceSnapshot {
+    /// The user.
+    pub user_id: String,
+    /// Whether any connection of the user is open, on any instance.
+    pub is_online: bool,
+    /// The latest activity of the user's connections, Unix ms (`null` when offline:
+    /// switchboard keeps no history of users gone).
+    pub last_seen: Option<i64>,
+    /// The user's connections.
+    pub sockets: Vec<SocketSnapshot>,
+}
+
+/// One connection of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SocketSnapshot {
+    /// Its client-visible id.
+    pub socket_id: String,
+    /// When it connected, Unix ms.
+    pub connected_at: i64,
+    /// Its last activity, Unix ms.
+    pub last_seen: i64,
+    /// Its `User-Agent` (with `privacy.client_info` only).
+    pub user_agent: Option<String>,
+    /// Its peer address (with `privacy.client_info` only).
+    pub ip: Option<String>,
+    /// The dialect it speaks.
+    pub dialect: Option<String>,
+    /// `websocket` or `socketio`.
+    pub transport: Option<String>,
+    /// The instance serving it.
+    pub instance: Option<String>,
+}
+
+/// A conversation's online members.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomPresence {
+    /// The conversation.
+    pub conversation_id: String,
+    /// How many members are online (of those listed).
+    pub count: usize,
+    /// Their presence.
+    pub online: Vec<PresenceSnapshot>,
+    /// More members than the answer lists (at most 1,000).
+    pub truncated: bool,
+}
+
+/// Connections of one dialect over one transport.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteCount {
+    /// The dialect.
+    pub dialect: String,
+    /// `websocket` or `socketio`.
+    pub transport: String,
+    /// Connections open.
+    pub connections: u64,
+}
+
+/// A conversation and its connections.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSize {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Connections in it.
+    pub connections: u64,
+}
+
+/// One instance, as it announced itself.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceInfo {
+    /// Its id.
+    pub instance: String,
+    /// Its bus (`local`, `redis`, `redis-cluster`).
+    pub bus: String,
+    /// Connections open on it.
+    pub connections: u64,
+    /// Its connections by dialect and transport.
+    pub by_route: Vec<RouteCount>,
+    /// Conversations with a connection on it.
+    pub rooms: u64,
+    /// Its largest conversations.
+    pub largest_rooms: Vec<RoomSize>,
+    /// When it announced this, Unix ms.
+    pub announced_at: i64,
+}
+
+fn snapshot(user: &str, sockets: &[SocketPresence]) -> PresenceSnapshot {
+    PresenceSnapshot {
+        user_id: user.to_string(),
+        is_online: !sockets.is_empty(),
+        last_seen: sockets.iter().map(|s| s.last_seen).max(),
+        sockets: sockets
+            .iter()
+            .map(|s| SocketSnapshot {
+                socket_id: s.socket_id.to_string(),
+                connected_at: s.connected_at,
+                last_seen: s.last_seen,
+                user_agent: s.user_agent.as_deref().map(str::to_owned),
+                ip: s.ip.map(|ip| ip.to_string()),
+                dialect: s.dialect.as_deref().map(str::to_owned),
+                transport: s.transport.as_deref().map(str::to_owned),
+                instance: s.instance.as_deref().map(str::to_owned),
             })
-        })
-        .collect();
-    json!({
-        "userId": user,
-        "isOnline": !sockets.is_empty(),
-        "lastSeen": last_seen,
-        "sockets": sockets,
-    })
+            .collect(),
+    }
 }
 
 impl HubState {
-    /// This instance now: its id, bus, connections by dialect and transport.
-    pub(super) fn instance_info(&self) -> Value {
+    /// This instance now: its id, bus, connections by dialect and transport, rooms.
+    pub(super) fn instance_info(&self) -> InstanceInfo {
         let mut by: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
         for c in super::read(&self.conns).values() {
             let transport = match c.transport {
@@ -54,18 +143,6 @@ impl HubState {
             };
             *by.entry((c.dialect.to_string(), transport)).or_default() += 1;
         }
-        let total: u64 = by.values().sum();
-        let routes: Vec<Value> = by
-            .into_iter()
-            .map(|((dialect, transport), n)| {
-                json!({"dialect": dialect, "transport": transport, "connections": n})
-            })
-            .collect();
-        let mut m = Map::new();
-        m.insert("instance".into(), json!(self.instance));
-        m.insert("bus".into(), json!(self.bus.kind()));
-        m.insert("connections".into(), json!(total));
-        m.insert("byRoute".into(), Value::Array(routes));
         let rooms = super::read(&self.rooms);
         let mut largest: Vec<(&str, usize)> = rooms
             .iter()
@@ -74,17 +151,31 @@ impl HubState {
                 RoomKey::User(_) => None,
             })
             .collect();
-        m.insert("rooms".into(), json!(largest.len()));
+        let count = largest.len() as u64;
         largest.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         largest.truncate(LARGEST_ROOMS);
-        let largest: Vec<Value> = largest
-            .into_iter()
-            .map(|(id, n)| json!({"conversationId": id, "connections": n}))
-            .collect();
-        m.insert("largestRooms".into(), Value::Array(largest));
-        drop(rooms);
-        m.insert("announcedAt".into(), json!(crate::event::now_millis()));
-        Value::Object(m)
+        InstanceInfo {
+            instance: self.instance.to_string(),
+            bus: self.bus.kind().to_string(),
+            connections: by.values().sum(),
+            by_route: by
+                .into_iter()
+                .map(|((dialect, transport), connections)| RouteCount {
+                    dialect,
+                    transport: transport.to_string(),
+                    connections,
+                })
+                .collect(),
+            rooms: count,
+            largest_rooms: largest
+                .into_iter()
+                .map(|(id, n)| RoomSize {
+                    conversation_id: id.to_string(),
+                    connections: n as u64,
+                })
+                .collect(),
+            announced_at: crate::event::now_millis(),
+        }
     }
 }
 
@@ -93,7 +184,7 @@ impl Hub {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn presence_of(&self, user: &str) -> Result<Value, StoreError> {
+    pub async fn presence_of(&self, user: &str) -> Result<PresenceSnapshot, StoreError> {
         let sockets = self.state.store.presence_sockets(user).await?;
         Ok(snapshot(user, &sockets))
     }
@@ -103,7 +194,10 @@ impl Hub {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn presence_of_many(&self, users: &[String]) -> Result<Vec<Value>, StoreError> {
+    pub async fn presence_of_many(
+        &self,
+        users: &[String],
+    ) -> Result<Vec<PresenceSnapshot>, StoreError> {
         let asks = users.iter().map(|u| self.presence_of(u));
         futures_util::future::join_all(asks)
             .await
@@ -116,7 +210,7 @@ impl Hub {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn room_presence(&self, room: &str) -> Result<Value, StoreError> {
+    pub async fn room_presence(&self, room: &str) -> Result<RoomPresence, StoreError> {
         let me = self.instance();
         let mut users: BTreeSet<String> = super::read(&self.state.rooms)
             .get(&RoomKey::conversation(room))
@@ -127,8 +221,8 @@ impl Hub {
             let alive: HashSet<String> = self
                 .announced()
                 .await?
-                .iter()
-                .filter_map(|v| v["instance"].as_str().map(str::to_owned))
+                .into_iter()
+                .map(|i| i.instance)
                 .collect();
             let mut gone = Vec::new();
             for (field, user) in recorded {
@@ -147,29 +241,29 @@ impl Hub {
         }
         let truncated = users.len() > MAX_ROOM_PRESENCE;
         let users: Vec<String> = users.into_iter().take(MAX_ROOM_PRESENCE).collect();
-        let online: Vec<Value> = self
+        let online: Vec<PresenceSnapshot> = self
             .presence_of_many(&users)
             .await?
             .into_iter()
-            .filter(|p| p["isOnline"] == true)
+            .filter(|p| p.is_online)
             .collect();
-        Ok(json!({
-            "conversationId": room,
-            "count": online.len(),
-            "online": online,
-            "truncated": truncated,
-        }))
+        Ok(RoomPresence {
+            conversation_id: room.to_string(),
+            count: online.len(),
+            online,
+            truncated,
+        })
     }
 
     /// What the instances alive last announced (none in process).
-    async fn announced(&self) -> Result<Vec<Value>, StoreError> {
+    async fn announced(&self) -> Result<Vec<InstanceInfo>, StoreError> {
         Ok(self
             .state
             .store
             .instances()
             .await?
             .iter()
-            .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+            .filter_map(|j| serde_json::from_str::<InstanceInfo>(j).ok())
             .collect())
     }
 
@@ -178,16 +272,16 @@ impl Hub {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn instances(&self) -> Result<Vec<Value>, StoreError> {
+    pub async fn instances(&self) -> Result<Vec<InstanceInfo>, StoreError> {
         let me = self.state.instance_info();
-        let mut all: Vec<Value> = self
+        let mut all: Vec<InstanceInfo> = self
             .announced()
             .await?
             .into_iter()
-            .filter(|v| v["instance"] != me["instance"])
+            .filter(|i| i.instance != me.instance)
             .collect();
         all.push(me);
-        all.sort_by(|a, b| a["instance"].as_str().cmp(&b["instance"].as_str()));
+        all.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(all)
     }
 }

@@ -1,6 +1,7 @@
 //! The operator's endpoints on an API port: `/healthz` (the process lives), `/readyz`
 //! (the brokers are reachable and the instance is not draining; the auth providers'
-//! state), `/metrics` (Prometheus
+//! state), `/api/openapi.json` (the server API's document, no secret needed: it says only
+//! what the routes are), `/metrics` (Prometheus
 //! text) and the WebRTC settings clients ask for (`/api/config/webrtc`).
 
 use super::Context;
@@ -33,6 +34,16 @@ pub(super) fn answer(req: &Request<Incoming>, cx: &Context) -> Option<Response<B
             resp
         }
         "/readyz" => ready(cx),
+        "/api/openapi.json" => {
+            let mut resp = Response::new(
+                Full::new(Bytes::from(super::openapi::document()))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
         "/api/config/webrtc" => json_response(
             StatusCode::OK,
             &json!({"iceServers": cx.cfg.webrtc.ice_servers}),

@@ -8,6 +8,7 @@
 mod api;
 mod http;
 mod internal;
+mod openapi;
 pub(crate) mod respond;
 mod server_api;
 mod socketio;

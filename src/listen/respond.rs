@@ -13,10 +13,14 @@ pub(crate) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub SocketAddr);
 
-/// A JSON response.
-pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+/// A JSON response (our types serialise without fail: their map keys are strings).
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
+    status: StatusCode,
+    body: &T,
+) -> Response<Body> {
+    let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(
-        Full::new(Bytes::from(body.to_string()))
+        Full::new(Bytes::from(json))
             .map_err(|never| match never {})
             .boxed(),
     );

@@ -249,8 +249,14 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
     let long = format!("/api/users/{}/presence", "x".repeat(300));
     assert_eq!(get_internal(a.addrs()[0], &long, INTERNAL).await.0, 400);
 
-    // The seed's DELETE /api/users/:id, asked on A: the user's sessions on B are told in
-    // their dialect (Phase 10: `system:disconnect`; NexusChat: the close frame) and closed.
+    // The seed's DELETE /api/users/:id, asked on A: the user's sessions on A and B are
+    // told in their dialect (Phase 10: `system:disconnect`; NexusChat: the close frame)
+    // and closed.
+    let mut on_a = Client::connect(&a, &driver, "phase10", "polling", &user, None).await;
+    until("registered on A", Duration::from_secs(5), || {
+        a.hub().connections().iter().any(|c| c.user.id == user)
+    })
+    .await;
     let t0 = std::time::Instant::now();
     let (status, answer) = delete(a.addrs()[0], &format!("/api/users/{user}")).await;
     assert_eq!(status, 200, "{answer}");
@@ -272,6 +278,12 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
         .await
         .expect("nexus closed");
     assert_eq!(closed.payload["code"], 4000, "{:?}", closed.payload);
+    on_a.next(|r| r.name == "system:disconnect")
+        .await
+        .expect("told on A too");
+    on_a.next(|r| r.name == "__disconnect__")
+        .await
+        .expect("closed on A too");
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
 
     // POST …/disconnect with reconnect allowed: the raw WebSocket close says try again.
@@ -375,4 +387,52 @@ async fn delete(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         "DELETE {path} HTTP/1.1\r\nHost: x\r\nX-Internal-Secret: {INTERNAL}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     crate::live::raw_http(addr, &req).await
+}
+
+/// The OpenAPI document names every route of the server API with its method, and each
+/// schema they use; no secret is needed to read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let live = Live::start().await;
+    let (status, doc) = get_internal(live.addrs()[0], "/api/openapi.json", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
+    for (path, method) in [
+        ("/api/info", "get"),
+        ("/api/users/{userId}/presence", "get"),
+        ("/api/presence/batch", "post"),
+        ("/api/conversations/{conversationId}/presence", "get"),
+        ("/api/users/{userId}", "delete"),
+        ("/api/users/{userId}/disconnect", "post"),
+        ("/api/rooms/{conversationId}/leave", "post"),
+        ("/api/revocations", "post"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        assert!(
+            op["responses"]["200"].is_object() || op["responses"]["201"].is_object(),
+            "{method} {path}"
+        );
+    }
+    for schema in [
+        "PresenceSnapshot",
+        "RoomPresence",
+        "Info",
+        "InstanceInfo",
+        "ErrorBody",
+        "Revocation",
+        "Batch",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["internal_secret"]["name"],
+        "X-Internal-Secret"
+    );
+    // Those, and no others.
+    let paths = doc["paths"].as_object().expect("paths");
+    assert_eq!(paths.len(), 8, "{:?}", paths.keys().collect::<Vec<_>>());
 }
