@@ -72,6 +72,9 @@ pub(super) async fn disconnected(inner: &HubState, conn: &Arc<Conn>, rooms: &[Ro
         .await
     {
         Ok(change) if change.transition == Some(false) => {
+            if let Err(e) = inner.store.set_last_seen(&conn.user.id, now_millis()).await {
+                tracing::warn!(user = %conn.user.id, "last seen not recorded: {e}");
+            }
             // Offline: to every room any of the user's connections was in.
             let mut all: Vec<RoomKey> = rooms.to_vec();
             match inner.store.user_rooms_take(&conn.user.id).await {
@@ -130,6 +133,9 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
             }
         };
         for Expired { user, rooms } in gone {
+            if let Err(e) = inner.store.set_last_seen(&user, now_millis()).await {
+                tracing::warn!(%user, "last seen not recorded: {e}");
+            }
             let mut body = Map::new();
             body.insert("userId".into(), json!(user));
             body.insert("status".into(), json!("offline"));

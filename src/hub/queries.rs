@@ -27,8 +27,8 @@ pub struct PresenceSnapshot {
     pub user_id: String,
     /// Whether any connection of the user is open, on any instance.
     pub is_online: bool,
-    /// The latest activity of the user's connections, Unix ms (`null` when offline:
-    /// switchboard keeps no history of users gone).
+    /// Online: the latest activity of the user's connections; offline: when the user's
+    /// last connection went (remembered 30 days); Unix ms. `null` for a user not seen.
     pub last_seen: Option<i64>,
     /// The user's connections.
     pub sockets: Vec<SocketSnapshot>,
@@ -186,7 +186,11 @@ impl Hub {
     /// The store is unreachable.
     pub async fn presence_of(&self, user: &str) -> Result<PresenceSnapshot, StoreError> {
         let sockets = self.state.store.presence_sockets(user).await?;
-        Ok(snapshot(user, &sockets))
+        let mut p = snapshot(user, &sockets);
+        if !p.is_online {
+            p.last_seen = self.state.store.last_seen(user).await?;
+        }
+        Ok(p)
     }
 
     /// The presence of each of `users`, in their order (asked at once: one round trip's

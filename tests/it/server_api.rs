@@ -285,6 +285,18 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
         .await
         .expect("closed on A too");
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    // Offline now, and when that happened is remembered.
+    let path = format!("/api/users/{user}/presence");
+    let mut gone = Value::Null;
+    for _ in 0..100 {
+        gone = get_internal(b.addrs()[0], &path, INTERNAL).await.1;
+        if gone["isOnline"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gone["isOnline"], false, "{gone}");
+    assert!(gone["lastSeen"].is_i64(), "{gone}");
 
     // POST …/disconnect with reconnect allowed: the raw WebSocket close says try again.
     let mut nexus = Client::connect(&b, &driver, "nexus", "websocket", &user, None).await;

@@ -25,6 +25,9 @@ pub struct LocalStore {
     /// Revocations (`user:<id>`, `jti:<id>`) until they expire; over the bound, those
     /// closest to expiry are forgotten first.
     revoked: Sharded<String, Instant>,
+    /// When each user went offline (Unix ms), until it expires; over the bound, the
+    /// oldest are forgotten first.
+    last_seen: Sharded<String, (i64, Instant)>,
     dedup: Sharded<(String, String), (String, Instant)>,
     exports: ExportClaims,
     messages: Sharded<String, Indexed>,
@@ -44,6 +47,7 @@ impl LocalStore {
             presence: Sharded::new(limits.max_entries),
             busy: Sharded::new(limits.max_entries),
             revoked: Sharded::new(limits.max_entries),
+            last_seen: Sharded::new(limits.max_entries),
             dedup: Sharded::new(limits.max_entries),
             exports: ExportClaims::new(limits.export_claims),
             messages: Sharded::new(limits.max_entries),
@@ -213,6 +217,26 @@ impl LocalStore {
     pub(super) async fn clear_busy(&self, user: &str) -> Result<(), StoreError> {
         self.busy.shard(user).remove(user);
         Ok(())
+    }
+
+    pub(super) async fn set_last_seen(&self, user: &str, at: i64) -> Result<(), StoreError> {
+        let mut map = self.last_seen.shard(user);
+        make_room(&mut map, self.last_seen.bound(), |(_, until)| *until);
+        map.insert(
+            user.to_string(),
+            (at, Instant::now() + super::LAST_SEEN_TTL),
+        );
+        Ok(())
+    }
+
+    pub(super) async fn last_seen(&self, user: &str) -> Result<Option<i64>, StoreError> {
+        let now = Instant::now();
+        Ok(self
+            .last_seen
+            .shard(user)
+            .get(user)
+            .filter(|(_, until)| *until > now)
+            .map(|(at, _)| *at))
     }
 
     pub(super) async fn revoke(

@@ -46,6 +46,9 @@ pub struct SocketPresence {
     pub instance: Option<Arc<str>>,
 }
 
+/// How long when a user went offline is remembered.
+pub const LAST_SEEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// One connection in a room, as the shared store records it.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomMember<'a> {
@@ -188,6 +191,22 @@ impl Store {
             Store::Local(_) => Ok(()),
             Store::Redis(s) => s.announce_instance(instance, info, ttl).await,
         }
+    }
+
+    /// Remembers when `user` went offline (Unix ms), for [`LAST_SEEN_TTL`].
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn set_last_seen(&self, user: &str, at: i64) -> Result<(), StoreError> {
+        dispatch!(self.set_last_seen(user, at))
+    }
+
+    /// When `user` went offline, if that is remembered.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn last_seen(&self, user: &str) -> Result<Option<i64>, StoreError> {
+        dispatch!(self.last_seen(user))
     }
 
     /// Refuses `kind:id` (`user` or `jti`) at connect for `ttl`.

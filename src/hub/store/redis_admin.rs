@@ -6,6 +6,7 @@
 //! | `switchboard:instances` | sorted set: instance ids by when their announcement expires | members forgotten when read after that |
 //! | `instance:{id}` | JSON: what the instance serves | the presence TTL, renewed every third of it |
 //! | `revoked:user:{id}`, `revoked:jti:{jti}` | `1` | the revocation's |
+//! | `last_seen:{id}` | when the user went offline, Unix ms | 30 days |
 //! | `room_members:{room}` | hash: `{instance}:{conn}` → user id, per connection in the room | none: fields go when their connection leaves, and those of instances no longer alive when the room is read |
 
 use super::redis::{RedisStore, err, ms, now_ms};
@@ -141,5 +142,16 @@ impl RedisStore {
             .hdel(format!("room_members:{room}"), fields)
             .await
             .map_err(err)
+    }
+
+    pub(super) async fn set_last_seen(&self, user: &str, at: i64) -> Result<(), StoreError> {
+        self.c()
+            .pset_ex(format!("last_seen:{user}"), at, ms(super::LAST_SEEN_TTL))
+            .await
+            .map_err(err)
+    }
+
+    pub(super) async fn last_seen(&self, user: &str) -> Result<Option<i64>, StoreError> {
+        self.c().get(format!("last_seen:{user}")).await.map_err(err)
     }
 }
