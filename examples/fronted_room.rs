@@ -13,16 +13,18 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::config::{BusKind, Config, DEFAULT_TOML, UpstreamConfig, WebhookEndpoint};
 use switchboard::dialect::Registry;
-use switchboard::hub::{RedisStore, Store, StoreLimits};
 use switchboard::server::Server;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 const CLIENTS: usize = 100;
 /// Messages the sender has in flight (sent, not yet back to itself).
@@ -287,18 +289,11 @@ async fn run(gw: SocketAddr, peers: &Peers, messages: u64) -> f64 {
 /// `CLIENTS` tasks at once (as a backend's broadcast reaches a room's sessions), the next
 /// fact once every claimant is done. Returns every claim's latency, and the winners' (the
 /// one claim per fact that goes to Redis; the others lose in process at once).
-async fn claims(redis: &str, facts: u64) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
-    let conn = switchboard::bus::connection_manager(redis::Client::open(redis)?)?;
-    let store = Arc::new(Store::Redis(RedisStore::new(
-        conn,
-        StoreLimits {
-            dedup_window: Duration::from_secs(300),
-            message_ttl: Duration::from_secs(3600),
-            max_entries: 1000,
-            presence_ttl: Duration::from_secs(60),
-            export_claims: 1000,
-        },
-    )));
+async fn claims(
+    redis: &RedisServer,
+    facts: u64,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+    let store = Arc::new(redis.store(Duration::from_secs(60))?);
     let mut all = Histogram::<u64>::new(3)?;
     let mut winners = Histogram::<u64>::new(3)?;
     for f in 0..facts {
@@ -339,19 +334,8 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let messages: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut redis_server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()?;
-    let redis = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(redis.as_str())?;
-    while client.get_multiplexed_async_connection().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let redis_server = RedisServer::start().await?;
+    let redis = redis_server.url.clone();
     let hooks = Arc::new(AtomicU64::new(0));
     let hooks_at = receiver(hooks.clone()).await;
     let dir = std::env::temp_dir().join(format!("fronted-room-{}", std::process::id()));
@@ -398,7 +382,7 @@ async fn main() -> anyhow::Result<()> {
             (m / base - 1.0) * 100.0
         );
     }
-    let (h, w) = claims(&redis, 2_000).await?;
+    let (h, w) = claims(&redis_server, 2_000).await?;
     println!(
         "\nClaims, {CLIENTS} claimants of each fact at once ({} claims): p50 {} µs, p99 {} µs, p99.9 {} µs",
         h.len(),
@@ -413,8 +397,6 @@ async fn main() -> anyhow::Result<()> {
         w.value_at_quantile(0.99),
         w.value_at_quantile(0.999)
     );
-    let _ = redis_server.kill();
-    let _ = redis_server.wait();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

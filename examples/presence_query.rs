@@ -12,13 +12,16 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::config::{BusKind, Config, DEFAULT_TOML};
 use switchboard::dialect::Registry;
-use switchboard::hub::{RedisStore, SocketPresence, Store, StoreLimits};
+use switchboard::hub::SocketPresence;
 use switchboard::server::Server;
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 const USERS: usize = 100;
 const SECRET: &str = "presence-query-bench";
@@ -106,30 +109,9 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut redis_server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()?;
-    let url = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(url.as_str())?;
-    while client.get_multiplexed_async_connection().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let redis_server = RedisServer::start().await?;
     // The users, as the instances serving them would have written them.
-    let store = Store::Redis(RedisStore::new(
-        switchboard::bus::connection_manager(client)?,
-        StoreLimits {
-            dedup_window: Duration::from_secs(300),
-            message_ttl: Duration::from_secs(3600),
-            max_entries: 1000,
-            presence_ttl: Duration::from_secs(600),
-            export_claims: 1000,
-        },
-    ));
+    let store = redis_server.store(Duration::from_secs(600))?;
     let now = switchboard::event::now_millis();
     for u in 0..USERS {
         for s in 0..2 {
@@ -148,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = Config::from_toml(DEFAULT_TOML).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     cfg.bind = "127.0.0.1".into();
     cfg.bus.kind = BusKind::Redis;
-    cfg.redis.url = url;
+    cfg.redis.url = redis_server.url.clone();
     cfg.internal_api.secret = SECRET.into();
     cfg.auth.secret = AUTH.into();
     cfg.limits.rate = 1e9;
@@ -215,7 +197,5 @@ async fn main() -> anyhow::Result<()> {
         &loaded_h,
     );
     server.shutdown(Duration::from_secs(2)).await;
-    let _ = redis_server.kill();
-    let _ = redis_server.wait();
     Ok(())
 }

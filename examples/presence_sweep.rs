@@ -4,9 +4,12 @@
 //! own on a free port (never the machine's). Not a test; run with
 //! `cargo run --release --example presence_sweep [USERS]`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use switchboard::hub::{RedisStore, SocketPresence, Store, StoreLimits};
+use switchboard::hub::SocketPresence;
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -18,45 +21,15 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let r = rt.block_on(async move {
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str())?;
-        let mut raw = loop {
-            match client.get_multiplexed_async_connection().await {
-                Ok(c) => break c,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
-        let conn = switchboard::bus::connection_manager(client)?;
-        let store = Store::Redis(RedisStore::new(
-            conn,
-            StoreLimits {
-                dedup_window: Duration::from_secs(300),
-                message_ttl: Duration::from_secs(3600),
-                max_entries: 1000,
-                presence_ttl: Duration::from_secs(60),
-                export_claims: 1000,
-            },
-        ));
+    rt.block_on(async move {
+        let server = RedisServer::start().await?;
+        let mut raw = redis::Client::open(server.url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let store = server.store(Duration::from_secs(60))?;
         let snaps: Vec<(String, SocketPresence)> = (0..users)
             .map(|i| {
                 (
@@ -119,8 +92,5 @@ fn main() -> anyhow::Result<()> {
                 .join(", ")
         );
         anyhow::Ok(())
-    });
-    let _ = redis.kill();
-    let _ = redis.wait();
-    r
+    })
 }

@@ -5,7 +5,7 @@
 //! the endpoint is down. A fetch is bounded in time (`timeout`) and size (`max_bytes`).
 
 use super::keys::{self, Key};
-use crate::telemetry::{Metrics, Name, ProviderOutcome};
+use crate::telemetry::{Metrics, Name, ProviderLabels, ProviderOutcome};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{ACCEPT, CACHE_CONTROL, HeaderValue, USER_AGENT};
@@ -224,6 +224,12 @@ impl RemoteKeys {
         match result {
             Ok((keys, max_age)) => {
                 tracing::info!(provider = %self.name.0, keys = keys.len(), "JWKS fetched");
+                self.metrics
+                    .auth_keys
+                    .get_or_create(&ProviderLabels {
+                        provider: self.name.clone(),
+                    })
+                    .set(i64::try_from(keys.len()).unwrap_or(i64::MAX));
                 cached.keys = Arc::new(keys);
                 cached.error = None;
                 let every = max_age.unwrap_or(self.settings.refresh).clamp(

@@ -164,21 +164,10 @@ fn from_jwk(jwk: &Jwk, allowed: &[Algorithm]) -> Result<Vec<Key>, String> {
 /// # Errors
 /// Not a PEM public key of that algorithm's family.
 pub fn from_pem(bytes: &[u8], alg: Algorithm) -> Result<Key, KeyError> {
-    let decoding = match alg {
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => DecodingKey::from_rsa_pem(bytes),
-        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(bytes),
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(bytes),
-        _ => {
-            return Err(KeyError::BadPem {
-                alg,
-                reason: "HMAC has no public key".into(),
-            });
-        }
+    let decoding = match Family::of(alg)? {
+        Family::Rsa => DecodingKey::from_rsa_pem(bytes),
+        Family::P256 | Family::P384 => DecodingKey::from_ec_pem(bytes),
+        Family::Ed25519 => DecodingKey::from_ed_pem(bytes),
     }
     .map_err(|e| KeyError::BadPem {
         alg,
@@ -193,7 +182,7 @@ pub fn from_pem(bytes: &[u8], alg: Algorithm) -> Result<Key, KeyError> {
 
 /// What a key is, for which algorithms fit it.
 #[derive(Clone, Copy)]
-enum Family {
+pub(super) enum Family {
     Rsa,
     P256,
     P384,
@@ -201,6 +190,20 @@ enum Family {
 }
 
 impl Family {
+    /// The family of keys `alg` signs with.
+    ///
+    /// # Errors
+    /// HMAC: a secret, not a key pair.
+    pub(super) fn of(alg: Algorithm) -> Result<Family, KeyError> {
+        [Family::Rsa, Family::P256, Family::P384, Family::Ed25519]
+            .into_iter()
+            .find(|f| f.fits(alg))
+            .ok_or(KeyError::BadPem {
+                alg,
+                reason: "HMAC signs with a secret, not a key pair".into(),
+            })
+    }
+
     fn default_alg(self) -> Algorithm {
         match self {
             Family::Rsa => Algorithm::RS256,
@@ -269,5 +272,39 @@ mod tests {
             algorithms(&["HS999".into()]),
             Err(KeyError::UnknownAlgorithm(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes a JWKS endpoint or file holds give keys or a reason: no panic.
+        #[test]
+        fn any_jwks_bytes_give_keys_or_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = from_jwks(&bytes, &[]);
+            let _ = from_pem(&bytes, Algorithm::RS256);
+            let _ = from_pem(&bytes, Algorithm::ES256);
+            let _ = from_pem(&bytes, Algorithm::EdDSA);
+        }
+
+        /// JWK-shaped JSON with arbitrary members: keys or a reason, no panic.
+        #[test]
+        fn jwk_shaped_json_gives_keys_or_a_reason(
+            kty in "(RSA|EC|OKP|oct|[A-Z]{0,3})",
+            crv in "(P-256|P-384|P-521|Ed25519|X25519|[a-z]{0,4})",
+            alg in "(RS256|ES256|EdDSA|HS256|RSA-OAEP|none|[A-Z0-9]{0,5})",
+            x in "[A-Za-z0-9_-]{0,60}",
+            n in "[A-Za-z0-9_-]{0,60}",
+        ) {
+            let jwks = serde_json::json!({"keys": [
+                {"kty": kty, "crv": crv, "alg": alg, "x": x, "y": x, "n": n, "e": "AQAB", "kid": "k"}
+            ]});
+            let _ = from_jwks(jwks.to_string().as_bytes(), &[Algorithm::RS256]);
+        }
     }
 }

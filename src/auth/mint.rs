@@ -2,7 +2,7 @@
 //! EdDSA, with a `kid`), for `switchboard token`, re-signing for backends, and tests. A
 //! signer also gives its public key as a JWK, to publish in a key set.
 
-use super::keys::KeyError;
+use super::keys::{Family, KeyError};
 use super::{AuthError, Claims};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -42,19 +42,10 @@ impl Signer {
     /// # Errors
     /// An HMAC algorithm, or a PEM that is not a private key of `alg`'s family.
     pub fn from_pem(pem: &[u8], alg: Algorithm, kid: Option<String>) -> Result<Signer, KeyError> {
-        use Algorithm as A;
-        let key = match alg {
-            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512 => {
-                EncodingKey::from_rsa_pem(pem)
-            }
-            A::ES256 | A::ES384 => EncodingKey::from_ec_pem(pem),
-            A::EdDSA => EncodingKey::from_ed_pem(pem),
-            _ => {
-                return Err(KeyError::BadPem {
-                    alg,
-                    reason: "HMAC signs with a secret, not a key file".into(),
-                });
-            }
+        let key = match Family::of(alg)? {
+            Family::Rsa => EncodingKey::from_rsa_pem(pem),
+            Family::P256 | Family::P384 => EncodingKey::from_ec_pem(pem),
+            Family::Ed25519 => EncodingKey::from_ed_pem(pem),
         }
         .map_err(|e| KeyError::BadPem {
             alg,

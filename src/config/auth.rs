@@ -157,9 +157,10 @@ fn default_max_bytes() -> usize {
     1 << 20
 }
 
-/// The algorithms a provider kind may name.
+/// The algorithms a provider kind may name: HMAC with secrets, the others with a key
+/// pair (also what `[upstream.resign]` may sign with a private key).
 const HMAC: [&str; 3] = ["HS256", "HS384", "HS512"];
-const PUBLIC: [&str; 9] = [
+pub(super) const PUBLIC: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 

@@ -48,7 +48,8 @@ pub struct Resign {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub key: Option<std::path::PathBuf>,
-    /// The algorithm of `key`: RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA.
+    /// The algorithm of `key`: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or
+    /// EdDSA.
     #[serde(default = "default_resign_alg")]
     pub algorithm: String,
     /// The `kid` re-signed tokens name in their header (with `key`).
@@ -285,12 +286,7 @@ pub(super) fn problems(ups: &[UpstreamConfig], p: &mut Vec<String>) {
                 (Some(_), false) => {
                     p.push(format!("{key}.resign: a secret or a key, not both"));
                 }
-                (Some(_), true)
-                    if ![
-                        "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
-                    ]
-                    .contains(&r.algorithm.as_str()) =>
-                {
+                (Some(_), true) if !super::auth::PUBLIC.contains(&r.algorithm.as_str()) => {
                     p.push(format!(
                         "{key}.resign.algorithm `{}` does not sign with a private key",
                         r.algorithm

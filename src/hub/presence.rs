@@ -116,14 +116,17 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
             tracing::warn!("presence not refreshed: {e}");
         }
         drop(vouched);
-        // This instance is alive, with what it serves (the server API's `/api/info`).
-        let info = serde_json::to_string(&inner.instance_info()).unwrap_or_default();
-        if let Err(e) = inner
-            .store
-            .announce_instance(&inner.instance, &info, ttl)
-            .await
-        {
-            tracing::warn!("instance not announced: {e}");
+        // This instance is alive, with what it serves (the server API's `/api/info`):
+        // told to the other instances, so only with a shared store.
+        if inner.store.is_shared() {
+            let info = serde_json::to_string(&inner.instance_info()).unwrap_or_default();
+            if let Err(e) = inner
+                .store
+                .announce_instance(&inner.instance, &info, ttl)
+                .await
+            {
+                tracing::warn!("instance not announced: {e}");
+            }
         }
         let gone = match inner.store.presence_expire().await {
             Ok(g) => g,

@@ -459,3 +459,22 @@ mod tests {
         assert!(checked_id("x".repeat(MAX_ID_BYTES + 1)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any path gives an id or a refusal: no panic.
+        #[test]
+        fn any_path_gives_an_id_or_a_refusal(rest in any::<String>()) {
+            let path = format!("/api/users/{rest}");
+            let _ = is_ours(&path);
+            let _ = path_id(&path, "/api/users/", "/presence");
+            let _ = path_id(&path, "/api/users/", "");
+        }
+    }
+}

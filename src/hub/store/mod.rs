@@ -176,6 +176,11 @@ impl Store {
         dispatch!(self.presence_sockets(user))
     }
 
+    /// Whether other instances share it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
     /// Announces this instance (`info`, JSON) as alive for `ttl` (the shared store only:
     /// in process there is one instance).
     ///
