@@ -54,6 +54,7 @@ async fn measure(from: &dyn Bus, rec: &Arc<Recorder>, rate: u64, secs: u64) -> (
         let _ = from.publish(Delivery {
             event: ev,
             audience: Audience::room(room.clone()),
+            offset: None,
         });
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -35,8 +35,13 @@ pub trait Inject: Send + Sync {
     ///
     /// # Errors
     /// The bus did not take it (the message is requeued).
-    fn inject(&self, event: Event) -> Result<(), String>;
+    fn inject(&self, event: Event) -> Injecting<'_>;
 }
+
+/// An injection under way: the hub keeps the event in the room history, then
+/// publishes it.
+pub type Injecting<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// The link's state and counters (`switchboard_amqp_events_total`).
 pub struct AmqpStats {
@@ -277,7 +282,7 @@ async fn inbound(
         }
         Ok(events) => {
             for ev in events {
-                if let Err(e) = hub.inject(ev) {
+                if let Err(e) = hub.inject(ev).await {
                     stats.metrics.amqp("in", "requeued");
                     tracing::warn!(
                         "rabbitmq: the bus did not take an inbound event ({e}); requeued"

@@ -10,12 +10,14 @@
 pub mod amqp;
 mod export;
 mod local;
+mod offset;
 mod redis;
 mod redis_cluster;
-mod wire;
+pub(crate) mod wire;
 
 pub use export::{Export, Stored};
 pub use local::LocalBus;
+pub use offset::{Offset, new_epoch};
 pub use redis::{RedisBus, connection_manager};
 
 use crate::event::Event;
@@ -117,6 +119,8 @@ pub struct Delivery {
     pub event: Event,
     /// Its recipients.
     pub audience: Audience,
+    /// Where it is in the room history, when it is kept there.
+    pub offset: Option<Offset>,
 }
 
 /// Where a bus hands the deliveries it receives: the hub's local fan-out.

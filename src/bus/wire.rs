@@ -1,9 +1,9 @@
 //! How a delivery travels between instances: JSON `{"i": instance, "n": sequence, "a":
-//! audience, "e": canonical event}`, on one channel per room (`switchboard:{room:<id>}`,
+//! audience, "e": canonical event, "o": history offset (when kept)}`, on one channel per room (`switchboard:{room:<id>}`,
 //! `switchboard:{user:<id>}`, `switchboard:all`; the braces are Redis Cluster hash tags, so
 //! a room's channel lives on one shard).
 
-use super::{Audience, Delivery, RoomKey};
+use super::{Audience, Delivery, Offset, RoomKey};
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -34,6 +34,8 @@ struct Out<'a> {
     n: u64,
     a: &'a Audience,
     e: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<&'a Offset>,
 }
 
 /// A delivery received from another instance.
@@ -47,6 +49,9 @@ pub struct In {
     pub a: Audience,
     /// The event.
     pub e: Event,
+    /// Its history offset, when kept.
+    #[serde(default)]
+    pub o: Option<Offset>,
 }
 
 impl In {
@@ -55,6 +60,7 @@ impl In {
         Delivery {
             event: self.e,
             audience: self.a,
+            offset: self.o,
         }
     }
 }
@@ -67,6 +73,7 @@ pub fn encode(instance: &str, n: u64, d: &Delivery) -> Vec<u8> {
         n,
         a: &d.audience,
         e: &d.event,
+        o: d.offset.as_ref(),
     })
     .unwrap_or_default()
 }
@@ -97,6 +104,7 @@ mod tests {
                 except_upstream: Some(Arc::from("nexus")),
                 then: Some(crate::bus::Then::Disconnect { reconnect: false }),
             },
+            offset: Offset::parse("0a-7"),
         };
         let back = decode(&encode("i1", 3, &d)).expect("decodes");
         assert_eq!((&*back.i, back.n), ("i1", 3));
@@ -106,6 +114,7 @@ mod tests {
         assert_eq!(back.a.except_user.as_deref(), Some("u"));
         assert_eq!(back.a.except_upstream.as_deref(), Some("nexus"));
         assert_eq!(back.a.then, d.audience.then);
+        assert_eq!(back.o, d.offset);
         assert_eq!(
             channels(&d.audience),
             ["switchboard:{room:r}", "switchboard:{user:u}"]

@@ -54,6 +54,25 @@ pub struct RouteConfig {
     /// with `auth.secret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+    /// Socket.IO connection state recovery on this route: the namespace's CONNECT
+    /// answer carries a `pid`, each kept event its offset as its last argument, and a
+    /// client back within `recovery.max_disconnection` gets its session and what it
+    /// missed. Unset: on for the dialects whose clients ignore an extra argument
+    /// (Salala, Chat Service, Phase 10, Clerk), off for raw WebSocket routes (NexusChat
+    /// recovers with `?since=` instead, when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<bool>,
+}
+
+impl RouteConfig {
+    /// Whether the route recovers Socket.IO sessions: as configured, else on for
+    /// Socket.IO routes the hub serves (a fronted backend's facts are not the hub's to
+    /// keep).
+    pub fn recovers(&self) -> bool {
+        self.transport == Transport::Socketio
+            && self.upstream.is_none()
+            && self.recovery.unwrap_or(true)
+    }
 }
 
 /// Checks every listener and route (routes may name only configured upstreams).
@@ -85,6 +104,13 @@ pub(super) fn check(
                     p.push(format!("{key}.namespace `{ns}` must start with `/`"));
                 }
                 _ => {}
+            }
+            if r.recovery == Some(true)
+                && (r.transport != Transport::Socketio || r.upstream.is_some())
+            {
+                p.push(format!(
+                    "{key}.recovery: only Socket.IO routes the hub serves recover sessions (not raw WebSocket routes, not fronted ones)"
+                ));
             }
             if !seen.insert((r.path.clone(), ns.to_string())) {
                 p.push(format!(

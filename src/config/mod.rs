@@ -10,6 +10,7 @@ mod auth;
 mod bus;
 mod duration;
 mod env;
+mod history;
 mod hub;
 mod limits;
 mod listener;
@@ -23,6 +24,7 @@ pub use access::{CorsConfig, IceServer, InternalApiConfig, WebRtcConfig};
 pub use auth::{AuthConfig, ClaimMapping, DEFAULT_PROVIDER, ProviderConfig, ProviderKind};
 pub use bus::{AmqpConfig, BusConfig, BusKind, RedisConfig};
 pub use env::{VARIABLES, apply_env};
+pub use history::{HistoryConfig, KEPT_EVENTS, RecoveryConfig};
 pub use hub::{HubConfig, Membership, PrivacyConfig};
 pub use limits::LimitsConfig;
 pub use listener::{ListenerConfig, RouteConfig, Transport};
@@ -92,6 +94,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rooms, messages, presence and calls.
     pub hub: HubConfig,
+    /// Room history: what a client that reconnects can be given back.
+    pub history: HistoryConfig,
+    /// Socket.IO connection state recovery.
+    pub recovery: RecoveryConfig,
     /// What personal data leaves the gateway.
     pub privacy: PrivacyConfig,
     /// How instances reach each other.
@@ -137,6 +143,8 @@ impl Default for Config {
             socketio: SocketIoConfig::default(),
             limits: LimitsConfig::default(),
             hub: HubConfig::default(),
+            history: HistoryConfig::default(),
+            recovery: RecoveryConfig::default(),
             webrtc: WebRtcConfig::default(),
             privacy: PrivacyConfig::default(),
             listeners: Vec::new(),
@@ -159,6 +167,7 @@ impl Config {
             dialect: dialect.into(),
             upstream: None,
             auth: None,
+            recovery: None,
         };
         let sio = Transport::Socketio;
         let mut cfg = Config::default();
@@ -266,6 +275,7 @@ impl Config {
         webhooks::check(&self.webhooks, &self.webhook, &mut p);
         self.cors.check(&mut p);
         self.hub.check(&mut p);
+        history::check(&self.history, &self.recovery, &mut p);
         self.socketio.check(&mut p);
         listener::check(&self.listeners, &self.upstreams, &mut p);
         upstream::problems(&self.upstreams, &mut p);

@@ -2,6 +2,7 @@
 //! bounded sink its frames go to.
 
 use super::outlet::{OutFrame, Outlet, SendFailure};
+use super::recovery::{ConnRecovery, Recover};
 use crate::bus::RoomKey;
 use crate::config::Transport;
 use crate::dialect::DecodeContext;
@@ -42,6 +43,8 @@ pub struct Conn {
     pub member: bool,
     /// The upstream its route fronts, if any.
     pub upstream: Option<Arc<str>>,
+    /// Its recovery state, on a recovering route (boxed: most connections have none).
+    pub recovery: Option<Box<ConnRecovery>>,
     rooms: Mutex<RoomSet>,
     outlet: Box<dyn Outlet>,
     closed: AtomicBool,
@@ -148,6 +151,8 @@ pub struct NewConn {
     /// several hub connections (the namespaces of one Socket.IO connection); a new
     /// one otherwise.
     pub cancel: Option<CancellationToken>,
+    /// On a recovering route: its pid, and the session it takes up again.
+    pub recovery: Option<Recover>,
 }
 
 impl Conn {
@@ -166,6 +171,7 @@ impl Conn {
             cancel: n.cancel.unwrap_or_default(),
             member: n.member,
             upstream: n.upstream,
+            recovery: n.recovery.map(|r| Box::new(ConnRecovery::new(r))),
             rooms: Mutex::new(RoomSet::default()),
             outlet: n.outlet,
             closed: AtomicBool::new(false),
@@ -248,7 +254,15 @@ impl Conn {
         if self.closed.load(Ordering::Relaxed) {
             return Err(SendFailure::Closed);
         }
-        self.outlet.send(frame)
+        match &self.recovery {
+            Some(r) => r.send(&*self.outlet, frame),
+            None => self.outlet.send(frame),
+        }
+    }
+
+    /// Where its frames go.
+    pub(crate) fn outlet(&self) -> &dyn Outlet {
+        &*self.outlet
     }
 
     /// Closes the connection from the server side, with a reason. Idempotent.

@@ -6,7 +6,7 @@ use super::{
     CLOSE_DISCONNECTED, CLOSE_SLOW_CONSUMER, Conn, ConnId, HubState, OutFrame, SendFailure,
     members, read, registry::conn_labels,
 };
-use crate::bus::{Audience, Deliver, Delivery, Then};
+use crate::bus::{Audience, Deliver, Delivery, Offset, Then};
 use crate::config::Transport;
 use crate::dialect::{Direction, TranslateError};
 use crate::event::Event;
@@ -23,6 +23,18 @@ impl HubState {
         transport: Transport,
         ev: &Event,
     ) -> Result<OutFrame, TranslateError> {
+        self.encode_at(dialect, transport, ev, None)
+    }
+
+    /// Encodes `ev` for one dialect and transport kind; a Socket.IO event with an
+    /// `offset` carries it as its last argument (for recovering connections).
+    pub(super) fn encode_at(
+        &self,
+        dialect: &str,
+        transport: Transport,
+        ev: &Event,
+        offset: Option<&Offset>,
+    ) -> Result<OutFrame, TranslateError> {
         let reg = self.registry();
         let d = reg
             .dialect(dialect)
@@ -30,7 +42,7 @@ impl HubState {
         Ok(match transport {
             Transport::Socketio => {
                 let enc = d.encode(ev, Direction::Down)?;
-                OutFrame::socketio(&enc.name, enc.payload.map(|t| t.into_value()))
+                OutFrame::socketio_at(&enc.name, enc.payload.map(|t| t.into_value()), offset)
             }
             Transport::Websocket => {
                 let mut buf = Vec::with_capacity(256);
@@ -122,9 +134,10 @@ impl HubState {
     }
 }
 
-/// One encoding of a delivery: for a dialect and transport (`None`: it cannot express it),
-/// and how many connections it was sent to.
-type EncodedFor = (Arc<str>, Transport, Option<OutFrame>, u64);
+/// One encoding of a delivery: for a dialect, transport and whether it carries the
+/// history offset (recovering connections), the frame (`None`: the dialect cannot
+/// express it), and how many connections it was sent to.
+type EncodedFor = (Arc<str>, Transport, bool, Option<OutFrame>, u64);
 
 impl Deliver for HubState {
     fn deliver(&self, d: &Delivery) {
@@ -132,23 +145,29 @@ impl Deliver for HubState {
         // One encoding per dialect and transport, shared by every recipient.
         let mut frames: SmallVec<[EncodedFor; 6]> = SmallVec::new();
         for conn in &recipients {
-            let pos = frames.iter().position(|(dl, t, _, _)| {
-                *t == conn.transport && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)
+            let at = d.offset.is_some() && conn.recovery.is_some();
+            let pos = frames.iter().position(|(dl, t, o, _, _)| {
+                *t == conn.transport
+                    && *o == at
+                    && (Arc::ptr_eq(dl, &conn.dialect) || **dl == *conn.dialect)
             });
             let i = match pos {
                 Some(i) => i,
                 None => {
-                    let f = self.encode(&conn.dialect, conn.transport, &d.event).ok();
-                    frames.push((conn.dialect.clone(), conn.transport, f, 0));
+                    let offset = d.offset.as_ref().filter(|_| at);
+                    let f = self
+                        .encode_at(&conn.dialect, conn.transport, &d.event, offset)
+                        .ok();
+                    frames.push((conn.dialect.clone(), conn.transport, at, f, 0));
                     frames.len() - 1
                 }
             };
-            if let Some(frame) = &frames[i].2 {
+            if let Some(frame) = &frames[i].3 {
                 self.send_frame(conn, frame);
-                frames[i].3 += 1;
+                frames[i].4 += 1;
             }
         }
-        for (dialect, _, _, n) in &frames {
+        for (dialect, _, _, _, n) in &frames {
             if *n > 0 {
                 self.count_out(dialect, &d.event.name, *n);
                 tracing::trace!(trace_id = %d.event.meta.trace_id, event = %d.event.name, %dialect, recipients = *n, bus = self.bus.kind(), "delivered");
@@ -158,6 +177,9 @@ impl Deliver for HubState {
             for conn in &recipients {
                 match then {
                     Then::Disconnect { reconnect } => {
+                        if !*reconnect && let Some(r) = &conn.recovery {
+                            r.forget();
+                        }
                         let (code, reason) = if *reconnect {
                             (
                                 super::CLOSE_TRY_LATER,

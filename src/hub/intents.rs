@@ -1,7 +1,7 @@
 //! From a client's canonical intent to the hub's answer: one handler per intent. Every
 //! refusal reaches the sender in its own dialect; the connection stays open.
 
-use super::{Ack, Conn, ErrorCode, HubState, Refusal, calls, messages, presence, rooms};
+use super::{Ack, Conn, ErrorCode, HubState, Refusal, calls, messages, presence, rooms, sync};
 use crate::event::Event;
 use serde_json::json;
 use std::sync::Arc;
@@ -37,10 +37,7 @@ async fn intent(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Result<Ack, R
         "typing.stop" => messages::indicator(inner, conn, ev, "typing.stopped").await,
         "recording.start" => messages::indicator(inner, conn, ev, "recording.started").await,
         "recording.stop" => messages::indicator(inner, conn, ev, "recording.stopped").await,
-        "messages.sync" => Err(Refusal::new(
-            ErrorCode::Unsupported,
-            "history is served over REST; the gateway keeps no message store",
-        )),
+        "messages.sync" => sync::sync(inner, conn, ev).await,
         name if name.starts_with("call.") => calls::signal(inner, conn, ev).await,
         other => Err(Refusal::new(
             ErrorCode::UnknownEvent,

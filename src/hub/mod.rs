@@ -11,6 +11,7 @@ mod conn;
 mod control;
 mod fanout;
 mod fronted;
+mod history;
 mod intents;
 mod members;
 mod messages;
@@ -18,20 +19,24 @@ mod outlet;
 mod presence;
 mod publish;
 mod queries;
+mod recovery;
 mod refusal;
 mod registration;
 mod registry;
 mod rooms;
 mod store;
+mod sync;
 
 pub use conn::{Conn, ConnId, NewConn, Rate};
 pub use control::Revoked;
 pub use fronted::{Claimed, Fronted};
+pub use history::{History, HistoryError, Kept, LocalHistory, RedisHistory, Replay};
 pub use outlet::{OutFrame, Outlet, SendFailure};
 pub use queries::{
     InstanceInfo, LARGEST_ROOMS, MAX_ROOM_PRESENCE, PresenceSnapshot, RoomPresence, RoomSize,
     RouteCount, SocketSnapshot,
 };
+pub use recovery::{ConnRecovery, Recover, Resume, Saved, Sessions, SessionsError, new_pid};
 pub use refusal::{ErrorCode, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{
@@ -108,6 +113,12 @@ pub(crate) struct HubState {
     per_user: std::sync::Mutex<HashMap<String, usize>>,
     rooms: RwLock<HashMap<RoomKey, members::Members>>,
     store: Store,
+    /// The room history kept facts are appended to before fan-out.
+    history: History,
+    /// Disconnected sessions waiting to be recovered.
+    sessions: Sessions,
+    /// How long they wait (`recovery.max_disconnection`).
+    recovery_window: Duration,
     bus: Arc<dyn Bus>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
@@ -150,6 +161,16 @@ impl Hub {
         bus: Arc<dyn Bus>,
         store: Store,
     ) -> Hub {
+        let (history, sessions) = match store.redis_connection() {
+            Some(conn) => (
+                History::redis(conn.clone(), &cfg.history),
+                Sessions::Redis(conn),
+            ),
+            None => (
+                History::local(&cfg.history),
+                Sessions::local(cfg.recovery.sessions),
+            ),
+        };
         let state = Arc::new(HubState {
             instance: Arc::from(instance),
             settings: HubSettings {
@@ -171,6 +192,9 @@ impl Hub {
             per_user: std::sync::Mutex::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
             store,
+            history,
+            sessions,
+            recovery_window: cfg.recovery.max_disconnection,
             bus,
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::new()),

@@ -3,6 +3,7 @@
 //! accepted it implements (a WebSocket's bounded queue, a namespace of a Socket.IO
 //! connection, a long-polling socket; an in-memory one in tests).
 
+use crate::bus::Offset;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
@@ -18,16 +19,27 @@ pub struct OutFrame {
     /// WebSocket), or the Socket.IO event packet of the root namespace
     /// (`42["name",payload]`; another namespace is the transport's to insert).
     pub text: Bytes,
+    /// Its place in the room history, when it is kept there and the frame carries it
+    /// (Socket.IO recovery: the offset is the packet's last argument).
+    pub seq: Option<u64>,
 }
 
 impl OutFrame {
     /// A Socket.IO event: its name and payload, and the root namespace's event packet.
     pub fn socketio(name: &str, payload: Option<Value>) -> OutFrame {
-        let text = crate::socketio::packet::event(name, payload.as_ref());
+        OutFrame::socketio_at(name, payload, None)
+    }
+
+    /// A Socket.IO event carrying its history offset as its last argument (`None`: a
+    /// plain one).
+    pub fn socketio_at(name: &str, payload: Option<Value>, offset: Option<&Offset>) -> OutFrame {
+        let o = offset.map(ToString::to_string);
+        let text = crate::socketio::packet::event_at(name, payload.as_ref(), o.as_deref());
         OutFrame {
             name: Arc::from(name),
             payload: payload.map(Arc::new),
             text: Bytes::from(text),
+            seq: offset.map(|o| o.seq),
         }
     }
 
@@ -37,6 +49,7 @@ impl OutFrame {
             name: Arc::from(name),
             payload: None,
             text: Bytes::from(text),
+            seq: None,
         }
     }
 }

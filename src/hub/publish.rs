@@ -46,9 +46,10 @@ impl HubState {
     }
 
     /// Publishes a fact and waits until the exports stored it: what a sender's answer
-    /// waits for, so that an event counts as accepted only once nothing can lose it.
+    /// waits for, so that an event counts as accepted only once nothing can lose it. A
+    /// kept fact is appended to its rooms' history first, and carries its offset.
     pub(super) async fn commit(&self, event: Event, audience: Audience) -> Result<(), Refusal> {
-        let stored = self.publish(event, audience)?;
+        let stored = self.publish_kept(event, audience).await?;
         stored.wait().await.map_err(|e| {
             tracing::error!("an event was delivered but its export could not be stored: {e}");
             Refusal::new(
@@ -56,6 +57,22 @@ impl HubState {
                 format!("delivered, but it could not be stored for export: {e}"),
             )
         })
+    }
+
+    /// Appends a kept fact to its rooms' history (once, before any instance fans it
+    /// out), then publishes and exports it.
+    pub(super) async fn publish_kept(
+        &self,
+        event: Event,
+        audience: Audience,
+    ) -> Result<Stored, Refusal> {
+        let mut d = Delivery {
+            event,
+            audience,
+            offset: None,
+        };
+        d.offset = self.history.append(&d).await;
+        self.publish_delivery(d, true)
     }
 
     /// Publishes a fact; with `export`, also to the exports (without: a fact only the
@@ -66,13 +83,23 @@ impl HubState {
         audience: Audience,
         export: bool,
     ) -> Result<Stored, Refusal> {
-        tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, "fact published");
+        let d = Delivery {
+            event,
+            audience,
+            offset: None,
+        };
+        self.publish_delivery(d, export)
+    }
+
+    fn publish_delivery(&self, d: Delivery, export: bool) -> Result<Stored, Refusal> {
+        let event = &d.event;
+        tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, offset = d.offset.as_ref().map(|o| o.seq), "fact published");
         // Exported only once the bus took it: a fact refused to its sender (who may
         // retry) must not have reached a webhook or the exchange.
         let exported =
             (export && self.exports.get().is_some_and(|e| !e.is_empty())).then(|| event.clone());
         let t0 = std::time::Instant::now();
-        let r = self.bus.publish(Delivery { event, audience }).map_err(|e| {
+        let r = self.bus.publish(d).map_err(|e| {
             self.metrics
                 .bus_refused
                 .get_or_create(&BusLabels {
@@ -104,9 +131,9 @@ impl HubState {
 }
 
 impl HubState {
-    fn inject_event(&self, event: Event) -> Result<Stored, Refusal> {
+    async fn inject_event(&self, event: Event) -> Result<Stored, Refusal> {
         let audience = self.route_audience(&event)?;
-        self.publish(event, audience)
+        self.publish_kept(event, audience).await
     }
 
     /// Where an event from outside goes: `meta.target`, else the vocabulary's route.
@@ -156,8 +183,13 @@ impl Inject for HubState {
         HubState::registry(self)
     }
 
-    fn inject(&self, event: Event) -> Result<(), String> {
-        self.inject_event(event).map(drop).map_err(|r| r.message)
+    fn inject(&self, event: Event) -> crate::bus::amqp::Injecting<'_> {
+        Box::pin(async move {
+            self.inject_event(event)
+                .await
+                .map(drop)
+                .map_err(|r| r.message)
+        })
     }
 }
 
@@ -168,8 +200,8 @@ impl Hub {
     ///
     /// # Errors
     /// No target, or the bus did not take it.
-    pub fn inject(&self, event: Event) -> Result<Stored, Refusal> {
-        self.state.inject_event(event)
+    pub async fn inject(&self, event: Event) -> Result<Stored, Refusal> {
+        self.state.inject_event(event).await
     }
 
     /// Where RabbitMQ's inbound queue delivers: this hub.

@@ -85,7 +85,10 @@ impl Hub {
             drop(conns);
         }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, n, now_millis(), s.burst));
+        // A recovering connection holds what it is sent until its replay is written.
+        let mut conn = Conn::new(id, n, now_millis(), s.burst);
+        let resume = conn.recovery.as_mut().and_then(|r| r.take_resume());
+        let conn = Arc::new(conn);
         write(&inner.conns).insert(id, conn.clone());
         let labels = conn_labels(&conn);
         inner.metrics.connections.get_or_create(&labels).inc();
@@ -118,6 +121,9 @@ impl Hub {
         let ready = inner.fact("session.ready", body, None, &conn);
         inner.send_event(&conn, &ready);
         presence::connected(inner, &conn).await;
+        if let Some(r) = resume {
+            Box::pin(inner.resume(&conn, *r)).await;
+        }
         tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected");
         Ok(conn)
     }
@@ -162,11 +168,13 @@ impl Hub {
         Some(rooms)
     }
 
-    /// The asynchronous half: the user's presence after the connection left.
+    /// The asynchronous half: the user's presence after the connection left, and its
+    /// session saved for recovery on a recovering route.
     pub(super) async fn announce_gone(&self, conn: &Arc<Conn>, rooms: Vec<RoomKey>) {
         if !conn.member {
             return;
         }
+        self.state.save_session(conn, &rooms).await;
         presence::disconnected(&self.state, conn, &rooms).await;
         tracing::debug!(conn = conn.id, user = %conn.user.id, "disconnected");
     }

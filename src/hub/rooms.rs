@@ -64,7 +64,7 @@ pub(super) async fn leave(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Res
 }
 
 /// Whether the policy lets `conn` into `room`.
-fn may_join(policy: Membership, conn: &Conn, room: &str) -> bool {
+pub(super) fn may_join(policy: Membership, conn: &Conn, room: &str) -> bool {
     match policy {
         Membership::Open => true,
         Membership::Claims => conn

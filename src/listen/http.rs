@@ -80,6 +80,7 @@ impl Routes {
                         dialect: Arc::from(r.dialect.as_str()),
                         upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                         auth: cx.auth.for_route(r.auth.as_deref()),
+                        recovery: r.recovers() && cx.hub.history_on(),
                     })
                     .collect();
                 SioPath {

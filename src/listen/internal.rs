@@ -86,7 +86,7 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Context) -> Option<Respo
                     let mut accepted = Vec::new();
                     for ev in events {
                         let name = ev.name.to_string();
-                        let stored = match hub.inject(ev) {
+                        let stored = match hub.inject(ev).await {
                             Ok(stored) => stored.wait().await.map_err(|e| {
                                 (
                                     StatusCode::SERVICE_UNAVAILABLE,

@@ -9,7 +9,7 @@ mod admit;
 
 use crate::auth::{AuthError, Provider};
 use crate::config::Transport;
-use crate::hub::{Ack, Conn, Hub, NewConn, Outlet, Refusal, Registration, Reply};
+use crate::hub::{Ack, Conn, Hub, NewConn, Outlet, Recover, Refusal, Registration, Reply};
 use crate::upstream::{Dest, Ident, Session, Upstream};
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -42,6 +42,8 @@ pub struct Arrival {
     pub cancel: Option<CancellationToken>,
     /// The backend its route fronts, if any.
     pub upstream: Option<Arc<Upstream>>,
+    /// On a recovering route: its pid, and the session it takes up again.
+    pub recovery: Option<Recover>,
 }
 
 /// One client connection's inbound side: its registration with the hub, and its
@@ -108,6 +110,7 @@ impl Inbound {
                 member,
                 upstream: a.upstream.as_ref().map(|u| Arc::from(u.cfg.name.as_str())),
                 cancel: a.cancel,
+                recovery: a.recovery,
             })
             .await?;
         let session = match a.upstream {

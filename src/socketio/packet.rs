@@ -1,7 +1,8 @@
 //! Engine.IO v4 / Socket.IO v5 text packets: `40[/ns,]{…}` connect, `41` disconnect,
 //! `42[/ns,][id][…]` event, `43[/ns,]id[…]` ack, `44[/ns,]{…}` connect error,
 //! `45n-[/ns,][id][…]` binary event (the Engine.IO `4` message prefix included); parsed
-//! as either side reads them, and built as a server writes them.
+//! as either side reads them, and built as a server writes them. Long for one idea: the
+//! packet grammar, its reader and its writers side by side, and their tests.
 
 /// One Socket.IO packet, borrowing the frame's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,8 +233,18 @@ fn head(kind: char, ns: &str) -> String {
 
 /// The server's answer to a namespace connect: `40[/ns,]{"sid":…}`.
 pub fn connected(ns: &str, sid: &str) -> String {
+    connected_with(ns, sid, None)
+}
+
+/// A namespace connect answer with a private session id (`40{"sid":…,"pid":…}`):
+/// the client sends `pid` and its last offset back to recover its session.
+pub fn connected_with(ns: &str, sid: &str, pid: Option<&str>) -> String {
     let mut s = head('0', ns);
-    s.push_str(&serde_json::json!({ "sid": sid }).to_string());
+    let v = match pid {
+        Some(pid) => serde_json::json!({ "sid": sid, "pid": pid }),
+        None => serde_json::json!({ "sid": sid }),
+    };
+    s.push_str(&v.to_string());
     s
 }
 
@@ -251,6 +262,13 @@ pub fn disconnect(ns: &str) -> String {
 
 /// An event of the root namespace: `42["name",payload]` (`42["name"]` without one).
 pub fn event(name: &str, payload: Option<&serde_json::Value>) -> String {
+    event_at(name, payload, None)
+}
+
+/// An event packet whose last argument is its history offset (`42["name",payload,
+/// "offset"]`), as a socket.io 4.6+ server with connection state recovery sends what
+/// it broadcasts; `None`: a plain event packet.
+pub fn event_at(name: &str, payload: Option<&serde_json::Value>, offset: Option<&str>) -> String {
     let mut s = String::with_capacity(64);
     s.push_str("42[");
     // A string and a JSON value always serialise.
@@ -258,6 +276,14 @@ pub fn event(name: &str, payload: Option<&serde_json::Value>) -> String {
     if let Some(p) = payload {
         s.push(',');
         s.push_str(&serde_json::to_string(p).unwrap_or_default());
+    }
+    if let Some(o) = offset {
+        if payload.is_none() {
+            // The offset must be the last argument, and the payload the first.
+            s.push_str(",null");
+        }
+        s.push(',');
+        s.push_str(&serde_json::to_string(o).unwrap_or_default());
     }
     s.push(']');
     s

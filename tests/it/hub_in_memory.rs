@@ -87,6 +87,7 @@ async fn connect(
         member: true,
         upstream: None,
         cancel: None,
+        recovery: None,
     })
     .await
     .expect("registered")

@@ -174,7 +174,9 @@ async fn edits_deletes_reactions_and_reads_are_relayed_as_facts() {
         "not_found"
     );
 
-    // History sync is REST's job: refused with a reason, the connection stays.
+    // What came after its message, from the room history: the edit, the reactions,
+    // the reads, the delete, and the one message sent since; the history reaches back
+    // to it.
     author
         .emit_wire(
             "messages:sync",
@@ -182,10 +184,25 @@ async fn edits_deletes_reactions_and_reads_are_relayed_as_facts() {
             true,
         )
         .await;
-    assert_eq!(
-        author.ack("messages:sync").await.expect("ack")["code"],
-        "unsupported"
-    );
+    let ack = author.ack("messages:sync").await.expect("ack");
+    assert_eq!(ack["success"], true, "{ack}");
+    assert_eq!(ack["complete"], true, "{ack}");
+    let contents: Vec<&str> = ack["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(contents, ["mine"], "{ack}");
+    let names: Vec<&str> = ack["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for name in ["message:updated", "reaction:added", "message:deleted"] {
+        assert!(names.contains(&name), "{name}: {ack}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,7 @@ mod hub_relays;
 mod jwks;
 mod loader_errors;
 mod outages;
+mod recovery;
 mod redis_cluster;
 mod roundtrip_prop;
 mod scale_out;

@@ -212,7 +212,7 @@ async fn everyone_deliveries_and_injected_events_reach_every_instance() {
     ev.body.insert("reason".into(), json!("maintenance"));
     ev.body.insert("notice".into(), json!("back soon"));
     ev.meta.target = Some(switchboard::event::Target::Broadcast);
-    drop(a.hub().inject(ev).expect("injected"));
+    drop(a.hub().inject(ev).await.expect("injected"));
     for c in [&mut x, &mut y] {
         let p = c
             .wire("system:disconnect")
@@ -225,7 +225,7 @@ async fn everyone_deliveries_and_injected_events_reach_every_instance() {
     ev.body.insert("eventKey".into(), json!("task.assigned"));
     ev.body.insert("notification".into(), json!({"id": "n1"}));
     ev.meta.target = Some(switchboard::event::Target::User(uy.clone()));
-    drop(a.hub().inject(ev).expect("injected"));
+    drop(a.hub().inject(ev).await.expect("injected"));
     assert_eq!(
         y.wire("notifications:new").await.expect("y, on b")["eventKey"],
         "task.assigned"

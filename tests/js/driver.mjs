@@ -4,6 +4,9 @@
 //    "transport":"websocket"|"polling","auth":{...},"query":{...}}
 //   {"op":"emit","id":"c1","event":"message:send","args":[{...}],"ack":true}
 //   {"op":"close","id":"c1"}
+//   {"op":"pause","id":"c1"}   closes the transport and stays away (not a goodbye: the
+//                              session may be recovered)
+//   {"op":"resume","id":"c1"}  comes back (with its pid and last offset, if it has them)
 // Reports: {"id","type":"connect","sid"} | {"id","type":"connect_error","message"}
 //          {"id","type":"event","event","args"} | {"id","type":"ack","seq","args"}
 //          {"id","type":"disconnect","reason"} | {"type":"error","message"}
@@ -24,7 +27,9 @@ function connect(c) {
     timeout: 10000,
   });
   sockets.set(c.id, socket);
-  socket.on("connect", () => out({ id: c.id, type: "connect", sid: socket.id }));
+  socket.on("connect", () =>
+    out({ id: c.id, type: "connect", sid: socket.id, recovered: socket.recovered === true }),
+  );
   socket.on("connect_error", (e) => out({ id: c.id, type: "connect_error", message: String(e && e.message) }));
   socket.on("disconnect", (reason) => out({ id: c.id, type: "disconnect", reason }));
   socket.onAny((event, ...args) => out({ id: c.id, type: "event", event, args }));
@@ -54,7 +59,13 @@ rl.on("line", (line) => {
   try {
     if (c.op === "connect") connect(c);
     else if (c.op === "emit") emit(c);
-    else if (c.op === "close") {
+    else if (c.op === "pause") {
+      const socket = sockets.get(c.id);
+      socket.io.opts.reconnection = false;
+      socket.io.engine.close();
+    } else if (c.op === "resume") {
+      sockets.get(c.id)?.connect();
+    } else if (c.op === "close") {
       sockets.get(c.id)?.disconnect();
       sockets.delete(c.id);
     } else out({ type: "error", message: `unknown op ${c.op}` });

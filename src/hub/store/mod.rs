@@ -176,6 +176,15 @@ impl Store {
         dispatch!(self.presence_sockets(user))
     }
 
+    /// The Redis connection the shared store speaks on (the room history and the
+    /// recovery sessions share it); `None` in process.
+    pub fn redis_connection(&self) -> Option<::redis::aio::ConnectionManager> {
+        match self {
+            Store::Local(_) => None,
+            Store::Redis(s) => Some(s.connection()),
+        }
+    }
+
     /// Whether other instances share it.
     pub fn is_shared(&self) -> bool {
         matches!(self, Store::Redis(_))

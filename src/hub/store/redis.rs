@@ -101,6 +101,11 @@ pub(super) fn now_ms() -> u64 {
 }
 
 impl RedisStore {
+    /// Its multiplexed connection.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// A store on a (multiplexed, reconnecting) connection.
     pub fn new(conn: ConnectionManager, limits: StoreLimits) -> RedisStore {
         RedisStore {

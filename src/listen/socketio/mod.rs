@@ -21,4 +21,6 @@ pub(crate) struct Namespace {
     pub upstream: Option<Arc<Upstream>>,
     /// Verifies its clients' tokens.
     pub auth: Arc<Provider>,
+    /// Connection state recovery (on the WebSocket engine: `websocket.rs`).
+    pub recovery: bool,
 }

@@ -250,6 +250,7 @@ async fn on_connect(
         outlet: Box::new(SocketOutlet(socket.clone())),
         cancel: None,
         upstream,
+        recovery: None,
     };
     let inbound = match Inbound::open(&cx.hub, arrival).await {
         Ok(inbound) => inbound,

@@ -13,7 +13,7 @@
 use super::Namespace;
 use crate::auth as token;
 use crate::config::Transport;
-use crate::hub::{OutFrame, Outlet, Reply, SendFailure};
+use crate::hub::{OutFrame, Outlet, Recover, Reply, SendFailure, new_pid};
 use crate::listen::Context;
 use crate::listen::respond::Body;
 use crate::listen::websocket::{
@@ -276,6 +276,10 @@ impl Connection {
             Packet::Disconnect { ns } => {
                 if let Some(i) = self.joined.iter().position(|j| &*j.ns == ns) {
                     let j = self.joined.swap_remove(i);
+                    // The client left on purpose: its session is not kept for it.
+                    if let Some(r) = &j.inbound.conn().recovery {
+                        r.forget();
+                    }
                     j.inbound.close().await;
                 }
             }
@@ -331,10 +335,37 @@ impl Connection {
         let auth = serde_json::from_str::<Value>(data).ok();
         let token =
             token::from_socketio_auth(auth.as_ref()).or_else(|| self.client.query_token.clone());
-        // The client hears it joined before anything the hub sends it there.
-        let sid = new_sid();
-        self.queue(packet::connected(&ns, &sid));
         let hub = &self.cx.hub;
+        // A recovering route: the client's `pid` and `offset` take its session up again
+        // when the history holds what it missed; else a new session, with a new pid.
+        let (sid, recovery) = if route.recovery {
+            let text = |k: &str| auth.as_ref().and_then(|a| a.get(k)).and_then(Value::as_str);
+            let resume = match text("pid") {
+                Some(pid) => hub.resumable(pid, text("offset"), &route.dialect).await,
+                None => None,
+            };
+            match resume {
+                Some(r) => (
+                    r.saved.sid.clone(),
+                    Some(Recover {
+                        pid: Arc::from(r.saved.pid.as_str()),
+                        resume: Some(Box::new(r)),
+                    }),
+                ),
+                None => (
+                    new_sid(),
+                    Some(Recover {
+                        pid: Arc::from(new_pid()),
+                        resume: None,
+                    }),
+                ),
+            }
+        } else {
+            (new_sid(), None)
+        };
+        // The client hears it joined before anything the hub sends it there.
+        let pid = recovery.as_ref().map(|r| r.pid.clone());
+        self.queue(packet::connected_with(&ns, &sid, pid.as_deref()));
         let arrival = Arrival {
             dialect: route.dialect.clone(),
             transport: Transport::Socketio,
@@ -347,9 +378,11 @@ impl Connection {
             outlet: Box::new(NamespaceOutlet {
                 tx: self.out.clone(),
                 ns: ns.clone(),
+                recovers: recovery.is_some(),
             }),
             cancel: Some(self.cut.clone()),
             upstream: route.upstream.clone(),
+            recovery,
         };
         match Box::pin(Inbound::open(hub, arrival)).await {
             Ok(inbound) => self.joined.push(Joined { ns, inbound }),
@@ -392,6 +425,8 @@ struct NamespaceOutlet {
     tx: Sender<Outgoing>,
     /// The namespace (`/` or `/ws/app`).
     ns: Arc<str>,
+    /// Its session is recovered when the client comes back.
+    recovers: bool,
 }
 
 impl Outlet for NamespaceOutlet {
@@ -401,9 +436,14 @@ impl Outlet for NamespaceOutlet {
 
     fn close(&self, code: u16, reason: &str) {
         // The namespace is told it is left, then the connection closes: the queue and
-        // the limits it broke are the whole connection's.
-        let left = Bytes::from(packet::disconnect(&self.ns));
-        let _ = self.tx.try_send(Outgoing::Text(left));
+        // the limits it broke are the whole connection's. A recovering session at a
+        // restart is not told (a namespace disconnect would stop its client from
+        // reconnecting): its transport closes, and the client comes back for it.
+        let restart = matches!(code, 1012 | crate::hub::CLOSE_TRY_LATER);
+        if !(self.recovers && restart) {
+            let left = Bytes::from(packet::disconnect(&self.ns));
+            let _ = self.tx.try_send(Outgoing::Text(left));
+        }
         let _ = self.tx.try_send(Outgoing::Close(code, reason.to_string()));
     }
 }

@@ -85,6 +85,7 @@ async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
         outlet: Box::new(QueueOutlet(out_tx.clone())),
         cancel: None,
         upstream: who.upstream,
+        recovery: None,
     };
     // Boxed, as every one-time or per-event step below: the task's future stays as
     // small as its idle loop while the connection waits. The queue is written while a

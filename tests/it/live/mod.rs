@@ -121,6 +121,13 @@ impl Live {
         &self.addrs
     }
 
+    /// Stops the in-process server as SIGTERM would (drained, every client told).
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
     /// Starts the shipped configuration.
     pub async fn start() -> Live {
         Live::start_with(|_| {}).await
@@ -237,10 +244,21 @@ impl Driver {
                         name: format!("__ack__:{}", v["event"].as_str().unwrap_or_default()),
                         payload: v["args"].get(0).cloned().unwrap_or(Value::Null),
                     },
-                    "connect" => Received {
-                        name: "__connect__".into(),
-                        payload: v["sid"].clone(),
-                    },
+                    "connect" => {
+                        // Whether the session was recovered follows at once, for the
+                        // tests that ask.
+                        if let Some(tx) = r.lock().expect("routes").get(&id) {
+                            let _ = tx.send(Received {
+                                name: "__connect__".into(),
+                                payload: v["sid"].clone(),
+                            });
+                            let _ = tx.send(Received {
+                                name: "__recovered__".into(),
+                                payload: v["recovered"].clone(),
+                            });
+                        }
+                        continue;
+                    }
                     "connect_error" => Received {
                         name: "__connect_error__".into(),
                         payload: v["message"].clone(),
@@ -447,6 +465,14 @@ impl Client {
             },
             inbox: rx,
             seen: Vec::new(),
+        }
+    }
+
+    /// Sends the driver a command for this (official Socket.IO) client: `pause` (its
+    /// transport closes, no goodbye) or `resume` (it comes back).
+    pub async fn drive(&self, op: &str) {
+        if let Transport::Sio { driver, id } = &self.transport {
+            driver.command(json!({"op": op, "id": id})).await;
         }
     }
 

@@ -1,0 +1,421 @@
+//! Connection state recovery (Socket.IO's, for its official clients unchanged): a
+//! connection on a recovering route has a private session id (`pid`); each kept fact it
+//! is sent carries its history offset, and the last offsets queued to it are
+//! remembered. When it goes without saying goodbye, its session (socket id, user,
+//! rooms, those offsets) is saved for `recovery.max_disconnection` (`sessions.rs`). A
+//! client back with `auth: {pid, offset}` on any instance gets the same socket id, its
+//! rooms, and every kept fact of them after what it received, in order, each once,
+//! before anything new; when the history no longer holds all of it, it starts afresh
+//! instead (`recovered === false`), never with a silent gap.
+
+mod sessions;
+
+pub use sessions::{Saved, Sessions, SessionsError};
+
+use super::outlet::{OutFrame, Outlet, SendFailure};
+use super::{Conn, HubState, presence};
+use crate::bus::{Offset, RoomKey};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Offsets remembered per connection (the client's offset is looked for among them).
+const REMEMBERED: usize = 16;
+
+/// Frames held at most while a recovering connection catches up; over it, the
+/// connection is a slow consumer.
+const MAX_HELD: usize = 4096;
+
+/// A connection's recovery state.
+pub struct ConnRecovery {
+    /// Its private session id.
+    pub pid: Arc<str>,
+    /// The session it takes up again, until registration takes it.
+    resume: Option<Box<Resume>>,
+    /// The last offsets queued to it, a ring (0: none), and where the next goes:
+    /// atomics, as every delivery writes one.
+    delivered: [AtomicU64; REMEMBERED],
+    next: AtomicUsize,
+    /// Whether it is catching up (then `hold` is `Some`): read on every delivery, the
+    /// lock taken only while it is.
+    catching_up: AtomicBool,
+    /// While catching up: frames sent to it, held until the replay is written.
+    hold: Mutex<Option<Vec<OutFrame>>>,
+    /// The client left for good (a namespace disconnect, the server API): not saved.
+    forget: AtomicBool,
+}
+
+/// What a listener asks for a connection on a recovering route.
+pub struct Recover {
+    /// The connection's pid (the recovered one, or a new one).
+    pub pid: Arc<str>,
+    /// The session it takes up again, when the client recovers.
+    pub resume: Option<Box<Resume>>,
+}
+
+/// A session taken up again.
+pub struct Resume {
+    /// The saved session.
+    pub saved: Saved,
+    /// Replay what came after this.
+    pub floor: Offset,
+    /// Offsets after `floor` the client received already.
+    pub seen: HashSet<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ConnRecovery {
+    pub(crate) fn new(r: Recover) -> ConnRecovery {
+        let catching_up = r.resume.is_some();
+        ConnRecovery {
+            pid: r.pid,
+            resume: r.resume,
+            delivered: std::array::from_fn(|_| AtomicU64::new(0)),
+            next: AtomicUsize::new(0),
+            catching_up: AtomicBool::new(catching_up),
+            hold: Mutex::new(catching_up.then(Vec::new)),
+            forget: AtomicBool::new(false),
+        }
+    }
+
+    /// The session to take up again (once).
+    pub(crate) fn take_resume(&mut self) -> Option<Box<Resume>> {
+        self.resume.take()
+    }
+
+    /// Sends (or holds, while catching up) a frame, remembering its offset.
+    pub(crate) fn send(&self, outlet: &dyn Outlet, frame: &OutFrame) -> Result<(), SendFailure> {
+        if self.catching_up.load(Ordering::Acquire) {
+            let mut hold = lock(&self.hold);
+            if let Some(held) = hold.as_mut() {
+                if held.len() >= MAX_HELD {
+                    return Err(SendFailure::Full);
+                }
+                held.push(frame.clone());
+                return Ok(());
+            }
+        }
+        self.write(outlet, frame)
+    }
+
+    fn write(&self, outlet: &dyn Outlet, frame: &OutFrame) -> Result<(), SendFailure> {
+        outlet.send(frame)?;
+        if let Some(seq) = frame.seq {
+            let at = self.next.fetch_add(1, Ordering::Relaxed) % REMEMBERED;
+            self.delivered[at].store(seq, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Ends the catch-up: the replay is written, then what was held (without what the
+    /// replay held too), in order, under the hold's lock so that nothing new slips
+    /// between.
+    fn release(&self, outlet: &dyn Outlet, replay: &[OutFrame]) -> Result<(), SendFailure> {
+        let mut hold = lock(&self.hold);
+        let held = hold.take().unwrap_or_default();
+        let replayed: HashSet<u64> = replay.iter().filter_map(|f| f.seq).collect();
+        for f in replay {
+            self.write(outlet, f)?;
+        }
+        for f in &held {
+            if f.seq.is_none_or(|s| !replayed.contains(&s)) {
+                self.write(outlet, f)?;
+            }
+        }
+        // Cleared under the lock, after the flush: a delivery that sees it cleared
+        // comes after everything held.
+        self.catching_up.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// The client left for good: its session is not kept.
+    pub fn forget(&self) {
+        self.forget.store(true, Ordering::Relaxed);
+    }
+
+    /// The offsets last queued to it, oldest first.
+    fn delivered(&self) -> Vec<u64> {
+        let next = self.next.load(Ordering::Relaxed);
+        (0..REMEMBERED)
+            .map(|i| self.delivered[(next + i) % REMEMBERED].load(Ordering::Relaxed))
+            .filter(|s| *s != 0)
+            .collect()
+    }
+}
+
+/// A new private session id: 22 URL-safe characters (128 random bits).
+pub fn new_pid() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = fastrand::u128(..);
+    (0..22)
+        .map(|i| {
+            if i == 21 {
+                bits = fastrand::u128(..);
+            }
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
+}
+
+/// Where the replay starts: after the client's offset, or, when some offsets queued
+/// to it before the one it names never arrived, before those; and which after it the
+/// client has.
+fn floor_of(saved: &Saved, offset: Option<&Offset>) -> Option<(Offset, HashSet<u64>)> {
+    let head = saved.head.clone()?;
+    let Some(o) = offset else {
+        // It received nothing: everything queued to it, or since it left.
+        let seq = saved
+            .delivered
+            .first()
+            .map_or(head.seq, |f| f.saturating_sub(1));
+        return Some((Offset { seq, ..head }, HashSet::new()));
+    };
+    if o.epoch != head.epoch {
+        return None;
+    }
+    let Some(pos) = saved.delivered.iter().position(|s| *s == o.seq) else {
+        return Some((o.clone(), HashSet::new()));
+    };
+    let (got, lost) = saved.delivered.split_at(pos + 1);
+    let floor = lost
+        .iter()
+        .map(|s| s.saturating_sub(1))
+        .chain(std::iter::once(o.seq))
+        .min()
+        .unwrap_or(o.seq);
+    let seen = got.iter().copied().filter(|s| *s > floor).collect();
+    Some((
+        Offset {
+            epoch: o.epoch.clone(),
+            seq: floor,
+        },
+        seen,
+    ))
+}
+
+impl super::Hub {
+    /// Whether room history is kept (recovery needs it).
+    pub fn history_on(&self) -> bool {
+        self.state.history.is_on()
+    }
+
+    /// The session `pid` a client came back for, when it can be recovered whole (see
+    /// [`Resume`]); taken.
+    pub async fn resumable(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+        dialect: &str,
+    ) -> Option<Resume> {
+        self.state.resumable(pid, offset, dialect).await
+    }
+
+    /// The room history.
+    pub fn history(&self) -> &super::History {
+        &self.state.history
+    }
+}
+
+impl HubState {
+    /// The session `pid` a client came back for, when it can be recovered whole: its
+    /// own, on the same route's dialect, and the history still holds what it missed.
+    /// Taken: a second client with the same pid starts afresh.
+    pub(super) async fn resumable(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+        dialect: &str,
+    ) -> Option<Resume> {
+        let saved = match self.sessions.take(pid).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("a session could not be recovered: {e}");
+                return None;
+            }
+        };
+        if saved.dialect != dialect {
+            return None;
+        }
+        let offset = match offset {
+            Some(text) => Some(Offset::parse(text)?),
+            None => None,
+        };
+        let (floor, seen) = floor_of(&saved, offset.as_ref())?;
+        let rooms = replay_rooms(&saved);
+        match self.history.since(&rooms, &floor, &seen).await {
+            Ok(r) if r.complete => Some(Resume { saved, floor, seen }),
+            Ok(_) => {
+                tracing::debug!(
+                    pid,
+                    "not recovered: the history no longer holds what it missed"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("a session could not be recovered: {e}");
+                None
+            }
+        }
+    }
+
+    /// A resumed connection (registered, its catch-up hold on) takes its rooms back and
+    /// is sent what it missed, then what came meanwhile.
+    pub(super) async fn resume(&self, conn: &Arc<Conn>, resume: Resume) {
+        let Some(rec) = conn.recovery.as_deref() else {
+            return;
+        };
+        let mut rooms = Vec::new();
+        for room in resume.saved.rooms.iter().take(self.settings.max_rooms) {
+            if let RoomKey::Conversation(id) = room
+                && super::rooms::may_join(self.settings.membership, conn, id)
+                && self.join(conn, room.clone())
+            {
+                rooms.push(id.to_string());
+            }
+        }
+        presence::record_rooms(self, conn, &rooms, true).await;
+        let mut replay = Vec::new();
+        match self
+            .history
+            .since(&replay_rooms(&resume.saved), &resume.floor, &resume.seen)
+            .await
+        {
+            Ok(r) => {
+                for k in &r.kept {
+                    let a = &k.delivery.audience;
+                    let own = a.except_connection.as_ref().is_some_and(|(i, c)| {
+                        **i == *resume.saved.instance && *c == resume.saved.conn
+                    });
+                    let excluded = own
+                        || a.except_user.as_deref() == Some(conn.user.id.as_str())
+                        || a.except_upstream
+                            .as_ref()
+                            .is_some_and(|u| conn.upstream.as_ref() == Some(u));
+                    if excluded {
+                        continue;
+                    }
+                    let ev = &k.delivery.event;
+                    if let Ok(f) = self.encode_at(
+                        &conn.dialect,
+                        conn.transport,
+                        ev,
+                        k.delivery.offset.as_ref(),
+                    ) {
+                        replay.push(f);
+                    }
+                }
+                tracing::debug!(conn = conn.id, user = %conn.user.id, missed = replay.len(), complete = r.complete, "session recovered");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    conn = conn.id,
+                    "a recovered session's replay could not be read: {e}"
+                );
+            }
+        }
+        if rec.release(conn.outlet(), &replay).is_err() {
+            conn.close(
+                super::CLOSE_SLOW_CONSUMER,
+                "slow consumer: outbound queue full",
+            );
+        }
+    }
+
+    /// Saves a connection's session as it goes, unless it left for good.
+    pub(super) async fn save_session(&self, conn: &Conn, rooms: &[RoomKey]) {
+        let Some(rec) = conn.recovery.as_deref() else {
+            return;
+        };
+        if rec.forget.load(Ordering::Relaxed) || !self.history.is_on() {
+            return;
+        }
+        let head = self.history.head().await.ok();
+        let saved = Saved {
+            pid: rec.pid.to_string(),
+            sid: conn.socket_id.to_string(),
+            user: conn.user.id.clone(),
+            dialect: conn.dialect.to_string(),
+            rooms: rooms
+                .iter()
+                .filter(|r| matches!(r, RoomKey::Conversation(_)))
+                .cloned()
+                .collect(),
+            delivered: rec.delivered(),
+            head,
+            instance: self.instance.to_string(),
+            conn: conn.id,
+        };
+        if let Err(e) = self.sessions.save(&saved, self.recovery_window).await {
+            tracing::warn!(conn = conn.id, "session not saved for recovery: {e}");
+        }
+    }
+}
+
+/// The rooms a replay reads: the saved conversation rooms and the personal room.
+fn replay_rooms(saved: &Saved) -> Vec<RoomKey> {
+    let mut rooms = saved.rooms.clone();
+    rooms.push(RoomKey::user(&saved.user));
+    rooms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(delivered: Vec<u64>) -> Saved {
+        Saved {
+            pid: "p".into(),
+            sid: "s".into(),
+            user: "u".into(),
+            dialect: "salala".into(),
+            rooms: vec![],
+            delivered,
+            head: Offset::parse("0a-20"),
+            instance: "i".into(),
+            conn: 1,
+        }
+    }
+
+    fn at(seq: u64) -> Offset {
+        Offset {
+            epoch: Arc::from("0a"),
+            seq,
+        }
+    }
+
+    #[test]
+    fn the_replay_starts_after_what_the_client_received() {
+        // In order: replay after its offset.
+        let (f, seen) = floor_of(&saved(vec![5, 6, 7]), Some(&at(6))).expect("resumable");
+        assert_eq!((f.seq, seen.len()), (6, 0));
+        // Out of order (7 queued before 6): 7 was received, 6 was not.
+        let (f, seen) = floor_of(&saved(vec![5, 7, 6, 9]), Some(&at(7))).expect("resumable");
+        assert_eq!(f.seq, 5);
+        assert_eq!(seen, [7].into_iter().collect());
+        // Nothing received: from the first queued, or the head when none was.
+        assert_eq!(
+            floor_of(&saved(vec![5, 6]), None).expect("resumable").0.seq,
+            4
+        );
+        assert_eq!(floor_of(&saved(vec![]), None).expect("resumable").0.seq, 20);
+        // Another epoch's offset.
+        let other = Offset {
+            epoch: Arc::from("0b"),
+            seq: 6,
+        };
+        assert!(floor_of(&saved(vec![5, 6]), Some(&other)).is_none());
+    }
+
+    #[test]
+    fn pids_are_long_and_distinct() {
+        let a = new_pid();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, new_pid());
+    }
+}

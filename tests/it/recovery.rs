@@ -1,0 +1,362 @@
+//! Room history and Socket.IO connection state recovery, with the official
+//! socket.io-client: a client whose transport closes comes back to its session (same
+//! socket id, its rooms) and gets every message it missed, in order, once, whoever sent
+//! them; on the local bus, across two instances on Redis, and after its instance was
+//! restarted; a client away too long starts afresh (`recovered === false`). Chat
+//! Service's `messages:sync` answers from the same history and says when it is
+//! incomplete.
+
+use crate::live::{Client, Driver, Live, token, unique};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard::config::{BusKind, Config};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP proxy the recovering client connects through, so that it can come back to
+/// another instance: each new connection goes to the current target.
+struct Proxy {
+    addr: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
+}
+
+impl Proxy {
+    async fn start(first: SocketAddr) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let target = Arc::new(Mutex::new(first));
+        let t = target.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                let to = *t.lock().expect("target");
+                tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, target }
+    }
+
+    fn to(&self, addr: SocketAddr) {
+        *self.target.lock().expect("target") = addr;
+    }
+}
+
+/// Connects the official client (salala, WebSocket) with its token and waits for it.
+async fn recovering(live: &Live, driver: &Arc<Driver>, user: &str, room: &str) -> (Client, String) {
+    let t = token(user, Some(user), Some(&[room]));
+    let mut c = Client::socketio(
+        live,
+        driver,
+        "salala",
+        "websocket",
+        user,
+        json!({"token": format!("Bearer {t}")}),
+        Value::Null,
+    )
+    .await;
+    let sid = c.wire("__connect__").await.expect("connects");
+    assert_eq!(
+        c.wire("__recovered__").await,
+        Some(json!(false)),
+        "a first connect"
+    );
+    (c, sid.as_str().unwrap_or_default().to_string())
+}
+
+/// The messages with `content` starting `prefix` the client receives until none comes
+/// for a while.
+async fn contents(c: &mut Client, prefix: &str, quiet: Duration) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Some(e) = c
+        .canonical_where("message.created", quiet, |e| {
+            e.str_field("content")
+                .is_some_and(|s| s.starts_with(prefix))
+        })
+        .await
+    {
+        got.push(e.str_field("content").unwrap_or_default().to_string());
+    }
+    got
+}
+
+/// Senders of three other dialects in `room`.
+async fn senders(live: &Live, driver: &Arc<Driver>, room: &str) -> Vec<Client> {
+    let mut out = Vec::new();
+    for d in ["clerk", "chat-service", "nexus"] {
+        let u = unique(d);
+        out.push(Client::connect(live, driver, d, "websocket", &u, Some(&[room])).await);
+    }
+    out
+}
+
+/// Sends `n` messages round-robin from the senders, each back to its sender (so
+/// published) before the next.
+async fn say(senders: &mut [Client], room: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let k = i % senders.len();
+        let s = &mut senders[k];
+        let content = format!("{prefix}{i:02}");
+        s.send_message(room, &content, false).await;
+        let back = s
+            .canonical_where("message.created", Duration::from_secs(5), |e| {
+                e.str_field("content") == Some(content.as_str())
+            })
+            .await;
+        assert!(
+            back.is_some(),
+            "message {content} from {} published",
+            s.dialect
+        );
+    }
+}
+
+fn expected(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:02}")).collect()
+}
+
+/// Waits until the hub has let `user`'s connection go (its session is then saved).
+async fn gone(live: &Live, user: &str) {
+    for _ in 0..500 {
+        if live.hub().user_connection_count(user) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the paused client's connection was not let go");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_back_within_the_window_gets_its_session_and_all_it_missed() {
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let user = unique("rec");
+    let (mut c, sid) = recovering(&live, &driver, &user, &room).await;
+    let mut from = senders(&live, &driver, &room).await;
+    // One message before: the client has an offset.
+    say(&mut from, &room, "before", 1).await;
+    assert_eq!(
+        contents(&mut c, "before", Duration::from_secs(2)).await,
+        expected("before", 1)
+    );
+    c.drive("pause").await;
+    assert!(c.wire("__disconnect__").await.is_some());
+    gone(&live, &user).await;
+    say(&mut from, &room, "m", 50).await;
+    c.drive("resume").await;
+    assert_eq!(
+        c.wire("__connect__").await,
+        Some(json!(sid)),
+        "the same socket id"
+    );
+    assert_eq!(c.wire("__recovered__").await, Some(json!(true)));
+    assert_eq!(
+        contents(&mut c, "m", Duration::from_millis(1500)).await,
+        expected("m", 50),
+        "all 50, in order, once"
+    );
+    // Its rooms came back with it: live messages reach it again.
+    say(&mut from, &room, "after", 2).await;
+    assert_eq!(
+        contents(&mut c, "after", Duration::from_secs(2)).await,
+        expected("after", 2)
+    );
+    // A second recovery from the same state works too (the pid is the same).
+    c.drive("pause").await;
+    gone(&live, &user).await;
+    say(&mut from, &room, "again", 3).await;
+    c.drive("resume").await;
+    assert_eq!(c.wire("__recovered__").await, Some(json!(true)));
+    assert_eq!(
+        contents(&mut c, "again", Duration::from_secs(1)).await,
+        expected("again", 3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_away_too_long_or_past_the_history_starts_afresh() {
+    let live = Live::start_with(|c: &mut Config| {
+        c.recovery.max_disconnection = Duration::from_millis(800);
+        c.history.size = 10;
+    })
+    .await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let user = unique("late");
+    let (mut c, sid) = recovering(&live, &driver, &user, &room).await;
+    let mut from = senders(&live, &driver, &room).await;
+    say(&mut from, &room, "before", 1).await;
+    contents(&mut c, "before", Duration::from_secs(2)).await;
+    // Away longer than recovery.max_disconnection.
+    c.drive("pause").await;
+    gone(&live, &user).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    c.drive("resume").await;
+    let again = c.wire("__connect__").await.expect("reconnects");
+    assert_ne!(again, json!(sid), "a new session");
+    assert_eq!(c.wire("__recovered__").await, Some(json!(false)));
+    // Missed more than the history holds: not recovered, never a silent gap.
+    say(&mut from, &room, "x", 1).await;
+    contents(&mut c, "x", Duration::from_secs(2)).await;
+    c.drive("pause").await;
+    gone(&live, &user).await;
+    say(&mut from, &room, "many", 15).await;
+    c.drive("resume").await;
+    assert!(c.wire("__connect__").await.is_some());
+    assert_eq!(c.wire("__recovered__").await, Some(json!(false)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_recovers_on_another_instance_and_after_a_restart() {
+    let redis = crate::support::Redis::start().await;
+    let start = |name: String| {
+        let url = redis.url();
+        Live::start_with(move |c: &mut Config| {
+            c.bus.kind = BusKind::Redis;
+            c.redis.url = url;
+            c.instance = name;
+        })
+    };
+    let a = start(unique("a")).await;
+    let b = start(unique("b")).await;
+    for l in [&a, &b] {
+        for _ in 0..300 {
+            if l.ready().0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let driver = Driver::start().await;
+    let proxy = Proxy::start(a.addrs()[0]).await;
+    let mut via = a.addrs().to_vec();
+    via[0] = proxy.addr;
+    let through = Live::at(via);
+    let room = unique("room");
+    let user = unique("roam");
+    let (mut c, sid) = recovering(&through, &driver, &user, &room).await;
+    let mut from = senders(&b, &driver, &room).await;
+    // Both instances listen to the room before anything is said in it.
+    subscribed(&redis.url(), &room, 2).await;
+    say(&mut from, &room, "before", 1).await;
+    contents(&mut c, "before", Duration::from_secs(3)).await;
+
+    // Away from A, back on B.
+    c.drive("pause").await;
+    gone(&a, &user).await;
+    say(&mut from, &room, "m", 50).await;
+    proxy.to(b.addrs()[0]);
+    c.drive("resume").await;
+    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
+    assert_eq!(
+        c.wire("__recovered__").await,
+        Some(json!(true)),
+        "on the other instance"
+    );
+    assert_eq!(
+        contents(&mut c, "m", Duration::from_millis(1500)).await,
+        expected("m", 50)
+    );
+
+    // B restarts: the client's transport closes without a goodbye (its session is
+    // saved as B drains); it comes back to the new B and misses nothing said meanwhile.
+    drop(from);
+    let mut from = senders(&a, &driver, &room).await;
+    subscribed(&redis.url(), &room, 2).await;
+    b.stop().await;
+    assert!(c.wire("__disconnect__").await.is_some());
+    say(&mut from, &room, "r", 10).await;
+    let b2 = start(unique("b2")).await;
+    proxy.to(b2.addrs()[0]);
+    c.drive("resume").await;
+    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
+    assert_eq!(
+        c.wire("__recovered__").await,
+        Some(json!(true)),
+        "after its instance restarted"
+    );
+    assert_eq!(
+        contents(&mut c, "r", Duration::from_millis(1500)).await,
+        expected("r", 10)
+    );
+}
+
+/// Waits until `n` instances listen to `room`'s channel.
+async fn subscribed(url: &str, room: &str, n: usize) {
+    let mut r = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for _ in 0..250 {
+        let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("switchboard:{{room:{room}}}"))
+            .query_async(&mut r)
+            .await
+            .expect("numsub");
+        if numsub.first().is_some_and(|(_, k)| *k >= n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{n} instances never listened to {room}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sync_answers_what_a_chat_service_client_missed() {
+    let live = Live::start_with(|c: &mut Config| c.history.size = 40).await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let mut from = senders(&live, &driver, &room).await;
+    say(&mut from, &room, "old", 1).await;
+    let mut cs = Client::connect(
+        &live,
+        &driver,
+        "chat-service",
+        "websocket",
+        &unique("cs"),
+        Some(&[&room]),
+    )
+    .await;
+    let last = cs
+        .canonical_where("message.created", Duration::from_secs(3), |e| {
+            e.str_field("content") == Some("old00")
+        })
+        .await;
+    assert!(last.is_none(), "it joined after that message");
+    // The id of the last message it saw: one it was sent live.
+    say(&mut from, &room, "seen", 1).await;
+    let seen = cs
+        .canonical_where("message.created", Duration::from_secs(3), |e| {
+            e.str_field("content") == Some("seen00")
+        })
+        .await
+        .expect("received live");
+    let id = seen.str_field("messageId").expect("id").to_string();
+    say(&mut from, &room, "m", 30).await;
+    let sync = |last: &str| json!({"conversationId": room, "lastMessageId": last});
+    cs.emit_wire("messages:sync", sync(&id), true).await;
+    let ack = cs.ack("messages:sync").await.expect("ack");
+    assert_eq!(ack["success"], true, "{ack}");
+    assert_eq!(ack["complete"], true, "{ack}");
+    let got: Vec<String> = ack["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(got, expected("m", 30), "the 30, in order");
+    // An id older than the history: what is there, and said to be incomplete.
+    say(&mut from, &room, "n", 20).await;
+    cs.emit_wire("messages:sync", sync(&id), true).await;
+    let ack = cs.ack("messages:sync").await.expect("ack");
+    assert_eq!(ack["complete"], false, "{ack}");
+    assert_eq!(ack["truncated"], true, "{ack}");
+    let n = ack["messages"].as_array().map_or(0, Vec::len);
+    assert!((30..=50).contains(&n), "what the history holds: {n}");
+}
