@@ -222,23 +222,7 @@ async fn a_redis_restart_is_survived_and_traffic_flows_again() {
     let mut y = Client::connect(&b, &driver, "nexus", "websocket", "y", Some(&["r"])).await;
     // Both instances subscribed to the room (each does so in the background once its
     // client is registered, after the WebSocket opened).
-    let mut r = redis::Client::open(url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    for _ in 0..250 {
-        let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("switchboard:{room:r}")
-            .query_async(&mut r)
-            .await
-            .expect("numsub");
-        if numsub.first().is_some_and(|(_, n)| *n == 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::subscribed(&url, "r", 2).await;
     x.emit_wire(
         "message:send",
         json!({"conversationId": "r", "content": "before"}),

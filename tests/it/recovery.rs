@@ -241,7 +241,7 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
     let (mut c, sid) = recovering(&through, &driver, &user, &room).await;
     let mut from = senders(&b, &driver, &room).await;
     // Both instances listen to the room before anything is said in it.
-    subscribed(&redis.url(), &room, 2).await;
+    crate::support::subscribed(&redis.url(), &room, 2).await;
     say(&mut from, &room, "before", 1).await;
     contents(&mut c, "before", Duration::from_secs(3)).await;
 
@@ -266,7 +266,7 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
     // saved as B drains); it comes back to the new B and misses nothing said meanwhile.
     drop(from);
     let mut from = senders(&a, &driver, &room).await;
-    subscribed(&redis.url(), &room, 2).await;
+    crate::support::subscribed(&redis.url(), &room, 2).await;
     b.stop().await;
     assert!(c.wire("__disconnect__").await.is_some());
     say(&mut from, &room, "r", 10).await;
@@ -283,28 +283,6 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
         contents(&mut c, "r", Duration::from_millis(1500)).await,
         expected("r", 10)
     );
-}
-
-/// Waits until `n` instances listen to `room`'s channel.
-async fn subscribed(url: &str, room: &str, n: usize) {
-    let mut r = redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    for _ in 0..250 {
-        let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(format!("switchboard:{{room:{room}}}"))
-            .query_async(&mut r)
-            .await
-            .expect("numsub");
-        if numsub.first().is_some_and(|(_, k)| *k >= n) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{n} instances never listened to {room}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

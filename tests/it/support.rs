@@ -20,6 +20,28 @@ pub fn free_port() -> u16 {
         .expect("port")
 }
 
+/// Waits until `n` instances listen to `room`'s channel.
+pub async fn subscribed(url: &str, room: &str, n: usize) {
+    let mut r = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for _ in 0..250 {
+        let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("switchboard:{{room:{room}}}"))
+            .query_async(&mut r)
+            .await
+            .expect("numsub");
+        if numsub.first().is_some_and(|(_, k)| *k >= n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{n} instances never listened to {room}");
+}
+
 /// A `redis-server` of the test's own on `port`, killed when dropped.
 pub struct Redis {
     pub port: u16,
