@@ -3,7 +3,7 @@
 //! (passthrough), or the API (health and metrics, the internal API).
 
 use super::respond::{Body, Peer, empty, json_response};
-use super::socketio::{Namespace, polling, websocket as sio_websocket};
+use super::socketio::{Namespace, longpoll, polling, websocket as sio_websocket};
 use super::{Context, api, internal, websocket};
 use crate::auth::Provider;
 use crate::config::{ListenerConfig, Transport};
@@ -36,6 +36,10 @@ struct SioPath {
     prefix: String,
     namespaces: Arc<[Namespace]>,
     svc: SocketIoService<NotFoundService>,
+    /// Whether our own engine serves its long polling too (a namespace recovers).
+    own: bool,
+    /// Its long-polling sessions, when it does.
+    sessions: Arc<longpoll::PollSessions>,
 }
 
 /// A raw WebSocket path: its dialect, auth provider and fronted backend.
@@ -86,6 +90,8 @@ impl Routes {
                 SioPath {
                     prefix: path.to_string(),
                     svc: polling::service(cx, path, &namespaces),
+                    own: namespaces.iter().any(|n| n.recovery),
+                    sessions: Arc::default(),
                     namespaces,
                 }
             })
@@ -150,7 +156,11 @@ impl Routes {
             return resp;
         }
         if let Some(SioPath {
-            namespaces, svc, ..
+            namespaces,
+            svc,
+            own,
+            sessions,
+            ..
         }) = sio
         {
             if req.method() == Method::OPTIONS {
@@ -161,6 +171,11 @@ impl Routes {
             if sio_websocket::is_direct_websocket(&req) {
                 let mut resp =
                     sio_websocket::upgrade(req, namespaces.clone(), self.cx.clone(), peer);
+                cors_headers(&mut resp, origin.as_deref(), None);
+                return resp;
+            }
+            if *own {
+                let mut resp = longpoll::serve(req, namespaces, sessions, &self.cx, peer).await;
                 cors_headers(&mut resp, origin.as_deref(), None);
                 return resp;
             }

@@ -36,6 +36,7 @@ mod hub_refusals;
 mod hub_relays;
 mod jwks;
 mod loader_errors;
+mod longpoll;
 mod outages;
 mod recovery;
 mod redis_cluster;

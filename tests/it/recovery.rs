@@ -1,5 +1,6 @@
 //! Room history and Socket.IO connection state recovery, with the official
-//! socket.io-client: a client whose transport closes comes back to its session (same
+//! socket.io-client (long polling upgraded to a WebSocket, its default; long polling
+//! only; a WebSocket only): a client whose transport closes comes back to its session (same
 //! socket id, its rooms) and gets every message it missed, in order, once, whoever sent
 //! them; on the local bus, across two instances on Redis, and after its instance was
 //! restarted; a client away too long starts afresh (`recovered === false`). Chat
@@ -45,14 +46,22 @@ impl Proxy {
     }
 }
 
-/// Connects the official client (salala, WebSocket) with its token and waits for it.
-async fn recovering(live: &Live, driver: &Arc<Driver>, user: &str, room: &str) -> (Client, String) {
+/// Connects the official client (salala) over `transport` ("default": long polling
+/// upgraded to a WebSocket, as the client does unless told otherwise) with its token,
+/// and waits for it.
+async fn recovering(
+    live: &Live,
+    driver: &Arc<Driver>,
+    transport: &str,
+    user: &str,
+    room: &str,
+) -> (Client, String) {
     let t = token(user, Some(user), Some(&[room]));
     let mut c = Client::socketio(
         live,
         driver,
         "salala",
-        "websocket",
+        transport,
         user,
         json!({"token": format!("Bearer {t}")}),
         Value::Null,
@@ -135,7 +144,7 @@ async fn a_client_back_within_the_window_gets_its_session_and_all_it_missed() {
     let driver = Driver::start().await;
     let room = unique("room");
     let user = unique("rec");
-    let (mut c, sid) = recovering(&live, &driver, &user, &room).await;
+    let (mut c, sid) = recovering(&live, &driver, "default", &user, &room).await;
     let mut from = senders(&live, &driver, &room).await;
     // One message before: the client has an offset.
     say(&mut from, &room, "before", 1).await;
@@ -187,7 +196,7 @@ async fn a_client_away_too_long_or_past_the_history_starts_afresh() {
     let driver = Driver::start().await;
     let room = unique("room");
     let user = unique("late");
-    let (mut c, sid) = recovering(&live, &driver, &user, &room).await;
+    let (mut c, sid) = recovering(&live, &driver, "websocket", &user, &room).await;
     let mut from = senders(&live, &driver, &room).await;
     say(&mut from, &room, "before", 1).await;
     contents(&mut c, "before", Duration::from_secs(2)).await;
@@ -238,7 +247,7 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
     let through = Live::at(via);
     let room = unique("room");
     let user = unique("roam");
-    let (mut c, sid) = recovering(&through, &driver, &user, &room).await;
+    let (mut c, sid) = recovering(&through, &driver, "polling", &user, &room).await;
     let mut from = senders(&b, &driver, &room).await;
     // Both instances listen to the room before anything is said in it.
     crate::support::subscribed(&redis.url(), &room, 2).await;

@@ -156,6 +156,14 @@ async fn two_instances_behave_as_one_server() {
 
     // Calls: the busy flag is shared. Bob (instance b) calls cat (instance a)...
     let mut cat = Client::connect(&a, &driver, "salala", "websocket", &uc, None).await;
+    // Its instance listens to its personal room in the background once it registered
+    // (after the client heard it connected): the offer waits for that.
+    crate::support::listening(
+        "redis://127.0.0.1:6379",
+        &format!("switchboard:{{user:{uc}}}"),
+        1,
+    )
+    .await;
     bob.emit_wire(
         "SIGNAL_SDP",
         json!({"targetId": uc, "type": "offer", "sdp": "v=0"}),

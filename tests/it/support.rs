@@ -22,6 +22,12 @@ pub fn free_port() -> u16 {
 
 /// Waits until `n` instances listen to `room`'s channel.
 pub async fn subscribed(url: &str, room: &str, n: usize) {
+    listening(url, &format!("switchboard:{{room:{room}}}"), n).await;
+}
+
+/// Waits until `n` instances listen to `channel` (each subscribes in the background
+/// once a member registered, after its client heard it connected).
+pub async fn listening(url: &str, channel: &str, n: usize) {
     let mut r = redis::Client::open(url)
         .expect("url")
         .get_multiplexed_async_connection()
@@ -30,7 +36,7 @@ pub async fn subscribed(url: &str, room: &str, n: usize) {
     for _ in 0..250 {
         let numsub: Vec<(String, usize)> = redis::cmd("PUBSUB")
             .arg("NUMSUB")
-            .arg(format!("switchboard:{{room:{room}}}"))
+            .arg(channel)
             .query_async(&mut r)
             .await
             .expect("numsub");
@@ -39,7 +45,7 @@ pub async fn subscribed(url: &str, room: &str, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("{n} instances never listened to {room}");
+    panic!("{n} instances never listened to {channel}");
 }
 
 /// A `redis-server` of the test's own on `port`, killed when dropped.

@@ -1,7 +1,7 @@
 // Drives official socket.io-client sockets for switchboard's Rust integration tests.
 // Protocol: one JSON command per stdin line; one JSON report per stdout line.
 //   {"op":"connect","id":"c1","url":"http://127.0.0.1:3000/ws/app","path":"/socket.io",
-//    "transport":"websocket"|"polling","auth":{...},"query":{...}}
+//    "transport":"websocket"|"polling"|"default","auth":{...},"query":{...}}
 //   {"op":"emit","id":"c1","event":"message:send","args":[{...}],"ack":true}
 //   {"op":"close","id":"c1"}
 //   {"op":"pause","id":"c1"}   closes the transport and stays away (not a goodbye: the
@@ -19,7 +19,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 function connect(c) {
   const socket = io(c.url, {
     path: c.path ?? "/socket.io",
-    transports: [c.transport ?? "websocket"],
+    // "default": the client's own default, long polling upgraded to a WebSocket.
+    transports: c.transport === "default" ? ["polling", "websocket"] : [c.transport ?? "websocket"],
     auth: c.auth ?? undefined,
     query: c.query ?? undefined,
     reconnection: false,

@@ -1,8 +1,11 @@
 //! Socket.IO routes: one path, several namespaces, each bound to a dialect (and maybe a
 //! fronted backend). Clients that open a WebSocket from the start are served by our own
 //! Engine.IO path (`websocket.rs`); long polling, and upgrades from it, by socketioxide
-//! (`polling.rs`). Both hand every event to the inbound path (`route`).
+//! (`polling.rs`), except on paths that recover sessions, whose long polling and
+//! upgrades our own engine serves too (`longpoll.rs`: socketioxide's CONNECT answer has
+//! no `pid`). All hand every event to the inbound path (`route`).
 
+pub(crate) mod longpoll;
 pub(crate) mod polling;
 pub(crate) mod websocket;
 

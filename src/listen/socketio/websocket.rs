@@ -66,25 +66,17 @@ pub(crate) fn upgrade(
     let (out, queue) = bounded::<Outgoing>(cx.cfg.limits.outbound_queue);
     // Built here and handed to the task whole: an argument the task moved into a
     // local would take its room twice in the task's future.
-    let c = Connection {
-        client,
-        cx: cx.clone(),
-        out,
-        cut: cx.realtime.child_token(),
-        // Most clients join one namespace.
-        joined: Vec::with_capacity(1),
-        attachments: 0,
-    };
+    let c = Connection::new(client, cx.clone(), out);
     websocket::accept(&mut req, &cx, peer, move |up| serve(up, c, queue))
 }
 
 /// What the handshake said about the client.
-struct Client {
-    namespaces: Arc<[Namespace]>,
+pub(super) struct Client {
+    pub(super) namespaces: Arc<[Namespace]>,
     /// `?token=`, for namespaces joined without one in `auth`.
-    query_token: Option<String>,
-    user_agent: Option<Arc<str>>,
-    peer: SocketAddr,
+    pub(super) query_token: Option<String>,
+    pub(super) user_agent: Option<Arc<str>>,
+    pub(super) peer: SocketAddr,
 }
 
 /// A namespace the client joined.
@@ -96,36 +88,46 @@ struct Joined {
 }
 
 /// One connection: its state while the reader runs.
-struct Connection {
-    client: Client,
-    cx: Arc<Context>,
-    out: Sender<Outgoing>,
+pub(super) struct Connection {
+    pub(super) client: Client,
+    pub(super) cx: Arc<Context>,
+    pub(super) out: Sender<Outgoing>,
     /// Shared by its namespaces' hub connections: the hub cutting one (slow consumer,
     /// rate limit) cuts the connection, whose queue and limits they share. A child of
     /// the server's `realtime` token.
-    cut: CancellationToken,
+    pub(super) cut: CancellationToken,
     joined: Vec<Joined>,
     /// Binary frames still to come for a binary event (refused; their frames dropped).
     attachments: usize,
 }
 
 /// Engine.IO heartbeat ping (v4: the server pings, the client answers `3`).
-const PING: &str = "2";
+pub(super) const PING: &str = "2";
 
-async fn serve(mut up: Upgrade, mut c: Connection, queue: websocket::Receiver<Outgoing>) {
+async fn serve(mut up: Upgrade, c: Connection, queue: websocket::Receiver<Outgoing>) {
     let Some(ws) = up.open().await else {
         return;
     };
-    let mut socket = WsConnection::new(ws, queue);
-    let cx = c.cx.clone();
-    let sio = &cx.cfg.socketio;
+    let socket = WsConnection::new(ws, queue);
     // Written at once and dropped: a local of this function would live (and hold its
     // map) as long as the connection.
-    let open = open_packet(&cx);
+    let open = open_packet(&c.cx, &new_sid(), false);
     let _ = c.out.try_send(Outgoing::Text(Bytes::from(open)));
+    let join_by = Some(Box::pin(tokio::time::sleep(
+        c.cx.cfg.socketio.connect_timeout,
+    )));
+    run(socket, c, join_by).await;
+}
+
+/// A deadline for joining a namespace, boxed: an idle connection keeps a pointer.
+pub(super) type JoinBy = Option<std::pin::Pin<Box<tokio::time::Sleep>>>;
+
+/// Serves a connection on its WebSocket until it ends (from the start, or once a long
+/// polling session upgraded to it), then unregisters its namespaces.
+pub(super) async fn run(mut socket: WsConnection, mut c: Connection, mut join_by: JoinBy) {
+    let cx = c.cx.clone();
+    let sio = &cx.cfg.socketio;
     let idle_limit = sio.ping_interval + sio.ping_timeout;
-    // Boxed, and dropped once a namespace is joined: an idle connection keeps a pointer.
-    let mut join_by = Some(Box::pin(tokio::time::sleep(sio.connect_timeout)));
     let mut beat = cx.heartbeat.beat();
     let mut last_heard = Instant::now();
     loop {
@@ -181,21 +183,19 @@ async fn serve(mut up: Upgrade, mut c: Connection, queue: websocket::Receiver<Ou
             }
         }
     }
-    for j in std::mem::take(&mut c.joined) {
-        Box::pin(j.inbound.close()).await;
-    }
-    let cut = c.cut.is_cancelled();
-    drop(c);
+    let cut = c.leave_all().await;
     Box::pin(socket.finish(cut)).await;
 }
 
 /// The Engine.IO open packet: `0{"sid", "upgrades", "pingInterval", "pingTimeout",
-/// "maxPayload"}`.
-fn open_packet(cx: &Context) -> String {
+/// "maxPayload"}` (a long-polling session may upgrade to a WebSocket).
+pub(super) fn open_packet(cx: &Context, sid: &str, polling: bool) -> String {
     let sio = &cx.cfg.socketio;
+    let ws = sio.transports.iter().any(|t| t == "websocket");
+    let upgrades: &[&str] = if polling && ws { &["websocket"] } else { &[] };
     let open = json!({
-        "sid": new_sid(),
-        "upgrades": [],
+        "sid": sid,
+        "upgrades": upgrades,
         "pingInterval": sio.ping_interval.as_millis() as u64,
         "pingTimeout": sio.ping_timeout.as_millis() as u64,
         "maxPayload": cx.cfg.limits.max_frame,
@@ -204,8 +204,35 @@ fn open_packet(cx: &Context) -> String {
 }
 
 impl Connection {
+    /// A connection of `client` whose frames go to `out`, cut with a child of the
+    /// server's `realtime` token.
+    pub(super) fn new(client: Client, cx: Arc<Context>, out: Sender<Outgoing>) -> Connection {
+        Connection {
+            client,
+            cut: cx.realtime.child_token(),
+            cx,
+            out,
+            // Most clients join one namespace.
+            joined: Vec::with_capacity(1),
+            attachments: 0,
+        }
+    }
+
+    /// Leaves every namespace (unregistered in order); whether the server cut it.
+    pub(super) async fn leave_all(mut self) -> bool {
+        for j in std::mem::take(&mut self.joined) {
+            Box::pin(j.inbound.close()).await;
+        }
+        self.cut.is_cancelled()
+    }
+
+    /// Whether it has joined a namespace.
+    pub(super) fn has_joined(&self) -> bool {
+        !self.joined.is_empty()
+    }
+
     /// Handles one Engine.IO packet; `false` ends the connection.
-    async fn engine_packet(&mut self, text: &str) -> bool {
+    pub(super) async fn engine_packet(&mut self, text: &str) -> bool {
         match text.as_bytes().first() {
             // A message: a Socket.IO packet.
             Some(b'4') => {
@@ -449,7 +476,7 @@ impl Outlet for NamespaceOutlet {
 }
 
 /// A random id (Engine.IO session, namespace socket): 16 URL-safe characters.
-fn new_sid() -> String {
+pub(super) fn new_sid() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bits = fastrand::u128(..);
     (0..16)

@@ -38,6 +38,11 @@ impl WsConnection {
         }
     }
 
+    /// Writes `queue` from now on, instead of the one it was made with.
+    pub(crate) fn replace_queue(&mut self, queue: outgoing::Receiver<Outgoing>) {
+        self.writer.replace_queue(queue);
+    }
+
     /// The socket, to write on before the connection is served (a refusal).
     pub(crate) fn io(&mut self) -> &mut super::writer::Io {
         self.ws.get_mut().io()

@@ -158,6 +158,12 @@ impl Writer {
         }
     }
 
+    /// Writes `queue` from now on (a long-polling session upgraded to this socket: its
+    /// queue replaces the probe's, whose frames are out).
+    pub(crate) fn replace_queue(&mut self, queue: outgoing::Receiver<Outgoing>) {
+        self.queue = queue;
+    }
+
     /// Whether this writer should go before the connection reads on: a batch is part
     /// written, the last frame is in, or [`GOES_FIRST_AT`] frames or more wait.
     pub(crate) fn goes_first(&self) -> bool {
