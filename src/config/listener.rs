@@ -54,24 +54,25 @@ pub struct RouteConfig {
     /// with `auth.secret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
-    /// Socket.IO connection state recovery on this route: the namespace's CONNECT
-    /// answer carries a `pid`, each kept event its offset as its last argument, and a
-    /// client back within `recovery.max_disconnection` gets its session and what it
-    /// missed. Unset: on for the dialects whose clients ignore an extra argument
-    /// (Salala, Chat Service, Phase 10, Clerk), off for raw WebSocket routes (NexusChat
-    /// recovers with `?since=` instead, when asked for).
+    /// Recovery on this route. Socket.IO: connection state recovery (the namespace's
+    /// CONNECT answer carries a `pid`, each kept event its offset as its last argument,
+    /// and a client back within `recovery.max_disconnection` gets its session and what
+    /// it missed); unset: on (the seed dialects' clients ignore an extra argument). Raw
+    /// WebSocket: an extension of the dialect, off unless set: each kept envelope
+    /// carries `"offset"`, and a client reconnecting with `?since=<offset>` is sent what
+    /// its rooms had after it, before anything new. Never on fronted routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<bool>,
 }
 
 impl RouteConfig {
-    /// Whether the route recovers Socket.IO sessions: as configured, else on for
-    /// Socket.IO routes the hub serves (a fronted backend's facts are not the hub's to
-    /// keep).
+    /// Whether the route recovers: as configured, else on for Socket.IO routes the hub
+    /// serves (a fronted backend's facts are not the hub's to keep).
     pub fn recovers(&self) -> bool {
-        self.transport == Transport::Socketio
-            && self.upstream.is_none()
-            && self.recovery.unwrap_or(true)
+        self.upstream.is_none()
+            && self
+                .recovery
+                .unwrap_or(self.transport == Transport::Socketio)
     }
 }
 

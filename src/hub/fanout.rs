@@ -47,7 +47,10 @@ impl HubState {
             Transport::Websocket => {
                 let mut buf = Vec::with_capacity(256);
                 d.encode_frame(ev, Direction::Down, &mut buf)?;
-                OutFrame::text(&ev.name, buf)
+                match offset {
+                    Some(o) => OutFrame::text_at(&ev.name, buf, o),
+                    None => OutFrame::text(&ev.name, buf),
+                }
             }
         })
     }

@@ -43,6 +43,19 @@ impl OutFrame {
         }
     }
 
+    /// A whole text frame (a JSON envelope) for the event `name`, carrying its history
+    /// offset as a top-level `"offset"` (the raw WebSocket recovery extension).
+    pub fn text_at(name: &str, mut text: Vec<u8>, offset: &Offset) -> OutFrame {
+        if text.last() == Some(&b'}') && text.len() > 2 {
+            text.pop();
+            text.extend_from_slice(format!(",\"offset\":\"{offset}\"}}").as_bytes());
+        }
+        OutFrame {
+            seq: Some(offset.seq),
+            ..OutFrame::text(name, text)
+        }
+    }
+
     /// A whole text frame (an envelope) for the event `name`.
     pub fn text(name: &str, text: Vec<u8>) -> OutFrame {
         OutFrame {

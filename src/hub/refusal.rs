@@ -42,6 +42,9 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The connection sends faster than `limits.rate`.
     RateLimited,
+    /// A replay asked for (`?since=`) reaches back further than the room history holds:
+    /// what it holds follows; resynchronise the rest over REST.
+    HistoryIncomplete,
 }
 
 impl ErrorCode {
@@ -61,6 +64,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::HistoryIncomplete => "history_incomplete",
         }
     }
 }

@@ -88,6 +88,7 @@ impl Hub {
         // A recovering connection holds what it is sent until its replay is written.
         let mut conn = Conn::new(id, n, now_millis(), s.burst);
         let resume = conn.recovery.as_mut().and_then(|r| r.take_resume());
+        let since = conn.recovery.as_mut().and_then(|r| r.take_since());
         let conn = Arc::new(conn);
         write(&inner.conns).insert(id, conn.clone());
         let labels = conn_labels(&conn);
@@ -123,6 +124,8 @@ impl Hub {
         presence::connected(inner, &conn).await;
         if let Some(r) = resume {
             Box::pin(inner.resume(&conn, *r)).await;
+        } else if let Some(since) = since {
+            Box::pin(inner.replay_since(&conn, since)).await;
         }
         tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected");
         Ok(conn)

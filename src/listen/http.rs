@@ -48,6 +48,8 @@ pub(crate) struct WsRoute {
     pub dialect: Arc<str>,
     pub upstream: Option<Arc<Upstream>>,
     pub auth: Arc<Provider>,
+    /// The recovery extension: offsets on kept events, `?since=` replays.
+    pub recovery: bool,
 }
 
 /// One port's routes.
@@ -105,6 +107,7 @@ impl Routes {
                 dialect: Arc::from(r.dialect.as_str()),
                 upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                 auth: cx.auth.for_route(r.auth.as_deref()),
+                recovery: r.recovers() && cx.hub.history_on(),
             })
             .collect();
         let mut passthrough: Vec<Arc<Upstream>> = Vec::new();

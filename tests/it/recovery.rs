@@ -347,3 +347,76 @@ async fn messages_sync_answers_what_a_chat_service_client_missed() {
     let n = ack["messages"].as_array().map_or(0, Vec::len);
     assert!((30..=50).contains(&n), "what the history holds: {n}");
 }
+
+/// A raw WebSocket client of the test's own: every envelope it receives, whole.
+async fn nexus(
+    addr: SocketAddr,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?{query}"))
+        .await
+        .expect("websocket opens");
+    ws
+}
+
+/// Envelopes (JSON) received until none comes for `quiet`.
+async fn envelopes(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    quiet: Duration,
+) -> Vec<Value> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(quiet, ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            out.push(serde_json::from_str(&t).expect("an envelope"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nexus_client_asked_to_replays_what_its_rooms_had_since_its_offset() {
+    let live = Live::start_with(|c: &mut Config| {
+        for l in &mut c.listeners {
+            for r in &mut l.routes {
+                if r.dialect == "nexus" {
+                    r.recovery = Some(true);
+                }
+            }
+        }
+    })
+    .await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let t = token(&unique("nx"), None, Some(&[&room]));
+    let addr = live.addrs()[0];
+    let mut ws = nexus(addr, &format!("token={t}")).await;
+    let mut from = senders(&live, &driver, &room).await;
+    from.retain(|c| c.dialect != "nexus");
+    say(&mut from, &room, "before", 1).await;
+    let got = envelopes(&mut ws, Duration::from_millis(500)).await;
+    let last = got
+        .iter()
+        .find(|e| e["event"] == "NEW_MESSAGE")
+        .unwrap_or_else(|| panic!("{got:?}"));
+    let offset = last["offset"]
+        .as_str()
+        .expect("an offset on a kept event")
+        .to_string();
+    drop(ws);
+    say(&mut from, &room, "m", 6).await;
+    let mut back = nexus(addr, &format!("token={t}&since={offset}")).await;
+    let got = envelopes(&mut back, Duration::from_millis(700)).await;
+    let missed: Vec<&str> = got
+        .iter()
+        .filter(|e| e["event"] == "NEW_MESSAGE")
+        .filter_map(|e| e["data"]["contentText"].as_str())
+        .collect();
+    assert_eq!(missed, expected("m", 6), "{got:?}");
+    assert!(got.iter().all(|e| e["event"] != "ERROR"), "{got:?}");
+    // An offset of another history: told, in NexusChat's ERROR, and given what is there.
+    let mut stale = nexus(addr, &format!("token={t}&since=00ff-1")).await;
+    let got = envelopes(&mut stale, Duration::from_millis(500)).await;
+    assert_eq!(got[0]["event"], "ERROR", "{got:?}");
+    assert_eq!(got[0]["data"]["code"], "history_incomplete", "{got:?}");
+}

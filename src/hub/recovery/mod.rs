@@ -13,7 +13,7 @@ mod sessions;
 pub use sessions::{Saved, Sessions, SessionsError};
 
 use super::outlet::{OutFrame, Outlet, SendFailure};
-use super::{Conn, HubState, presence};
+use super::{Conn, ErrorCode, HubState, Refusal, presence};
 use crate::bus::{Offset, RoomKey};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -32,6 +32,8 @@ pub struct ConnRecovery {
     pub pid: Arc<str>,
     /// The session it takes up again, until registration takes it.
     resume: Option<Box<Resume>>,
+    /// Where a raw WebSocket client's replay starts, until registration takes it.
+    since: Option<Offset>,
     /// The last offsets queued to it, a ring (0: none), and where the next goes:
     /// atomics, as every delivery writes one.
     delivered: [AtomicU64; REMEMBERED],
@@ -47,10 +49,13 @@ pub struct ConnRecovery {
 
 /// What a listener asks for a connection on a recovering route.
 pub struct Recover {
-    /// The connection's pid (the recovered one, or a new one).
+    /// The connection's pid (the recovered one, or a new one; empty on raw WebSocket,
+    /// which has no sessions to recover).
     pub pid: Arc<str>,
     /// The session it takes up again, when the client recovers.
     pub resume: Option<Box<Resume>>,
+    /// Raw WebSocket's `?since=`: replay what its rooms had after this offset.
+    pub since: Option<Offset>,
 }
 
 /// A session taken up again.
@@ -69,10 +74,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ConnRecovery {
     pub(crate) fn new(r: Recover) -> ConnRecovery {
-        let catching_up = r.resume.is_some();
+        let catching_up = r.resume.is_some() || r.since.is_some();
         ConnRecovery {
             pid: r.pid,
             resume: r.resume,
+            since: r.since,
             delivered: std::array::from_fn(|_| AtomicU64::new(0)),
             next: AtomicUsize::new(0),
             catching_up: AtomicBool::new(catching_up),
@@ -84,6 +90,11 @@ impl ConnRecovery {
     /// The session to take up again (once).
     pub(crate) fn take_resume(&mut self) -> Option<Box<Resume>> {
         self.resume.take()
+    }
+
+    /// Where a raw WebSocket client's replay starts (once).
+    pub(crate) fn take_since(&mut self) -> Option<Offset> {
+        self.since.take()
     }
 
     /// Sends (or holds, while catching up) a frame, remembering its offset.
@@ -267,9 +278,6 @@ impl HubState {
     /// A resumed connection (registered, its catch-up hold on) takes its rooms back and
     /// is sent what it missed, then what came meanwhile.
     pub(super) async fn resume(&self, conn: &Arc<Conn>, resume: Resume) {
-        let Some(rec) = conn.recovery.as_deref() else {
-            return;
-        };
         let mut rooms = Vec::new();
         for room in resume.saved.rooms.iter().take(self.settings.max_rooms) {
             if let RoomKey::Conversation(id) = room
@@ -280,19 +288,60 @@ impl HubState {
             }
         }
         presence::record_rooms(self, conn, &rooms, true).await;
+        let own = (resume.saved.instance.as_str(), resume.saved.conn);
+        let rooms = replay_rooms(&resume.saved);
+        self.catch_up(conn, &rooms, &resume.floor, &resume.seen, Some(own), None)
+            .await;
+    }
+
+    /// A raw WebSocket client back with `?since=` (registered, its rooms joined from its
+    /// token, its hold on) is sent what its rooms had after the offset, then what came
+    /// meanwhile; told first in its dialect (`history_incomplete`) when the history no
+    /// longer reaches back that far.
+    pub(super) async fn replay_since(&self, conn: &Arc<Conn>, since: Offset) {
+        let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+        let notice = Refusal::new(
+            ErrorCode::HistoryIncomplete,
+            format!(
+                "the room history no longer holds everything after {since}: what it holds follows; resynchronise the rest over REST"
+            ),
+        );
+        self.catch_up(conn, &rooms, &since, &HashSet::new(), None, Some(&notice))
+            .await;
+    }
+
+    /// Writes a catching-up connection its replay (the kept facts of `rooms` after
+    /// `floor`, without `seen`, without its own sends as connection `own`), then releases
+    /// what was held; `incomplete` is said first when the history falls short.
+    async fn catch_up(
+        &self,
+        conn: &Arc<Conn>,
+        rooms: &[RoomKey],
+        floor: &Offset,
+        seen: &HashSet<u64>,
+        own: Option<(&str, u64)>,
+        incomplete: Option<&Refusal>,
+    ) {
+        let Some(rec) = conn.recovery.as_deref() else {
+            return;
+        };
         let mut replay = Vec::new();
-        match self
-            .history
-            .since(&replay_rooms(&resume.saved), &resume.floor, &resume.seen)
-            .await
-        {
+        match self.history.since(rooms, floor, seen).await {
             Ok(r) => {
+                if let Some(notice) = incomplete.filter(|_| !r.complete) {
+                    let ev = HubState::error_event(notice, None);
+                    if let Ok(f) = self.encode(&conn.dialect, conn.transport, &ev) {
+                        replay.push(f);
+                    }
+                }
                 for k in &r.kept {
                     let a = &k.delivery.audience;
-                    let own = a.except_connection.as_ref().is_some_and(|(i, c)| {
-                        **i == *resume.saved.instance && *c == resume.saved.conn
+                    let mine = own.is_some_and(|(i, c)| {
+                        a.except_connection
+                            .as_ref()
+                            .is_some_and(|(ai, ac)| **ai == *i && *ac == c)
                     });
-                    let excluded = own
+                    let excluded = mine
                         || a.except_user.as_deref() == Some(conn.user.id.as_str())
                         || a.except_upstream
                             .as_ref()
@@ -310,13 +359,10 @@ impl HubState {
                         replay.push(f);
                     }
                 }
-                tracing::debug!(conn = conn.id, user = %conn.user.id, missed = replay.len(), complete = r.complete, "session recovered");
+                tracing::debug!(conn = conn.id, user = %conn.user.id, missed = replay.len(), complete = r.complete, "caught up");
             }
             Err(e) => {
-                tracing::warn!(
-                    conn = conn.id,
-                    "a recovered session's replay could not be read: {e}"
-                );
+                tracing::warn!(conn = conn.id, "a replay could not be read: {e}");
             }
         }
         if rec.release(conn.outlet(), &replay).is_err() {
@@ -332,7 +378,8 @@ impl HubState {
         let Some(rec) = conn.recovery.as_deref() else {
             return;
         };
-        if rec.forget.load(Ordering::Relaxed) || !self.history.is_on() {
+        // Raw WebSocket has no sessions to recover (its clients replay with `?since=`).
+        if rec.pid.is_empty() || rec.forget.load(Ordering::Relaxed) || !self.history.is_on() {
             return;
         }
         let head = self.history.head().await.ok();

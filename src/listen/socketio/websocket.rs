@@ -377,6 +377,7 @@ impl Connection {
                     Some(Recover {
                         pid: Arc::from(r.saved.pid.as_str()),
                         resume: Some(Box::new(r)),
+                        since: None,
                     }),
                 ),
                 None => (
@@ -384,6 +385,7 @@ impl Connection {
                     Some(Recover {
                         pid: Arc::from(new_pid()),
                         resume: None,
+                        since: None,
                     }),
                 ),
             }

@@ -9,8 +9,9 @@ use super::{
 };
 use crate::auth as token;
 use crate::auth::Provider;
+use crate::bus::Offset;
 use crate::config::Transport;
-use crate::hub::{CLOSE_TRY_LATER, ErrorCode};
+use crate::hub::{CLOSE_TRY_LATER, ErrorCode, Recover};
 use crate::listen::Context;
 use crate::listen::http::WsRoute;
 use crate::listen::respond::Body;
@@ -40,6 +41,13 @@ pub(crate) fn upgrade(
     let token = token::from_authorization(h.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
         .or_else(|| token::from_query(req.uri().query()));
     let user_agent = user_agent(&req);
+    // A recovering route (an extension of the dialect, off unless configured): kept
+    // events carry their offset, and `?since=<offset>` replays what came after it.
+    let recovery = route.recovery.then(|| Recover {
+        pid: Arc::from(""),
+        resume: None,
+        since: since_of(req.uri().query()),
+    });
     let task_cx = cx.clone();
     accept(&mut req, &cx, peer, move |up| {
         let who = Who {
@@ -49,6 +57,7 @@ pub(crate) fn upgrade(
             token,
             user_agent,
             peer,
+            recovery,
         };
         serve(up, who, task_cx)
     })
@@ -64,6 +73,15 @@ struct Who {
     token: Option<String>,
     user_agent: Option<Arc<str>>,
     peer: SocketAddr,
+    recovery: Option<Recover>,
+}
+
+/// `?since=<offset>`: where a reconnecting client's replay starts (an offset this
+/// gateway did not give is ignored: the client starts afresh).
+fn since_of(query: Option<&str>) -> Option<Offset> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "since")
+        .and_then(|(_, v)| Offset::parse(&v))
 }
 
 async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
@@ -85,7 +103,7 @@ async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
         outlet: Box::new(QueueOutlet(out_tx.clone())),
         cancel: None,
         upstream: who.upstream,
-        recovery: None,
+        recovery: who.recovery,
     };
     // Boxed, as every one-time or per-event step below: the task's future stays as
     // small as its idle loop while the connection waits. The queue is written while a
