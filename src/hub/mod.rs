@@ -119,6 +119,9 @@ pub(crate) struct HubState {
     sessions: Sessions,
     /// How long they wait (`recovery.max_disconnection`).
     recovery_window: Duration,
+    /// How long an open connection's session is saved for (the window and a presence
+    /// period: the keeper saves it again before then).
+    live_session_ttl: Duration,
     bus: Arc<dyn Bus>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
@@ -195,6 +198,7 @@ impl Hub {
             history,
             sessions,
             recovery_window: cfg.recovery.max_disconnection,
+            live_session_ttl: cfg.recovery.max_disconnection + cfg.hub.presence_ttl,
             bus,
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::new()),

@@ -116,6 +116,7 @@ pub(super) async fn keep(inner: std::sync::Weak<HubState>, ttl: std::time::Durat
             tracing::warn!("presence not refreshed: {e}");
         }
         drop(vouched);
+        inner.save_all_live(&conns).await;
         // This instance is alive, with what it serves (the server API's `/api/info`):
         // told to the other instances, so only with a shared store.
         if inner.store.is_shared() {

@@ -127,6 +127,7 @@ impl Hub {
         } else if let Some(since) = since {
             Box::pin(inner.replay_since(&conn, since)).await;
         }
+        Box::pin(inner.save_live(&conn)).await;
         tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected");
         Ok(conn)
     }

@@ -36,6 +36,7 @@ pub(super) async fn join(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
             tracing::warn!(user = %conn.user.id, %room, "room not recorded for presence: {e}");
         }
         super::presence::record_rooms(inner, conn, std::slice::from_ref(&room), true).await;
+        inner.save_live(conn).await;
         let mut body = Map::new();
         body.insert("conversationId".into(), json!(room));
         body.insert("userId".into(), json!(conn.user.id));
@@ -57,6 +58,7 @@ pub(super) async fn leave(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Res
     if conn.in_room(&RoomKey::conversation(&room)) {
         inner.leave(conn, &RoomKey::conversation(&room));
         super::presence::record_rooms(inner, conn, std::slice::from_ref(&room), false).await;
+        inner.save_live(conn).await;
     }
     Ok(
         json!({"success": true, "message": format!("left conversation {room}"), "conversationId": room}),

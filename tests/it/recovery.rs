@@ -420,3 +420,58 @@ async fn a_nexus_client_asked_to_replays_what_its_rooms_had_since_its_offset() {
     assert_eq!(got[0]["event"], "ERROR", "{got:?}");
     assert_eq!(got[0]["data"]["code"], "history_incomplete", "{got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_recovers_after_its_instance_crashed() {
+    let redis = crate::support::Redis::start().await;
+    let url = redis.url();
+    let a = crate::process::Running::start(
+        &[
+            ("AUTH_JWT_SECRET", crate::live::SECRET),
+            ("SWITCHBOARD_BUS", "redis"),
+            ("REDIS_URL", &url),
+            ("SWITCHBOARD_INSTANCE", "crashing"),
+        ],
+        &[],
+    );
+    let b = {
+        let url = url.clone();
+        Live::start_with(move |c: &mut Config| {
+            c.bus.kind = BusKind::Redis;
+            c.redis.url = url;
+            c.instance = unique("b");
+        })
+        .await
+    };
+    let driver = Driver::start().await;
+    let proxy = Proxy::start(a.addrs()[0]).await;
+    let mut via = a.addrs();
+    via[0] = proxy.addr;
+    let through = Live::at(via);
+    let room = unique("room");
+    let user = unique("crash");
+    let (mut c, sid) = recovering(&through, &driver, "default", &user, &room).await;
+    let mut from = senders(&b, &driver, &room).await;
+    crate::support::subscribed(&url, &room, 2).await;
+    say(&mut from, &room, "before", 1).await;
+    assert_eq!(
+        contents(&mut c, "before", Duration::from_secs(3)).await,
+        expected("before", 1)
+    );
+    // SIGKILL: no goodbye, no disconnect handler; the session was saved while open.
+    a.signal("-KILL");
+    assert!(c.wire("__disconnect__").await.is_some());
+    say(&mut from, &room, "m", 10).await;
+    proxy.to(b.addrs()[0]);
+    c.drive("resume").await;
+    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
+    assert_eq!(
+        c.wire("__recovered__").await,
+        Some(json!(true)),
+        "after its instance crashed"
+    );
+    assert_eq!(
+        contents(&mut c, "m", Duration::from_millis(1500)).await,
+        expected("m", 10)
+    );
+}

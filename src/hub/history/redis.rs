@@ -95,17 +95,23 @@ impl RedisHistory {
         })
     }
 
-    /// The epoch and the last offset given (a new epoch when Redis has none yet).
+    /// The epoch and the last offset given (a new epoch when Redis has none yet, set
+    /// as the first append would: an offset taken now is this history's).
     pub async fn head(&self) -> Result<Offset, HistoryError> {
         let mut conn = self.conn.clone();
-        let (epoch, seq): (Option<String>, Option<u64>) = redis::pipe()
+        let (epoch, seq): (String, Option<u64>) = redis::pipe()
+            .cmd("SET")
+            .arg(EPOCH)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
             .get(EPOCH)
             .get(SEQ)
             .query_async(&mut conn)
             .await
             .map_err(err)?;
         Ok(Offset {
-            epoch: Arc::from(epoch.unwrap_or_default()),
+            epoch: Arc::from(epoch),
             seq: seq.unwrap_or(0),
         })
     }

@@ -8,6 +8,7 @@
 //! before anything new; when the history no longer holds all of it, it starts afresh
 //! instead (`recovered === false`), never with a silent gap.
 
+mod keep;
 mod sessions;
 
 pub use sessions::{Saved, Sessions, SessionsError};
@@ -370,36 +371,6 @@ impl HubState {
                 super::CLOSE_SLOW_CONSUMER,
                 "slow consumer: outbound queue full",
             );
-        }
-    }
-
-    /// Saves a connection's session as it goes, unless it left for good.
-    pub(super) async fn save_session(&self, conn: &Conn, rooms: &[RoomKey]) {
-        let Some(rec) = conn.recovery.as_deref() else {
-            return;
-        };
-        // Raw WebSocket has no sessions to recover (its clients replay with `?since=`).
-        if rec.pid.is_empty() || rec.forget.load(Ordering::Relaxed) || !self.history.is_on() {
-            return;
-        }
-        let head = self.history.head().await.ok();
-        let saved = Saved {
-            pid: rec.pid.to_string(),
-            sid: conn.socket_id.to_string(),
-            user: conn.user.id.clone(),
-            dialect: conn.dialect.to_string(),
-            rooms: rooms
-                .iter()
-                .filter(|r| matches!(r, RoomKey::Conversation(_)))
-                .cloned()
-                .collect(),
-            delivered: rec.delivered(),
-            head,
-            instance: self.instance.to_string(),
-            conn: conn.id,
-        };
-        if let Err(e) = self.sessions.save(&saved, self.recovery_window).await {
-            tracing::warn!(conn = conn.id, "session not saved for recovery: {e}");
         }
     }
 }

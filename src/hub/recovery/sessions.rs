@@ -122,6 +122,63 @@ impl Sessions {
         }
     }
 
+    /// Saves several sessions (in one round trip to Redis).
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn save_many(&self, all: &[Saved], ttl: Duration) -> Result<(), SessionsError> {
+        match self {
+            Sessions::Local(_) => {
+                for s in all {
+                    self.save(s, ttl).await?;
+                }
+                Ok(())
+            }
+            Sessions::Redis(conn) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let mut pipe = redis::pipe();
+                for s in all {
+                    let json =
+                        serde_json::to_string(s).map_err(|e| SessionsError(e.to_string()))?;
+                    pipe.cmd("SET")
+                        .arg(key(&s.pid))
+                        .arg(json)
+                        .arg("PX")
+                        .arg(ms)
+                        .ignore();
+                }
+                let mut conn = conn.clone();
+                pipe.query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| SessionsError(e.to_string()))
+            }
+        }
+    }
+
+    /// Deletes the session `pid` (its client said goodbye).
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn remove(&self, pid: &str) -> Result<(), SessionsError> {
+        match self {
+            Sessions::Local(m) => {
+                m.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .by_pid
+                    .remove(pid);
+                Ok(())
+            }
+            Sessions::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("DEL")
+                    .arg(key(pid))
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| SessionsError(e.to_string()))
+            }
+        }
+    }
+
     /// Takes the session `pid` (a second take finds nothing).
     ///
     /// # Errors
@@ -142,7 +199,11 @@ impl Sessions {
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| SessionsError(e.to_string()))?;
-                Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+                Ok(json.and_then(|j| {
+                    serde_json::from_str(&j)
+                        .map_err(|e| tracing::warn!(pid, "a saved session does not read: {e}"))
+                        .ok()
+                }))
             }
         }
     }
