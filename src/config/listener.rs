@@ -57,7 +57,8 @@ pub struct RouteConfig {
     /// Recovery on this route. Socket.IO: connection state recovery (the namespace's
     /// CONNECT answer carries a `pid`, each kept event its offset as its last argument,
     /// and a client back within `recovery.max_disconnection` gets its session and what
-    /// it missed); unset: on (the seed dialects' clients ignore an extra argument). Raw
+    /// it missed); unset: as the dialect's mapping file says (`recovery = true` where
+    /// its clients are known to ignore an extra argument: Salala, Chat Service). Raw
     /// WebSocket: an extension of the dialect, off unless set: each kept envelope
     /// carries `"offset"`, and a client reconnecting with `?since=<offset>` is sent what
     /// its rooms had after it, before anything new. Never on fronted routes.
@@ -66,13 +67,14 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
-    /// Whether the route recovers: as configured, else on for Socket.IO routes the hub
-    /// serves (a fronted backend's facts are not the hub's to keep).
-    pub fn recovers(&self) -> bool {
+    /// Whether the route recovers: as configured, else on for Socket.IO routes of a
+    /// dialect whose clients cope with it (`dialect_default`); never when it fronts a
+    /// backend (whose facts are not the hub's to keep).
+    pub fn recovers(&self, dialect_default: bool) -> bool {
         self.upstream.is_none()
             && self
                 .recovery
-                .unwrap_or(self.transport == Transport::Socketio)
+                .unwrap_or(self.transport == Transport::Socketio && dialect_default)
     }
 }
 

@@ -70,6 +70,7 @@ pub fn compile_dialect(src: &mut Source<'_>, vocab: &Vocabulary) -> Option<Diale
         framing,
         transport: h.transport.clone(),
         lacks,
+        recovery: h.recovery,
         rules: Vec::new(),
         decode_exact: Default::default(),
         decode_templates: Default::default(),

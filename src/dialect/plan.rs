@@ -337,6 +337,9 @@ pub struct Dialect {
     pub transport: Option<String>,
     /// What it cannot express: canonical event (or `event.field`) → reason.
     pub lacks: Vec<(String, String)>,
+    /// Its clients cope with an offset as each event's last argument: Socket.IO
+    /// recovery is on by default on its routes.
+    pub recovery: bool,
     /// Rules in file order.
     pub rules: Vec<Rule>,
     /// Per direction: exact wire name → decoding rules (in file order).

@@ -39,6 +39,11 @@ pub struct DialectHeader {
     /// Canonical events (or `event.field`) this dialect cannot express, with the reason.
     #[serde(default)]
     pub lacks: SpannedTable<String>,
+    /// Whether its clients are known to cope with an extra last argument on events
+    /// (Socket.IO connection state recovery's offset): recovery is then on by default
+    /// on its Socket.IO routes.
+    #[serde(default)]
+    pub recovery: bool,
 }
 
 /// One `[[event]]` rule: a wire event in one direction ⇄ a canonical event.

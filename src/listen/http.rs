@@ -86,7 +86,8 @@ impl Routes {
                         dialect: Arc::from(r.dialect.as_str()),
                         upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                         auth: cx.auth.for_route(r.auth.as_deref()),
-                        recovery: r.recovers() && cx.hub.history_on(),
+                        recovery: r.recovers(recovers_by_default(cx, &r.dialect))
+                            && cx.hub.history_on(),
                     })
                     .collect();
                 SioPath {
@@ -107,7 +108,7 @@ impl Routes {
                 dialect: Arc::from(r.dialect.as_str()),
                 upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                 auth: cx.auth.for_route(r.auth.as_deref()),
-                recovery: r.recovers() && cx.hub.history_on(),
+                recovery: r.recovers(false) && cx.hub.history_on(),
             })
             .collect();
         let mut passthrough: Vec<Arc<Upstream>> = Vec::new();
@@ -273,6 +274,14 @@ impl Routes {
             &json!({"error": "not found", "path": path}),
         )
     }
+}
+
+/// Whether `dialect`'s mapping file says its clients cope with recovery's offsets.
+fn recovers_by_default(cx: &Context, dialect: &str) -> bool {
+    cx.hub
+        .registry()
+        .dialect(dialect)
+        .is_some_and(|d| d.recovery)
 }
 
 /// Whether a Socket.IO request belongs to a session already open (`sid=`).
