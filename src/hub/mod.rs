@@ -6,6 +6,7 @@
 //! fan-out (`fanout.rs`) encodes each once per dialect for the local recipients.
 //! `registry.rs` keeps the connections and their limits; `store/` the shared state.
 
+mod append;
 mod calls;
 mod conn;
 mod control;
@@ -127,6 +128,8 @@ pub(crate) struct HubState {
     metrics: Arc<Metrics>,
     /// Where exported facts go (webhooks, RabbitMQ), as the server attached them.
     exports: OnceLock<Vec<Arc<dyn Export>>>,
+    /// Kept facts waiting to be appended to the Redis history (`append.rs`).
+    appender: OnceLock<tokio::sync::mpsc::Sender<append::Job>>,
     /// Set when the server begins to shut down: no connection registers after it.
     draining: AtomicBool,
 }
@@ -203,10 +206,17 @@ impl Hub {
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::new()),
             exports: OnceLock::new(),
+            appender: OnceLock::new(),
             draining: AtomicBool::new(false),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&state), cfg.hub.presence_ttl));
+            if state.history.is_shared() {
+                let _guard = rt.enter();
+                let _ = state
+                    .appender
+                    .set(append::start(Arc::downgrade(&state), cfg.bus.queue));
+            }
         }
         let weak: std::sync::Weak<dyn Deliver> =
             Arc::downgrade(&(state.clone() as Arc<dyn Deliver>));

@@ -60,7 +60,8 @@ impl HubState {
     }
 
     /// Appends a kept fact to its rooms' history (once, before any instance fans it
-    /// out), then publishes and exports it.
+    /// out), then publishes and exports it: at once in process, through the appender
+    /// (`append.rs`) with Redis.
     pub(super) async fn publish_kept(
         &self,
         event: Event,
@@ -71,6 +72,40 @@ impl HubState {
             audience,
             offset: None,
         };
+        if self.history.is_shared() && self.history.keeps(&d.event, &d.audience) {
+            if !self.bus.ready() {
+                // Redis is down: the bus decides (queue or refuse), without an offset.
+                self.history.skip(&d);
+                return self.publish_delivery(d, true);
+            }
+            if let Some(appender) = self.appender.get() {
+                let wants = self.exports.get().is_some_and(|e| !e.is_empty());
+                let (to, from) = if wants {
+                    let (a, b) = tokio::sync::oneshot::channel();
+                    (Some(a), Some(b))
+                } else {
+                    (None, None)
+                };
+                appender
+                    .try_send(super::append::Job {
+                        delivery: d,
+                        stored: to,
+                    })
+                    .map_err(|_| {
+                        Refusal::new(
+                            ErrorCode::Unavailable,
+                            "too many facts waiting for the room history: try again",
+                        )
+                    })?;
+                return match from {
+                    None => Ok(Stored::done()),
+                    Some(rx) => match rx.await {
+                        Ok(r) => r,
+                        Err(_) => Err(Refusal::new(ErrorCode::Unavailable, "the hub stopped")),
+                    },
+                };
+            }
+        }
         d.offset = self.history.append(&d).await;
         self.publish_delivery(d, true)
     }
@@ -91,7 +126,7 @@ impl HubState {
         self.publish_delivery(d, export)
     }
 
-    fn publish_delivery(&self, d: Delivery, export: bool) -> Result<Stored, Refusal> {
+    pub(super) fn publish_delivery(&self, d: Delivery, export: bool) -> Result<Stored, Refusal> {
         let event = &d.event;
         tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, offset = d.offset.as_ref().map(|o| o.seq), "fact published");
         // Exported only once the bus took it: a fact refused to its sender (who may

@@ -133,43 +133,83 @@ impl History {
     /// offset and its rooms remember the gap: a later replay across it says it is
     /// incomplete.
     pub async fn append(&self, d: &Delivery) -> Option<Offset> {
-        if !self.keeps(&d.event, &d.audience) {
-            return None;
+        self.append_many(&[d]).await.pop().flatten()
+    }
+
+    /// A kept fact that goes out without being appended (the backend is unreachable):
+    /// its rooms remember the gap.
+    pub fn skip(&self, d: &Delivery) {
+        if self.keeps(&d.event, &d.audience) {
+            lock(&self.gapped).extend(d.audience.rooms.iter().cloned());
         }
-        let gaps: Vec<bool> = {
+    }
+
+    /// Whether appends go to Redis (then `hub::append` gathers them in batches).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    /// Appends deliveries in order (each as [`History::append`] does), in one round
+    /// trip to Redis.
+    pub async fn append_many(&self, batch: &[&Delivery]) -> Vec<Option<Offset>> {
+        let kept: Vec<(usize, &Delivery, Vec<bool>)> = {
             let g = lock(&self.gapped);
-            d.audience.rooms.iter().map(|r| g.contains(r)).collect()
+            batch
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| self.keeps(&d.event, &d.audience))
+                .map(|(i, d)| {
+                    (
+                        i,
+                        *d,
+                        d.audience.rooms.iter().map(|r| g.contains(r)).collect(),
+                    )
+                })
+                .collect()
         };
-        let r = match &self.backend {
-            Backend::Off => return None,
-            Backend::Local(h) => Ok(h.append(d, &gaps)),
+        let mut out = vec![None; batch.len()];
+        if kept.is_empty() {
+            return out;
+        }
+        let r: Result<Vec<Offset>, HistoryError> = match &self.backend {
+            Backend::Off => return out,
+            Backend::Local(h) => Ok(kept.iter().map(|(_, d, gaps)| h.append(d, gaps)).collect()),
             Backend::Redis(h) => {
                 let resting = lock(&self.resting_until).is_some_and(|t| Instant::now() < t);
                 if resting {
                     Err(HistoryError("resting after a failure".into()))
                 } else {
-                    h.append(d, &gaps).await
+                    let items: Vec<(&Delivery, Vec<bool>)> =
+                        kept.iter().map(|(_, d, g)| (*d, g.clone())).collect();
+                    h.append_many(&items).await
                 }
             }
         };
         match r {
-            Ok(offset) => {
-                if gaps.iter().any(|g| *g) {
-                    let mut g = lock(&self.gapped);
-                    for r in &d.audience.rooms {
-                        g.remove(r);
+            Ok(offsets) => {
+                let mut g = lock(&self.gapped);
+                for ((i, d, gaps), o) in kept.iter().zip(offsets) {
+                    if gaps.iter().any(|x| *x) {
+                        for r in &d.audience.rooms {
+                            g.remove(r);
+                        }
                     }
+                    out[*i] = Some(o);
                 }
-                Some(offset)
             }
             Err(e) => {
-                tracing::warn!(event = %d.event.name, "not kept in the room history (recoveries across it will say so): {e}");
+                tracing::warn!(
+                    facts = kept.len(),
+                    "not kept in the room history (recoveries across them will say so): {e}"
+                );
                 *lock(&self.resting_until) = Some(Instant::now() + REST);
                 let mut g = lock(&self.gapped);
-                g.extend(d.audience.rooms.iter().cloned());
-                None
+                for (_, d, _) in &kept {
+                    g.extend(d.audience.rooms.iter().cloned());
+                }
             }
         }
+        out
     }
 
     /// The current epoch, and the last offset given (0 before any).

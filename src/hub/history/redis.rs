@@ -6,7 +6,8 @@
 //! | `switchboard:history:seq` | the last offset given | none |
 //! | `switchboard:history:{room:<id>}`, `…:{user:<id>}` | stream: entry id `<seq>-0`, fields `p` (the room's previous seq; empty: unknown) and `d` (the delivery, as the bus carries it) | `history.ttl`, renewed on write; `XADD MAXLEN ~ history.size` |
 //!
-//! One script appends a fact to each of its rooms under one offset, in one round trip.
+//! One script appends a fact to each of its rooms under one offset; a batch of facts
+//! goes in one round trip (`append.rs` gathers them).
 
 use super::{HistoryError, Offset, RoomEntries, new_epoch};
 use crate::bus::{Delivery, RoomKey, wire};
@@ -74,25 +75,62 @@ impl RedisHistory {
         }
     }
 
-    /// Appends to each of the delivery's rooms under one new offset.
-    pub async fn append(&self, d: &Delivery, gaps: &[bool]) -> Result<Offset, HistoryError> {
-        let mut inv = self.append.prepare_invoke();
-        inv.key(EPOCH).key(SEQ);
+    /// One append as a command: the script by its hash (loaded on first use).
+    fn evalsha(&self, d: &Delivery, gaps: &[bool]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.append.get_hash())
+            .arg(2 + d.audience.rooms.len())
+            .arg(EPOCH)
+            .arg(SEQ);
         for room in &d.audience.rooms {
-            inv.key(key(room));
+            cmd.arg(key(room));
         }
         let flags: String = gaps.iter().map(|g| if *g { '1' } else { '0' }).collect();
-        inv.arg(new_epoch())
+        cmd.arg(new_epoch())
             .arg(self.size)
             .arg(self.ttl_ms)
             .arg(wire::encode("history", 0, d))
             .arg(flags);
+        cmd
+    }
+
+    /// Appends a batch, each delivery to each of its rooms under one new offset, in
+    /// order, in one round trip.
+    pub async fn append_many(
+        &self,
+        batch: &[(&Delivery, Vec<bool>)],
+    ) -> Result<Vec<Offset>, HistoryError> {
         let mut conn = self.conn.clone();
-        let (epoch, seq): (String, u64) = inv.invoke_async(&mut conn).await.map_err(err)?;
-        Ok(Offset {
-            epoch: Arc::from(epoch),
-            seq,
-        })
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            for (d, gaps) in batch {
+                pipe.add_command(self.evalsha(d, gaps));
+            }
+            match pipe.query_async::<Vec<(String, u64)>>(&mut conn).await {
+                Ok(v) => {
+                    return Ok(v
+                        .into_iter()
+                        .map(|(epoch, seq)| Offset {
+                            epoch: Arc::from(epoch),
+                            seq,
+                        })
+                        .collect());
+                }
+                Err(e)
+                    if attempt == 0
+                        && e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.append
+                        .prepare_invoke()
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(err)?;
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Err(HistoryError("the append script could not be loaded".into()))
     }
 
     /// The epoch and the last offset given (a new epoch when Redis has none yet, set
