@@ -475,3 +475,112 @@ async fn a_client_recovers_after_its_instance_crashed() {
         expected("m", 10)
     );
 }
+
+/// A message as the hub keeps it: the canonical `message.created` of a 40-character
+/// text, to a room and its sender's personal room.
+fn kept_message(room: &str, i: usize) -> switchboard::bus::Delivery {
+    let body = json!({
+        "messageId": format!("5f0e8c2a-1b7d-4c55-9a0e-{i:012}"),
+        "conversationId": room,
+        "senderId": "user-0001",
+        "senderName": "User One",
+        "content": format!("message number {i:08} of the flood test"),
+        "kind": "TEXT",
+        "createdAt": "2026-11-30T15:00:00.000Z",
+        "updatedAt": "2026-11-30T15:00:00.000Z",
+        "deliveryStatus": "DELIVERED",
+    });
+    let mut audience =
+        switchboard::bus::Audience::room(switchboard::bus::RoomKey::conversation(room));
+    audience
+        .rooms
+        .push(switchboard::bus::RoomKey::user("user-0001"));
+    switchboard::bus::Delivery {
+        event: switchboard::event::Event::new(
+            "message.created",
+            body.as_object().cloned().unwrap_or_default(),
+        ),
+        audience,
+        offset: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_room_keeps_history_size_facts() {
+    use switchboard::config::HistoryConfig;
+    use switchboard::hub::History;
+    let room = switchboard::bus::RoomKey::conversation("flood");
+    // In process: 1,000,000 messages, 100 kept, the newest.
+    let cfg = HistoryConfig {
+        size: 100,
+        ..HistoryConfig::default()
+    };
+    let local = History::local(&cfg);
+    let d = kept_message("flood", 0);
+    for _ in 0..1_000_000 {
+        local.append(&d).await;
+    }
+    let held = local.room(&room).await.expect("read");
+    assert_eq!(held.kept.len(), 100);
+    assert_eq!(held.kept.last().map(|k| k.seq), Some(1_000_000));
+    assert!(
+        !held.complete,
+        "the start of the room's history was dropped"
+    );
+
+    // Redis: 20,000 messages appended as the appender does (batches of 256), at most
+    // `history.size` kept (`MAXLEN ~` trims whole nodes: a little more may stay).
+    let redis = crate::support::Redis::start().await;
+    let client = redis::Client::open(redis.url()).expect("url");
+    let conn = switchboard::bus::connection_manager(client.clone()).expect("connection");
+    let cfg = HistoryConfig {
+        size: 1000,
+        ..HistoryConfig::default()
+    };
+    let shared = History::redis(conn, &cfg);
+    let all: Vec<switchboard::bus::Delivery> =
+        (0..20_000).map(|i| kept_message("flood", i)).collect();
+    for chunk in all.chunks(256) {
+        let refs: Vec<&switchboard::bus::Delivery> = chunk.iter().collect();
+        assert!(shared.append_many(&refs).await.iter().all(Option::is_some));
+    }
+    let mut r = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stream = "switchboard:history:{room:flood}";
+    let len: usize = redis::cmd("XLEN")
+        .arg(stream)
+        .query_async(&mut r)
+        .await
+        .expect("xlen");
+    assert!((1000..=1200).contains(&len), "{len} entries kept");
+    let held = shared.room(&room).await.expect("read");
+    assert_eq!(held.kept.len(), len);
+    assert_eq!(
+        held.kept
+            .last()
+            .map(|k| k.delivery.event.str_field("content").map(str::to_owned)),
+        Some(Some(
+            "message number 00019999 of the flood test".to_string()
+        ))
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(stream)
+        .query_async(&mut r)
+        .await
+        .expect("pttl");
+    assert!(ttl > 0, "the stream has its TTL: {ttl}");
+    let bytes: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(stream)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .expect("memory usage");
+    eprintln!(
+        "Redis history: {len} kept messages in {bytes} bytes: {} bytes per 1,000 per room stream (each message is kept in its room's stream and its sender's personal room's)",
+        bytes * 1000 / len.max(1)
+    );
+}
