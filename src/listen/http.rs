@@ -2,7 +2,7 @@
 //! routes each request to a Socket.IO path, a raw WebSocket route, a backend's REST API
 //! (passthrough), or the API (health and metrics, the internal API).
 
-use super::respond::{Body, Peer, empty, json_response};
+use super::respond::{Body, Peer, empty, json_response, read_body};
 use super::socketio::{Namespace, longpoll, polling, websocket as sio_websocket};
 use super::{Context, api, internal, websocket};
 use crate::auth::Provider;
@@ -11,7 +11,7 @@ use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -188,17 +188,9 @@ impl Routes {
                 // A polling body is read here first: socketioxide would run an event whose
                 // ack id it cannot read without its ack (see `neutralize_polling_body`).
                 let (mut parts, body) = req.into_parts();
-                let bytes = match Limited::new(body, self.cx.cfg.limits.max_frame)
-                    .collect()
-                    .await
-                {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => {
-                        return json_response(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            &json!({"error": e.to_string()}),
-                        );
-                    }
+                let bytes = match read_body(body, self.cx.cfg.limits.max_frame).await {
+                    Ok(b) => b,
+                    Err(too_large) => return too_large,
                 };
                 let bytes = match std::str::from_utf8(&bytes)
                     .ok()

@@ -11,9 +11,8 @@
 //!   `POST /api/presence/batch`, `GET /api/info`.
 
 use super::Context;
-use super::respond::{Body, json_response};
+use super::respond::{Body, json_response, read_body};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -62,17 +61,9 @@ pub(super) async fn handle(req: Request<Incoming>, sh: &Context) -> Option<Respo
         (Method::POST, "/api/events") => {
             let dialect = query(&req, "dialect");
             let target = query(&req, "target");
-            let body: Bytes = match Limited::new(req.into_body(), sh.cfg.limits.max_frame)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return Some(json_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &json!({"error": e.to_string()}),
-                    ));
-                }
+            let body: Bytes = match read_body(req.into_body(), sh.cfg.limits.max_frame).await {
+                Ok(b) => b,
+                Err(too_large) => return Some(too_large),
             };
             match crate::dialect::external::read(
                 &body,

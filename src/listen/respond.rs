@@ -1,5 +1,6 @@
 //! What every part of the HTTP server answers with: the response body type, a JSON
-//! response, and the peer address a request came from.
+//! response, a request body read within a bound (413 over it), and the peer address a
+//! request came from.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -41,4 +42,18 @@ pub(crate) fn empty(status: StatusCode) -> Response<Body> {
     );
     *resp.status_mut() = status;
     resp
+}
+
+/// A request body read whole, at most `limit` bytes; over it (or cut), the 413 to answer.
+pub(crate) async fn read_body(
+    body: hyper::body::Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Body>> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({"error": e.to_string()}),
+        )),
+    }
 }

@@ -127,6 +127,23 @@ fn expected(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:02}")).collect()
 }
 
+/// The client comes back: the same socket id, `recovered === true`, and the `n`
+/// messages of `prefix` it missed, in order, once.
+async fn comes_back(c: &mut Client, sid: &str, prefix: &str, n: usize, why: &str) {
+    c.drive("resume").await;
+    assert_eq!(
+        c.wire("__connect__").await,
+        Some(json!(sid)),
+        "{why}: the same socket id"
+    );
+    assert_eq!(c.wire("__recovered__").await, Some(json!(true)), "{why}");
+    assert_eq!(
+        contents(c, prefix, Duration::from_millis(1500)).await,
+        expected(prefix, n),
+        "{why}: all, in order, once"
+    );
+}
+
 /// Waits until the hub has let `user`'s connection go (its session is then saved).
 async fn gone(live: &Live, user: &str) {
     for _ in 0..500 {
@@ -156,18 +173,7 @@ async fn a_client_back_within_the_window_gets_its_session_and_all_it_missed() {
     assert!(c.wire("__disconnect__").await.is_some());
     gone(&live, &user).await;
     say(&mut from, &room, "m", 50).await;
-    c.drive("resume").await;
-    assert_eq!(
-        c.wire("__connect__").await,
-        Some(json!(sid)),
-        "the same socket id"
-    );
-    assert_eq!(c.wire("__recovered__").await, Some(json!(true)));
-    assert_eq!(
-        contents(&mut c, "m", Duration::from_millis(1500)).await,
-        expected("m", 50),
-        "all 50, in order, once"
-    );
+    comes_back(&mut c, &sid, "m", 50, "back within the window").await;
     // Its rooms came back with it: live messages reach it again.
     say(&mut from, &room, "after", 2).await;
     assert_eq!(
@@ -178,12 +184,7 @@ async fn a_client_back_within_the_window_gets_its_session_and_all_it_missed() {
     c.drive("pause").await;
     gone(&live, &user).await;
     say(&mut from, &room, "again", 3).await;
-    c.drive("resume").await;
-    assert_eq!(c.wire("__recovered__").await, Some(json!(true)));
-    assert_eq!(
-        contents(&mut c, "again", Duration::from_secs(1)).await,
-        expected("again", 3)
-    );
+    comes_back(&mut c, &sid, "again", 3, "a second time").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,17 +260,7 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
     gone(&a, &user).await;
     say(&mut from, &room, "m", 50).await;
     proxy.to(b.addrs()[0]);
-    c.drive("resume").await;
-    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
-    assert_eq!(
-        c.wire("__recovered__").await,
-        Some(json!(true)),
-        "on the other instance"
-    );
-    assert_eq!(
-        contents(&mut c, "m", Duration::from_millis(1500)).await,
-        expected("m", 50)
-    );
+    comes_back(&mut c, &sid, "m", 50, "on the other instance").await;
 
     // B restarts: the client's transport closes without a goodbye (its session is
     // saved as B drains); it comes back to the new B and misses nothing said meanwhile.
@@ -281,17 +272,7 @@ async fn a_client_recovers_on_another_instance_and_after_a_restart() {
     say(&mut from, &room, "r", 10).await;
     let b2 = start(unique("b2")).await;
     proxy.to(b2.addrs()[0]);
-    c.drive("resume").await;
-    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
-    assert_eq!(
-        c.wire("__recovered__").await,
-        Some(json!(true)),
-        "after its instance restarted"
-    );
-    assert_eq!(
-        contents(&mut c, "r", Duration::from_millis(1500)).await,
-        expected("r", 10)
-    );
+    comes_back(&mut c, &sid, "r", 10, "after its instance restarted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,17 +444,7 @@ async fn a_client_recovers_after_its_instance_crashed() {
     assert!(c.wire("__disconnect__").await.is_some());
     say(&mut from, &room, "m", 10).await;
     proxy.to(b.addrs()[0]);
-    c.drive("resume").await;
-    assert_eq!(c.wire("__connect__").await, Some(json!(sid)));
-    assert_eq!(
-        c.wire("__recovered__").await,
-        Some(json!(true)),
-        "after its instance crashed"
-    );
-    assert_eq!(
-        contents(&mut c, "m", Duration::from_millis(1500)).await,
-        expected("m", 10)
-    );
+    comes_back(&mut c, &sid, "m", 10, "after its instance crashed").await;
 }
 
 /// A message as the hub keeps it: the canonical `message.created` of a 40-character

@@ -14,10 +14,10 @@ use super::Namespace;
 use super::websocket::{Client, Connection, JoinBy, PING, new_sid, open_packet, run};
 use crate::auth as token;
 use crate::listen::Context;
-use crate::listen::respond::{Body, json_response};
+use crate::listen::respond::{Body, json_response, read_body};
 use crate::listen::websocket::{self, Outgoing, Receiver, Sender, WsConnection, bounded};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -331,17 +331,9 @@ fn append(body: &mut Vec<u8>, item: Outgoing) -> bool {
 
 /// One POST: its packets, in order, to the session's task; answered `ok` once queued.
 async fn post(req: Request<Incoming>, s: &Arc<PollSession>, cx: &Context) -> Response<Body> {
-    let bytes = match Limited::new(req.into_body(), cx.cfg.limits.max_frame)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": e.to_string()}),
-            );
-        }
+    let bytes = match read_body(req.into_body(), cx.cfg.limits.max_frame).await {
+        Ok(b) => b,
+        Err(too_large) => return too_large,
     };
     let Ok(body) = std::str::from_utf8(&bytes) else {
         return engine_error(3, "Bad request: a polling body is UTF-8 text");
