@@ -303,11 +303,13 @@ async fn presence_and_instances_are_answered_for_the_whole_deployment() {
 
     // POST …/disconnect with reconnect allowed: the raw WebSocket close says try again.
     let mut nexus = Client::connect(&b, &driver, "nexus", "websocket", &user, None).await;
-    // Registered (the WebSocket opens before the hub has it).
+    // Registered (the WebSocket opens before the hub has it), and B listening to the
+    // user's room (it subscribes in the background after): the control goes there.
     until("registered on B", Duration::from_secs(5), || {
         b.hub().connections().iter().any(|c| c.user.id == user)
     })
     .await;
+    crate::support::listening(&redis.url(), &format!("switchboard:{{user:{user}}}"), 1).await;
     let body = r#"{"reason": "maintenance", "reconnect": true}"#;
     let (status, answer) = post(
         a.addrs()[0],
