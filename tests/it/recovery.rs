@@ -555,3 +555,70 @@ async fn a_flooded_room_keeps_history_size_facts() {
         bytes * 1000 / len.max(1)
     );
 }
+
+/// A raw Socket.IO connection on WebSocket: joined to the root namespace (salala) with
+/// `auth`; the socket and the CONNECT answer.
+async fn joined_raw(
+    addr: SocketAddr,
+    auth: Value,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    Value,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket opens");
+    ws.send(Message::Text(format!("40{auth}").into()))
+        .await
+        .expect("connect");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                if let Some(answer) = t.strip_prefix("40") {
+                    let v = serde_json::from_str(answer).expect("CONNECT answer");
+                    return (ws, v);
+                }
+            }
+            other => panic!("no CONNECT answer: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_back_before_its_old_connection_ended_takes_it_over() {
+    use futures_util::StreamExt;
+    let live = Live::start().await;
+    let addr = live.addrs()[0];
+    let user = unique("twice");
+    let t = format!("Bearer {}", token(&user, None, None));
+    let (mut old, first) = joined_raw(addr, json!({"token": t})).await;
+    let pid = first["pid"].as_str().expect("a pid").to_string();
+    // The old connection is still open (its network died silently, say): the client
+    // comes back on a new one with its pid.
+    let (_new, again) = joined_raw(addr, json!({"token": t, "pid": pid})).await;
+    assert_eq!(again["sid"], first["sid"], "the same socket id: {again}");
+    assert_eq!(again["pid"], first["pid"]);
+    // The old one is closed, without a namespace disconnect.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = old.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = &m {
+                assert!(!t.starts_with("41"), "{t}");
+            }
+            if m.is_close() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the old connection is closed");
+    for _ in 0..200 {
+        if live.hub().user_connection_count(&user) == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the old connection stayed registered");
+}

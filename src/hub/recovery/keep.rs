@@ -13,7 +13,12 @@ use std::sync::atomic::Ordering;
 impl HubState {
     /// The session of a recovering connection as it stands (`None`: not one that is
     /// saved).
-    fn snapshot(&self, conn: &Conn, rooms: &[RoomKey], head: Option<Offset>) -> Option<Saved> {
+    pub(super) fn snapshot(
+        &self,
+        conn: &Conn,
+        rooms: &[RoomKey],
+        head: Option<Offset>,
+    ) -> Option<Saved> {
         let rec: &ConnRecovery = conn.recovery.as_deref()?;
         // Raw WebSocket has no sessions to recover (its clients replay with `?since=`).
         if rec.pid.is_empty() || !self.history.is_on() {
@@ -41,6 +46,9 @@ impl HubState {
         let Some(rec) = conn.recovery.as_deref() else {
             return;
         };
+        if rec.taken.load(Ordering::Relaxed) {
+            return;
+        }
         if rec.forget.load(Ordering::Relaxed) {
             if !rec.pid.is_empty()
                 && let Err(e) = self.sessions.remove(&rec.pid).await

@@ -46,6 +46,8 @@ pub struct ConnRecovery {
     hold: Mutex<Option<Vec<OutFrame>>>,
     /// The client left for good (a namespace disconnect, the server API): not saved.
     forget: AtomicBool,
+    /// A new connection took the session over: this one's end leaves it alone.
+    taken: AtomicBool,
 }
 
 /// What a listener asks for a connection on a recovering route.
@@ -85,6 +87,7 @@ impl ConnRecovery {
             catching_up: AtomicBool::new(catching_up),
             hold: Mutex::new(catching_up.then(Vec::new)),
             forget: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
         }
     }
 
@@ -243,14 +246,17 @@ impl HubState {
         offset: Option<&str>,
         dialect: &str,
     ) -> Option<Resume> {
+        // The session's connection may still be open here: its client is back before
+        // the server noticed it gone (a dead network, not a closed socket). It is taken
+        // over: closed, and its state is the session (fresher than a saved one).
+        let open = self.take_over(pid).await;
         let saved = match self.sessions.take(pid).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return None,
+            Ok(s) => open.or(s),
             Err(e) => {
-                tracing::warn!("a session could not be recovered: {e}");
-                return None;
+                tracing::warn!("a saved session could not be read: {e}");
+                open
             }
-        };
+        }?;
         if saved.dialect != dialect {
             return None;
         }
@@ -274,6 +280,31 @@ impl HubState {
                 None
             }
         }
+    }
+
+    /// The open connection of session `pid` on this instance, closed and returned as
+    /// its session (`None`: none is open here).
+    async fn take_over(&self, pid: &str) -> Option<Saved> {
+        let conn = super::read(&self.conns)
+            .values()
+            .find(|c| c.recovery.as_deref().is_some_and(|r| &*r.pid == pid))
+            .cloned()?;
+        let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+        let head = self.history.head().await.ok();
+        let saved = self.snapshot(&conn, &rooms, head);
+        if let Some(r) = &conn.recovery {
+            // Its end must neither save nor delete it: the new connection has it now.
+            r.taken.store(true, Ordering::Relaxed);
+        }
+        tracing::debug!(
+            conn = conn.id,
+            "a recovering client is back before its old connection ended: taken over"
+        );
+        conn.close(
+            super::CLOSE_TRY_LATER,
+            "the session was taken up by a new connection",
+        );
+        saved
     }
 
     /// A resumed connection (registered, its catch-up hold on) takes its rooms back and
