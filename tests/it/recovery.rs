@@ -596,6 +596,22 @@ async fn a_client_back_before_its_old_connection_ended_takes_it_over() {
     let t = format!("Bearer {}", token(&user, None, None));
     let (mut old, first) = joined_raw(addr, json!({"token": t})).await;
     let pid = first["pid"].as_str().expect("a pid").to_string();
+    // Another user with that pid is refused, and the session stays its owner's.
+    let thief = format!("Bearer {}", token(&unique("thief"), None, None));
+    let (mut refused, _) = joined_raw(addr, json!({"token": thief, "pid": pid})).await;
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut frames = Vec::new();
+        while let Some(Ok(m)) = refused.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                frames.push(t.to_string());
+            }
+        }
+        frames
+    })
+    .await
+    .expect("the thief is closed");
+    assert!(told.iter().any(|f| f.contains("another user")), "{told:?}");
+    assert_eq!(live.hub().user_connection_count(&user), 1);
     // The old connection is still open (its network died silently, say): the client
     // comes back on a new one with its pid.
     let (_new, again) = joined_raw(addr, json!({"token": t, "pid": pid})).await;

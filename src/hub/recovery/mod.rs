@@ -8,47 +8,18 @@
 //! before anything new; when the history no longer holds all of it, it starts afresh
 //! instead (`recovered === false`), never with a silent gap.
 
+mod conn;
 mod keep;
 mod sessions;
 
+pub use conn::ConnRecovery;
 pub use sessions::{Saved, Sessions, SessionsError};
 
-use super::outlet::{OutFrame, Outlet, SendFailure};
 use super::{Conn, ErrorCode, HubState, Refusal, presence};
 use crate::bus::{Offset, RoomKey};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// Offsets remembered per connection (the client's offset is looked for among them).
-const REMEMBERED: usize = 16;
-
-/// Frames held at most while a recovering connection catches up; over it, the
-/// connection is a slow consumer.
-const MAX_HELD: usize = 4096;
-
-/// A connection's recovery state.
-pub struct ConnRecovery {
-    /// Its private session id.
-    pub pid: Arc<str>,
-    /// The session it takes up again, until registration takes it.
-    resume: Option<Box<Resume>>,
-    /// Where a raw WebSocket client's replay starts, until registration takes it.
-    since: Option<Offset>,
-    /// The last offsets queued to it, a ring (0: none), and where the next goes:
-    /// atomics, as every delivery writes one.
-    delivered: [AtomicU64; REMEMBERED],
-    next: AtomicUsize,
-    /// Whether it is catching up (then `hold` is `Some`): read on every delivery, the
-    /// lock taken only while it is.
-    catching_up: AtomicBool,
-    /// While catching up: frames sent to it, held until the replay is written.
-    hold: Mutex<Option<Vec<OutFrame>>>,
-    /// The client left for good (a namespace disconnect, the server API): not saved.
-    forget: AtomicBool,
-    /// A new connection took the session over: this one's end leaves it alone.
-    taken: AtomicBool,
-}
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// What a listener asks for a connection on a recovering route.
 pub struct Recover {
@@ -69,96 +40,9 @@ pub struct Resume {
     pub floor: Offset,
     /// Offsets after `floor` the client received already.
     pub seen: HashSet<u64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl ConnRecovery {
-    pub(crate) fn new(r: Recover) -> ConnRecovery {
-        let catching_up = r.resume.is_some() || r.since.is_some();
-        ConnRecovery {
-            pid: r.pid,
-            resume: r.resume,
-            since: r.since,
-            delivered: std::array::from_fn(|_| AtomicU64::new(0)),
-            next: AtomicUsize::new(0),
-            catching_up: AtomicBool::new(catching_up),
-            hold: Mutex::new(catching_up.then(Vec::new)),
-            forget: AtomicBool::new(false),
-            taken: AtomicBool::new(false),
-        }
-    }
-
-    /// The session to take up again (once).
-    pub(crate) fn take_resume(&mut self) -> Option<Box<Resume>> {
-        self.resume.take()
-    }
-
-    /// Where a raw WebSocket client's replay starts (once).
-    pub(crate) fn take_since(&mut self) -> Option<Offset> {
-        self.since.take()
-    }
-
-    /// Sends (or holds, while catching up) a frame, remembering its offset.
-    pub(crate) fn send(&self, outlet: &dyn Outlet, frame: &OutFrame) -> Result<(), SendFailure> {
-        if self.catching_up.load(Ordering::Acquire) {
-            let mut hold = lock(&self.hold);
-            if let Some(held) = hold.as_mut() {
-                if held.len() >= MAX_HELD {
-                    return Err(SendFailure::Full);
-                }
-                held.push(frame.clone());
-                return Ok(());
-            }
-        }
-        self.write(outlet, frame)
-    }
-
-    fn write(&self, outlet: &dyn Outlet, frame: &OutFrame) -> Result<(), SendFailure> {
-        outlet.send(frame)?;
-        if let Some(seq) = frame.seq {
-            let at = self.next.fetch_add(1, Ordering::Relaxed) % REMEMBERED;
-            self.delivered[at].store(seq, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Ends the catch-up: the replay is written, then what was held (without what the
-    /// replay held too), in order, under the hold's lock so that nothing new slips
-    /// between.
-    fn release(&self, outlet: &dyn Outlet, replay: &[OutFrame]) -> Result<(), SendFailure> {
-        let mut hold = lock(&self.hold);
-        let held = hold.take().unwrap_or_default();
-        let replayed: HashSet<u64> = replay.iter().filter_map(|f| f.seq).collect();
-        for f in replay {
-            self.write(outlet, f)?;
-        }
-        for f in &held {
-            if f.seq.is_none_or(|s| !replayed.contains(&s)) {
-                self.write(outlet, f)?;
-            }
-        }
-        // Cleared under the lock, after the flush: a delivery that sees it cleared
-        // comes after everything held.
-        self.catching_up.store(false, Ordering::Release);
-        Ok(())
-    }
-
-    /// The client left for good: its session is not kept.
-    pub fn forget(&self) {
-        self.forget.store(true, Ordering::Relaxed);
-    }
-
-    /// The offsets last queued to it, oldest first.
-    fn delivered(&self) -> Vec<u64> {
-        let next = self.next.load(Ordering::Relaxed);
-        (0..REMEMBERED)
-            .map(|i| self.delivered[(next + i) % REMEMBERED].load(Ordering::Relaxed))
-            .filter(|s| *s != 0)
-            .collect()
-    }
+    /// The session's connection still open on this instance, taken over once the new
+    /// one is authenticated as the same user.
+    pub old: Option<super::ConnId>,
 }
 
 /// A new private session id: 22 URL-safe characters (128 random bits).
@@ -249,7 +133,9 @@ impl HubState {
         // The session's connection may still be open here: its client is back before
         // the server noticed it gone (a dead network, not a closed socket). It is taken
         // over: closed, and its state is the session (fresher than a saved one).
-        let open = self.take_over(pid).await;
+        let open = self.open_session(pid).await;
+        let old = open.as_ref().map(|(_, id)| *id);
+        let open = open.map(|(s, _)| s);
         let saved = match self.sessions.take(pid).await {
             Ok(s) => open.or(s),
             Err(e) => {
@@ -267,7 +153,12 @@ impl HubState {
         let (floor, seen) = floor_of(&saved, offset.as_ref())?;
         let rooms = replay_rooms(&saved);
         match self.history.since(&rooms, &floor, &seen).await {
-            Ok(r) if r.complete => Some(Resume { saved, floor, seen }),
+            Ok(r) if r.complete => Some(Resume {
+                saved,
+                floor,
+                seen,
+                old,
+            }),
             Ok(_) => {
                 tracing::debug!(
                     pid,
@@ -282,18 +173,25 @@ impl HubState {
         }
     }
 
-    /// The open connection of session `pid` on this instance, closed and returned as
-    /// its session (`None`: none is open here).
-    async fn take_over(&self, pid: &str) -> Option<Saved> {
+    /// The session `pid` of a connection still open on this instance, and its id
+    /// (`None`: none is open here).
+    async fn open_session(&self, pid: &str) -> Option<(Saved, super::ConnId)> {
         let conn = super::read(&self.conns)
             .values()
             .find(|c| c.recovery.as_deref().is_some_and(|r| &*r.pid == pid))
             .cloned()?;
         let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
         let head = self.history.head().await.ok();
-        let saved = self.snapshot(&conn, &rooms, head);
+        self.snapshot(&conn, &rooms, head).map(|s| (s, conn.id))
+    }
+
+    /// Closes the old connection of a session a new one took over; its end neither
+    /// saves nor deletes the session (the new connection has it).
+    fn take_over(&self, old: super::ConnId) {
+        let Some(conn) = super::read(&self.conns).get(&old).cloned() else {
+            return;
+        };
         if let Some(r) = &conn.recovery {
-            // Its end must neither save nor delete it: the new connection has it now.
             r.taken.store(true, Ordering::Relaxed);
         }
         tracing::debug!(
@@ -304,12 +202,38 @@ impl HubState {
             super::CLOSE_TRY_LATER,
             "the session was taken up by a new connection",
         );
-        saved
     }
 
     /// A resumed connection (registered, its catch-up hold on) takes its rooms back and
     /// is sent what it missed, then what came meanwhile.
     pub(super) async fn resume(&self, conn: &Arc<Conn>, resume: Resume) {
+        // A pid is a secret, but only its own user takes a session up again.
+        if resume.saved.user != conn.user.id {
+            tracing::warn!(conn = conn.id, user = %conn.user.id, "a recovery for another user's session: refused");
+            let r = Refusal::new(
+                ErrorCode::Unauthorized,
+                "this session belongs to another user",
+            );
+            self.refuse(conn, &r, None);
+            if let Some(rec) = conn.recovery.as_deref() {
+                let _ = rec.release(conn.outlet(), &[]);
+                // Its end leaves the session alone, which goes back where it was.
+                rec.taken.store(true, Ordering::Relaxed);
+            }
+            if resume.old.is_none()
+                && let Err(e) = self
+                    .sessions
+                    .save(&resume.saved, self.recovery_window)
+                    .await
+            {
+                tracing::warn!("a session could not be put back: {e}");
+            }
+            conn.close(super::CLOSE_SLOW_CONSUMER, "unauthorized");
+            return;
+        }
+        if let Some(old) = resume.old {
+            self.take_over(old);
+        }
         let mut rooms = Vec::new();
         for room in resume.saved.rooms.iter().take(self.settings.max_rooms) {
             if let RoomKey::Conversation(id) = room
