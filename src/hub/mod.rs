@@ -4,7 +4,10 @@
 //! `rooms.rs`, `messages.rs`, `calls.rs`, `presence.rs`) become facts, published on the
 //! bus (`publish.rs`) and handed to the exports; the bus hands deliveries back, and the
 //! fan-out (`fanout.rs`) encodes each once per dialect for the local recipients.
-//! `registry.rs` keeps the connections and their limits; `store/` the shared state.
+//! `registry.rs` keeps the connections and their limits; `store/` the shared state;
+//! `history/` the room history kept facts are appended to before fan-out (`append.rs`
+//! batches the appends to Redis), `recovery/` the sessions clients come back to, and
+//! `sync.rs` answers `messages.sync` from the history.
 
 mod append;
 mod calls;
