@@ -143,13 +143,23 @@ impl Listeners {
                         .as_deref()
                         .map(|u| format!(" -> upstream {u}"))
                         .unwrap_or_default();
+                    let recovers = r.recovers(
+                        cx.hub
+                            .registry()
+                            .dialect(&r.dialect)
+                            .is_some_and(|d| d.recovery),
+                    ) && cx.hub.history_on();
+                    let dialect = if recovers {
+                        format!("{}, recovering", r.dialect)
+                    } else {
+                        r.dialect.clone()
+                    };
                     match r.transport {
-                        Transport::Websocket => format!("ws {} ({}){to}", r.path, r.dialect),
+                        Transport::Websocket => format!("ws {} ({dialect}){to}", r.path),
                         Transport::Socketio => format!(
-                            "socket.io {} ns {} ({}){to}",
+                            "socket.io {} ns {} ({dialect}){to}",
                             r.path,
                             r.namespace.as_deref().unwrap_or("/"),
-                            r.dialect
                         ),
                     }
                 })
