@@ -201,6 +201,10 @@ pub(super) async fn conversation_read(
     if let Some(up_to) = ev.field("upToMessageId").filter(|v| !v.is_null()) {
         body.insert("upToMessageId".into(), up_to.clone());
     }
+    let up_to = id_text(ev.field("upToMessageId"));
+    if let Some(n) = super::sync::newly_read(inner, &key, &conn.user.id, up_to.as_deref()).await {
+        body.insert("count".into(), json!(n));
+    }
     body.insert("readAt".into(), json!(format_iso_millis(now_millis())));
     let read = inner.fact("conversation.read", body, Some(ev), conn);
     inner.commit(read, Audience::room(key)).await?;

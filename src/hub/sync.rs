@@ -71,3 +71,49 @@ pub(super) async fn sync(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
         "truncated": !complete,
     }))
 }
+
+/// `count` of a `conversation.read` (Chat Service's): how many messages of others the
+/// reader marks read now, from the room history: those after its previous read (the
+/// message that one went up to, or the read itself when it named none) up to
+/// `up_to` (included; without it, the latest). `None` with the history off; at most what
+/// the history holds.
+pub(super) async fn newly_read(
+    inner: &HubState,
+    key: &crate::bus::RoomKey,
+    user: &str,
+    up_to: Option<&str>,
+) -> Option<u64> {
+    if !inner.history.is_on() {
+        return None;
+    }
+    let held = inner.history.room(key).await.ok()?;
+    let events: Vec<&Event> = held.kept.iter().map(|k| &k.delivery.event).collect();
+    let is_message = |e: &Event, id: &str| {
+        &*e.name == "message.created" && id_text(e.field("messageId")).as_deref() == Some(id)
+    };
+    // Where the reader's previous read left off.
+    let from = events
+        .iter()
+        .rposition(|e| &*e.name == "conversation.read" && e.str_field("userId") == Some(user))
+        .map_or(0, |i| match id_text(events[i].field("upToMessageId")) {
+            Some(id) => events[..i]
+                .iter()
+                .rposition(|e| is_message(e, &id))
+                .map_or(i + 1, |m| m + 1),
+            None => i + 1,
+        });
+    let to = match up_to {
+        Some(id) => events
+            .iter()
+            .rposition(|e| is_message(e, id))
+            .map_or(0, |m| m + 1),
+        None => events.len(),
+    };
+    let count = events
+        .get(from..to.max(from))
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| &*e.name == "message.created" && e.str_field("senderId") != Some(user))
+        .count();
+    Some(count as u64)
+}

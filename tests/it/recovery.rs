@@ -638,3 +638,56 @@ async fn a_client_back_before_its_old_connection_ended_takes_it_over() {
     }
     panic!("the old connection stayed registered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_service_conversation_read_counts_what_it_marks_read() {
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let reader_id = unique("reader");
+    let mut reader = Client::connect(
+        &live,
+        &driver,
+        "chat-service",
+        "websocket",
+        &reader_id,
+        Some(&[&room]),
+    )
+    .await;
+    let mut from = senders(&live, &driver, &room).await;
+    from.retain(|c| c.dialect != "chat-service");
+    say(&mut from, &room, "a", 3).await;
+    // Its own message is not counted.
+    reader.send_message(&room, "mine", false).await;
+    let mut ids = Vec::new();
+    while let Some(e) = reader
+        .canonical_where("message.created", Duration::from_millis(700), |_| true)
+        .await
+    {
+        ids.push(e.str_field("messageId").unwrap_or_default().to_string());
+    }
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let read = |up_to: Option<&str>| match up_to {
+        Some(id) => json!({"conversationId": room, "upToMessageId": id}),
+        None => json!({"conversationId": room}),
+    };
+    // Up to the second message: 2.
+    reader
+        .emit_wire("conversation:read", read(Some(&ids[1])), false)
+        .await;
+    let r = reader.wire("conversation:read").await.expect("read");
+    assert_eq!(r["count"], 2, "{r}");
+    // The rest, its own excluded: 1.
+    reader
+        .emit_wire("conversation:read", read(None), false)
+        .await;
+    let r = reader.wire("conversation:read").await.expect("read");
+    assert_eq!(r["count"], 1, "{r}");
+    // Two more from others: 2.
+    say(&mut from, &room, "b", 2).await;
+    reader
+        .emit_wire("conversation:read", read(None), false)
+        .await;
+    let r = reader.wire("conversation:read").await.expect("read");
+    assert_eq!(r["count"], 2, "{r}");
+}
