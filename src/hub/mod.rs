@@ -34,7 +34,7 @@ mod sync;
 pub use conn::{Conn, ConnId, NewConn, Rate};
 pub use control::Revoked;
 pub use fronted::{Claimed, Fronted};
-pub use history::{History, HistoryError, Kept, LocalHistory, RedisHistory, Replay};
+pub use history::{History, HistoryError, Kept, Replay};
 pub use outlet::{OutFrame, Outlet, SendFailure};
 pub use queries::{
     InstanceInfo, LARGEST_ROOMS, MAX_ROOM_PRESENCE, PresenceSnapshot, RoomPresence, RoomSize,

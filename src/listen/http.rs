@@ -86,8 +86,7 @@ impl Routes {
                         dialect: Arc::from(r.dialect.as_str()),
                         upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                         auth: cx.auth.for_route(r.auth.as_deref()),
-                        recovery: r.recovers(recovers_by_default(cx, &r.dialect))
-                            && cx.hub.history_on(),
+                        recovery: super::recovers(cx, r),
                     })
                     .collect();
                 SioPath {
@@ -108,7 +107,7 @@ impl Routes {
                 dialect: Arc::from(r.dialect.as_str()),
                 upstream: r.upstream.as_deref().and_then(|u| cx.upstreams.get(u)),
                 auth: cx.auth.for_route(r.auth.as_deref()),
-                recovery: r.recovers(false) && cx.hub.history_on(),
+                recovery: super::recovers(cx, r),
             })
             .collect();
         let mut passthrough: Vec<Arc<Upstream>> = Vec::new();
@@ -266,14 +265,6 @@ impl Routes {
             &json!({"error": "not found", "path": path}),
         )
     }
-}
-
-/// Whether `dialect`'s mapping file says its clients cope with recovery's offsets.
-fn recovers_by_default(cx: &Context, dialect: &str) -> bool {
-    cx.hub
-        .registry()
-        .dialect(dialect)
-        .is_some_and(|d| d.recovery)
 }
 
 /// Whether a Socket.IO request belongs to a session already open (`sid=`).

@@ -143,13 +143,7 @@ impl Listeners {
                         .as_deref()
                         .map(|u| format!(" -> upstream {u}"))
                         .unwrap_or_default();
-                    let recovers = r.recovers(
-                        cx.hub
-                            .registry()
-                            .dialect(&r.dialect)
-                            .is_some_and(|d| d.recovery),
-                    ) && cx.hub.history_on();
-                    let dialect = if recovers {
+                    let dialect = if recovers(&cx, r) {
                         format!("{}, recovering", r.dialect)
                     } else {
                         r.dialect.clone()
@@ -209,6 +203,17 @@ impl Listeners {
             tracing::debug!(left = sh.tasks.len(), "HTTP connections still open at exit");
         }
     }
+}
+
+/// Whether `route` recovers: as configured, else as its dialect's mapping file says
+/// (`[dialect] recovery`), and only while the room history is kept.
+pub(crate) fn recovers(cx: &Context, route: &crate::config::RouteConfig) -> bool {
+    let by_default = cx
+        .hub
+        .registry()
+        .dialect(&route.dialect)
+        .is_some_and(|d| d.recovery);
+    route.recovers(by_default) && cx.hub.history_on()
 }
 
 /// Socket.IO long-polling requests in flight, and when the last one ended.

@@ -13,8 +13,8 @@
 mod local;
 mod redis;
 
-pub use local::LocalHistory;
-pub use redis::RedisHistory;
+use local::LocalHistory;
+use redis::RedisHistory;
 
 pub use crate::bus::Offset;
 pub(crate) use crate::bus::new_epoch;

@@ -113,11 +113,6 @@ impl super::Hub {
     ) -> Option<Resume> {
         self.state.resumable(pid, offset, dialect).await
     }
-
-    /// The room history.
-    pub fn history(&self) -> &super::History {
-        &self.state.history
-    }
 }
 
 impl HubState {
