@@ -188,6 +188,7 @@ async fn gateway(
         timeout: Duration::from_secs(5),
         headers: Default::default(),
         standard: false,
+        tls: None,
     }];
     cfg.webhooks.allow = vec!["127.0.0.1".into()];
     cfg.webhooks.store = store.to_string_lossy().into_owned();

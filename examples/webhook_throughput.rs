@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(10),
             headers: Default::default(),
             standard: false,
+            tls: None,
         };
         let hooks = Webhooks::start(&[ep], &settings, Arc::new(Metrics::new()), None)?;
         let t0 = Instant::now();

@@ -3,7 +3,7 @@
 //! listeners. The command line runs one; tests start one on port 0 in-process.
 
 use crate::auth::Providers;
-use crate::bus::amqp::AmqpLink;
+use crate::bus::amqp::{AmqpLink, Broker};
 use crate::bus::{Bus, Export, LocalBus, RedisBus};
 use crate::config::{BusKind, Config};
 use crate::dialect::Registry;
@@ -47,15 +47,21 @@ fn bus_and_store(cfg: &Config, instance: &str) -> Result<(Arc<dyn Bus>, Store)> 
             Store::Local(Box::new(LocalStore::new(limits))),
         ),
         BusKind::Redis => {
-            let client = redis::Client::open(cfg.redis.url.as_str())
-                .with_context(|| format!("redis.url `{}`", cfg.redis.url))?;
+            let client = crate::bus::redis_connect::client(&cfg.redis)?;
             let conn = crate::bus::connection_manager(client.clone())
                 .with_context(|| format!("connecting to Redis at {}", cfg.redis.url))?;
             let bus = if cfg.redis.cluster.is_empty() {
                 RedisBus::start(client, conn.clone(), instance, cfg.bus.queue)
             } else {
                 tracing::info!(nodes = ?cfg.redis.cluster, "bus: sharded pub/sub on the Redis Cluster");
-                RedisBus::start_cluster(&cfg.redis.cluster, instance, cfg.bus.queue)
+                let nodes: Vec<String> = cfg
+                    .redis
+                    .cluster
+                    .iter()
+                    .map(|n| crate::bus::redis_connect::url(&cfg.redis, n))
+                    .collect();
+                let tls = crate::bus::redis_connect::certificates(&cfg.redis)?;
+                RedisBus::start_cluster(&nodes, tls, instance, cfg.bus.queue)
                     .context("redis.cluster")?
             };
             (Arc::new(bus), Store::Redis(RedisStore::new(conn, limits)))
@@ -70,6 +76,14 @@ impl Server {
     /// A port cannot be bound, a route names an unknown dialect, the webhook store
     /// cannot be opened.
     pub async fn start(cfg: Config, registry: Arc<Registry>) -> Result<Server> {
+        crate::tls::install_default_provider();
+        let tls = crate::tls::check::check(&cfg, std::time::SystemTime::now());
+        for w in &tls.warnings {
+            tracing::warn!("{w}");
+        }
+        if !tls.errors.is_empty() {
+            anyhow::bail!("TLS:\n  {}", tls.errors.join("\n  "));
+        }
         let instance = cfg.instance_id();
         let (bus, store) = bus_and_store(&cfg, &instance)?;
         let hub = Hub::new(&cfg, &instance, registry, bus, store);
@@ -81,9 +95,15 @@ impl Server {
         // The exports: what the hub publishes also goes to RabbitMQ and to webhooks.
         let mut attached = Attached::default();
         let mut exports: Vec<Arc<dyn Export>> = Vec::new();
-        if !cfg.amqp.url.is_empty() {
+        let broker = if cfg.amqp.url.is_empty() {
+            None
+        } else {
+            Some(Broker::new(&cfg.amqp).context("amqp.tls")?)
+        };
+        if let Some(broker) = &broker {
             let link = Arc::new(AmqpLink::start(
                 &cfg.amqp,
+                broker.clone(),
                 &instance,
                 hub.injector(),
                 hub.metrics().clone(),
@@ -92,10 +112,9 @@ impl Server {
             attached.amqp = Some(link);
         }
         if !cfg.webhook.is_empty() {
-            let amqp = (!cfg.amqp.url.is_empty()).then_some(&cfg.amqp);
             let w = Arc::new(
-                Webhooks::start(&cfg.webhook, &cfg.webhooks, hub.metrics().clone(), amqp)
-                    .with_context(|| format!("webhooks.store `{}`", cfg.webhooks.store))?,
+                Webhooks::start(&cfg.webhook, &cfg.webhooks, hub.metrics().clone(), broker)
+                    .with_context(|| format!("webhooks (store `{}`)", cfg.webhooks.store))?,
             );
             exports.push(w.clone());
             attached.webhooks = Some(w);
@@ -115,6 +134,12 @@ impl Server {
             webhooks,
             amqp,
         })
+    }
+
+    /// Reads the TLS listeners' certificate files again (SIGHUP); the errors of those
+    /// that keep their previous certificate.
+    pub fn reload_tls(&self) -> Vec<String> {
+        self.listeners.reload_tls()
     }
 
     /// Whether every broker is reachable: (all, the bus, RabbitMQ when configured), as

@@ -112,7 +112,7 @@ impl RemoteKeys {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.timeout));
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config("JWKS fetches"))
+            .with_tls_config((*crate::tls::client::system()).clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -94,14 +94,18 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
     if plan.raw_ws {
         let url = format!(
             "{}{}?token={token}",
-            base.replacen("http://", "ws://", 1),
+            base.replacen("http://", "ws://", 1)
+                .replacen("https://", "wss://", 1),
             plan.path
         );
         let req = url.into_client_request().map_err(|e| e.to_string())?;
-        let (r, w) = tokio::time::timeout(Duration::from_secs(10), crate::wsclient::open(req))
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let (r, w) = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::wsclient::open_with(req, Some(plan.tls.clone())),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
         // As the Socket.IO client's: a sender that fills it waits.
         let (tx, rx) = mpsc::channel::<Message>(1024);
         tokio::spawn(w.run(rx));
@@ -113,6 +117,7 @@ async fn open(plan: &Plan, i: usize, room: &str, stats: &Arc<Stats>) -> Result<C
         let st = stats.clone();
         let hint = AtomicUsize::new(0);
         let mut opts = client::Options::with_auth(Some(&auth), Duration::from_secs(10));
+        opts.tls = Some(plan.tls.clone());
         opts.on_event = Some(Arc::new(move |args: &str, woke| {
             match marked(args, &hint) {
                 Some(t0) => {

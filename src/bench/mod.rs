@@ -69,6 +69,10 @@ pub struct Options {
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed an `https://` server's certificate (unset: the
+    /// system's roots).
+    #[arg(long)]
+    pub ca: Option<String>,
 }
 
 /// The measured window: how long, and what was sent and delivered in it.
@@ -94,6 +98,8 @@ pub struct Plan {
     duration: Duration,
     drain: Duration,
     prefix: String,
+    /// What `https://` servers are verified with.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// Runs a bench.
@@ -114,7 +120,14 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         opts.clients > 0 && opts.rooms > 0,
         "--clients and --rooms must be at least 1"
     );
+    let ca = crate::config::ClientTls {
+        ca: opts.ca.clone(),
+        ..Default::default()
+    };
+    let tls =
+        crate::tls::client::config(Some(&ca), "bench").map_err(|e| anyhow::anyhow!("--ca: {e}"))?;
     let plan = Arc::new(Plan {
+        tls,
         urls: opts.urls.clone(),
         path: opts.path.clone().unwrap_or_else(|| route.path.clone()),
         ns: opts

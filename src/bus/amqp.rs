@@ -7,6 +7,7 @@
 //! through the bus; a message is acked only after the bus took it. Both sides reconnect
 //! with backoff after a broker restart, and redeclare what they use.
 
+pub use super::amqp_connect::Broker;
 use crate::config::AmqpConfig;
 use crate::dialect::Registry;
 use crate::event::Event;
@@ -17,7 +18,7 @@ use lapin::options::{
     BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Confirmation, ExchangeKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -72,6 +73,7 @@ impl AmqpLink {
     /// Starts the publisher and the consumer; they connect (and reconnect) by themselves.
     pub fn start(
         cfg: &AmqpConfig,
+        broker: Broker,
         instance: &str,
         inject: Weak<dyn Inject>,
         metrics: Arc<Metrics>,
@@ -83,6 +85,7 @@ impl AmqpLink {
         });
         tokio::spawn(run(
             cfg.clone(),
+            broker,
             instance.to_string(),
             rx,
             inject,
@@ -128,6 +131,7 @@ impl super::Export for AmqpLink {
 /// One connection's life: publish and consume until it fails; then again, with backoff.
 async fn run(
     cfg: AmqpConfig,
+    broker: Broker,
     instance: String,
     mut rx: mpsc::Receiver<(String, Vec<u8>)>,
     inject: Weak<dyn Inject>,
@@ -140,7 +144,17 @@ async fn run(
         if inject.upgrade().is_none() {
             return;
         }
-        match session(&cfg, &instance, &mut rx, &mut pending, &inject, &stats).await {
+        match session(
+            &cfg,
+            &broker,
+            &instance,
+            &mut rx,
+            &mut pending,
+            &inject,
+            &stats,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 stats.connected.store(false, Ordering::Relaxed);
@@ -154,13 +168,14 @@ async fn run(
 
 async fn session(
     cfg: &AmqpConfig,
+    broker: &Broker,
     instance: &str,
     rx: &mut mpsc::Receiver<(String, Vec<u8>)>,
     pending: &mut Option<(String, Vec<u8>)>,
     inject: &Weak<dyn Inject>,
     stats: &Arc<AmqpStats>,
 ) -> Result<(), LinkError> {
-    let conn = Connection::connect(&cfg.url, ConnectionProperties::default()).await?;
+    let conn = broker.connect().await?;
     let publish = conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())

@@ -8,11 +8,13 @@
 //! order per publisher; `interest` is idempotent.
 
 pub mod amqp;
+mod amqp_connect;
 mod export;
 mod local;
 mod offset;
 mod redis;
 mod redis_cluster;
+pub mod redis_connect;
 pub(crate) mod wire;
 
 pub use export::{Export, Stored};

@@ -19,19 +19,28 @@ impl RedisBus {
     /// Starts the bus on the cluster whose seed nodes are `nodes`.
     ///
     /// # Errors
-    /// The node URLs are not Redis URLs.
+    /// The node URLs are not Redis URLs (`tls`: what `rediss://` nodes are verified
+    /// with and present).
     pub fn start_cluster(
         nodes: &[String],
+        tls: Option<redis::TlsCertificates>,
         instance: &str,
         queue: usize,
     ) -> redis::RedisResult<RedisBus> {
         let (bus, out_rx, control_rx) = RedisBus::new(instance, queue);
         let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
-        let subscribing = ClusterClientBuilder::new(nodes.to_vec())
+        let builder = || {
+            let b = ClusterClientBuilder::new(nodes.to_vec());
+            match &tls {
+                Some(certs) => b.certs(certs.clone()),
+                None => b,
+            }
+        };
+        let subscribing = builder()
             .use_protocol(redis::ProtocolVersion::RESP3)
             .push_sender(push_tx)
             .build()?;
-        let publishing = ClusterClientBuilder::new(nodes.to_vec()).build()?;
+        let publishing = builder().build()?;
         let shared = std::sync::Arc::downgrade(bus.shared());
         tokio::spawn(publisher(publishing, out_rx, shared.clone()));
         tokio::spawn(subscriber(subscribing, push_rx, control_rx, shared));

@@ -132,7 +132,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Check a configuration (default: the embedded one) with the environment applied,
-    /// and print the effective configuration with secrets redacted.
+    /// and the TLS files it names (missing, unreadable, a key not its certificate's; a
+    /// warning for a certificate expiring within 14 days), and print the effective
+    /// configuration with secrets redacted.
     Check {
         /// The file.
         file: Option<PathBuf>,
@@ -266,6 +268,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             ConfigAction::Check { file } => match Config::load(file.as_deref()) {
                 Ok(cfg) => {
+                    let tls = crate::tls::check::check(&cfg, std::time::SystemTime::now());
+                    for w in &tls.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    if !tls.errors.is_empty() {
+                        eprintln!("{} problem(s) with TLS files:", tls.errors.len());
+                        for e in &tls.errors {
+                            eprintln!("  - {e}");
+                        }
+                        return Ok(ExitCode::FAILURE);
+                    }
                     print!("{}", cfg.redacted_toml());
                     Ok(ExitCode::SUCCESS)
                 }

@@ -1,6 +1,6 @@
 //! `switchboard serve`: runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the
-//! mapping files and the auth providers' key files (what fails is refused, the running
-//! ones kept).
+//! mapping files, the auth providers' key files and the TLS listeners' certificates
+//! (what fails is refused, the running ones kept).
 
 use crate::config::Config;
 use crate::dialect::Registry;
@@ -69,8 +69,10 @@ pub fn run(config: Option<PathBuf>, mappings: Option<PathBuf>) -> Result<()> {
                         Err(e) => tracing::error!("mappings NOT reloaded, the running ones stay:\n{e:#}"),
                     }
                     for e in server.auth.reload() {
-                        tracing::error!("{e}; its keys had stay");
+                        tracing::error!("{e}; its keys stay");
                     }
+                    // Each failure is logged where it happens; the old certificate stays.
+                    let _ = server.reload_tls();
                 }
             }
         }

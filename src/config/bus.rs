@@ -1,6 +1,7 @@
 //! `[bus]`, `[redis]` and `[amqp]`: how instances reach each other, and RabbitMQ beside
 //! them.
 
+use super::ClientTls;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,14 @@ pub struct RedisConfig {
     /// by sharded pub/sub (SPUBLISH/SSUBSCRIBE) on the cluster, and the state stays at
     /// `url`. (SWITCHBOARD_REDIS_CLUSTER, comma-separated)
     pub cluster: Vec<String>,
+    /// TLS for `rediss://` URLs (the state, the bus and the cluster's nodes): a private
+    /// CA, a client certificate.
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls: ClientTls,
+}
+
+fn is_default(t: &ClientTls) -> bool {
+    *t == ClientTls::default()
 }
 
 impl Default for RedisConfig {
@@ -54,6 +63,7 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             cluster: Vec::new(),
+            tls: ClientTls::default(),
         }
     }
 }
@@ -76,6 +86,9 @@ pub struct AmqpConfig {
     /// Events waiting for the exchange. Over it: the event is not exported, and counted
     /// (clients are not delayed by RabbitMQ).
     pub queue: usize,
+    /// TLS for an `amqps://` URL: a private CA, a client certificate.
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls: ClientTls,
 }
 
 impl Default for AmqpConfig {
@@ -86,6 +99,7 @@ impl Default for AmqpConfig {
             inbound_queue: "switchboard.inbound".into(),
             prefetch: 100,
             queue: 10_000,
+            tls: ClientTls::default(),
         }
     }
 }
@@ -110,6 +124,13 @@ pub(super) fn check(bus: &BusConfig, redis: &RedisConfig, amqp: &AmqpConfig, p: 
                 "redis.cluster: `{n}` must be a redis:// or rediss:// URL"
             ));
         }
+    }
+    redis.tls.check("redis", p);
+    amqp.tls.check("amqp", p);
+    if amqp.tls.insecure_skip_verify {
+        p.push(
+            "amqp.tls.insecure_skip_verify: not offered for RabbitMQ (its client always verifies); give the broker's CA as `amqp.tls.ca`".into(),
+        );
     }
     if !amqp.url.is_empty() && !amqp.url.starts_with("amqp") {
         p.push(format!(

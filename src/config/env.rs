@@ -98,6 +98,7 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
             timeout: std::time::Duration::from_secs(10),
             headers: Default::default(),
             standard: false,
+            tls: None,
         });
     }
     if let Some(v) = var("SWITCHBOARD_WEBHOOK_ALLOW") {

@@ -18,6 +18,11 @@ pub struct ListenerConfig {
     /// is served on this port.
     #[serde(default)]
     pub api: bool,
+    /// TLS: `{ cert = "server.pem", key = "server.key" }` (and `client_ca` for mutual
+    /// TLS) serves `https://` and `wss://` on this port. Unset: plain `http://` and
+    /// `ws://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::ListenerTls>,
     /// Paths bound to dialects: `{ path, transport = "websocket" | "socketio",
     /// namespace, dialect, upstream, auth }` (`upstream`: the `[[upstream]]` this route's
     /// clients are proxied to; `auth`: the `[[auth.provider]]` verifying its tokens).
@@ -91,6 +96,9 @@ pub(super) fn check(
     for (i, l) in listeners.iter().enumerate() {
         if l.port != 0 && !ports.insert(l.port) {
             p.push(format!("listener[{i}].port: port {} is used twice", l.port));
+        }
+        if let Some(t) = &l.tls {
+            t.check(&format!("listener[{i}]"), p);
         }
         let mut seen = BTreeSet::new();
         for (j, r) in l.routes.iter().enumerate() {

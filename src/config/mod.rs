@@ -1,6 +1,6 @@
 //! The typed configuration: `config/switchboard.toml`'s format, one section per file
 //! beside its checks (`auth.rs`, `socketio.rs`, `limits.rs`, `hub.rs`, `bus.rs`,
-//! `webhooks.rs`, `access.rs`, `listener.rs`, `upstream.rs`), the embedded default,
+//! `webhooks.rs`, `access.rs`, `listener.rs`, `upstream.rs`, `tls.rs`), the embedded default,
 //! environment overrides (`env.rs`), reading with every error at once (`load.rs`), and
 //! the documentation generated from the types' own doc comments (`reference.rs`: the
 //! README's reference and the documented default file). This file only assembles.
@@ -17,6 +17,7 @@ mod listener;
 mod load;
 pub mod reference;
 mod socketio;
+mod tls;
 mod upstream;
 mod webhooks;
 
@@ -29,6 +30,7 @@ pub use hub::{HubConfig, Membership, PrivacyConfig};
 pub use limits::LimitsConfig;
 pub use listener::{ListenerConfig, RouteConfig, Transport};
 pub use socketio::SocketIoConfig;
+pub use tls::{ClientTls, ListenerTls};
 pub use upstream::{ConnectMode, Resign, TokenForward, UpstreamConfig};
 pub use webhooks::{WebhookEndpoint, WebhooksConfig};
 
@@ -187,6 +189,7 @@ impl Config {
                 port: 3000,
                 port_env: Some("PORT".into()),
                 api: true,
+                tls: None,
                 routes: vec![
                     route("/ws", Transport::Websocket, None, "nexus"),
                     route("/socket.io", sio, Some("/"), "salala"),
@@ -197,12 +200,14 @@ impl Config {
                 port: 3001,
                 port_env: Some("WS_PORT".into()),
                 api: false,
+                tls: None,
                 routes: vec![route("/socket.io", sio, Some("/"), "chat-service")],
             },
             ListenerConfig {
                 port: 3002,
                 port_env: None,
                 api: false,
+                tls: None,
                 routes: vec![route("/api/socket.io", sio, Some("/"), "clerk")],
             },
         ];
@@ -330,7 +335,7 @@ impl Config {
 }
 
 /// A URL with its password replaced.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

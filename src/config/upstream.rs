@@ -164,6 +164,10 @@ pub struct UpstreamConfig {
     /// legacy backend, half on the hub, during a migration.
     #[serde(default)]
     pub bridge: bool,
+    /// TLS for `wss://` and `https://` URLs (sessions and passthrough): a private CA
+    /// (`ca`), a client certificate (`cert`, `key`). Unset: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::ClientTls>,
 }
 
 fn default_sio_path() -> String {
@@ -253,10 +257,8 @@ pub(super) fn problems(ups: &[UpstreamConfig], p: &mut Vec<String>) {
         } else if u.url.parse::<hyper::Uri>().is_err() {
             p.push(format!("{key}.url `{}` is not a URL", u.url));
         }
-        if u.url.starts_with("wss://") || u.url.starts_with("https://") {
-            p.push(format!(
-                "{key}.url: TLS to backends is not built in yet (use ws:// or http:// inside the trusted network)"
-            ));
+        if let Some(t) = &u.tls {
+            t.check(&key, p);
         }
         if u.transport == Transport::Socketio {
             if !u.path.starts_with('/') {

@@ -101,6 +101,10 @@ pub struct WebhookEndpoint {
     /// `webhook-signature`).
     #[serde(default)]
     pub standard: bool,
+    /// TLS for an `https://` URL: a private CA, a client certificate (master services
+    /// that require mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::ClientTls>,
 }
 
 fn default_webhook_timeout() -> Duration {
@@ -153,6 +157,9 @@ pub(super) fn check(settings: &WebhooksConfig, endpoints: &[WebhookEndpoint], p:
         }
         if !names.insert(w.name.clone()) {
             p.push(format!("webhook[{i}].name `{}` is used twice", w.name));
+        }
+        if let Some(t) = &w.tls {
+            t.check(&format!("webhook[{i}]"), p);
         }
     }
 }

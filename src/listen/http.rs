@@ -7,6 +7,7 @@ use super::socketio::{Namespace, longpoll, polling, websocket as sio_websocket};
 use super::{Context, api, internal, websocket};
 use crate::auth::Provider;
 use crate::config::{ListenerConfig, Transport};
+use crate::tls::ServerTls;
 use crate::upstream::Upstream;
 use crate::upstream::passthrough::{PassError, Passthrough};
 use bytes::Bytes;
@@ -306,8 +307,15 @@ fn cors_headers(
     }
 }
 
-/// Accepts connections until shutdown; each is served on its own task.
-pub(crate) async fn accept_loop(tcp: TcpListener, routes: Arc<Routes>, sh: Arc<Context>) {
+/// Accepts connections until shutdown; each is served on its own task (after its TLS
+/// handshake on a TLS listener).
+pub(crate) async fn accept_loop(
+    tcp: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    routes: Arc<Routes>,
+    sh: Arc<Context>,
+) {
+    let port = tcp.local_addr().map_or(0, |a| a.port());
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -329,29 +337,50 @@ pub(crate) async fn accept_loop(tcp: TcpListener, routes: Arc<Routes>, sh: Arc<C
         };
         let _ = stream.set_nodelay(true);
         let routes = routes.clone();
-        let shutdown = sh.shutdown.clone();
+        let tls = tls.clone();
+        let sh2 = sh.clone();
         sh.tasks.spawn(async move {
-            let svc = service_fn(move |req| {
-                let routes = routes.clone();
-                async move { Ok::<_, Infallible>(routes.route(req, peer).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::trace!(%peer, error = %e, "http connection ended");
+            match tls {
+                None => serve(stream, routes, peer, &sh2).await,
+                Some(tls) => {
+                    let metrics = sh2.hub.metrics().clone();
+                    let accepted = tokio::select! {
+                        s = super::tls::accept(stream, &tls, &metrics, port, peer) => s,
+                        _ = sh2.shutdown.cancelled() => None,
+                    };
+                    if let Some(s) = accepted {
+                        serve(s, routes, peer, &sh2).await;
                     }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
                 }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or shutdown.
+async fn serve<I>(io: I, routes: Arc<Routes>, peer: SocketAddr, sh: &Context)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let routes = routes.clone();
+        async move { Ok::<_, Infallible>(routes.route(req, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::trace!(%peer, error = %e, "http connection ended");
+            }
+        }
+        _ = sh.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
     }
 }

@@ -12,12 +12,14 @@ mod openapi;
 pub(crate) mod respond;
 mod server_api;
 mod socketio;
+mod tls;
 pub(crate) mod websocket;
 
 use crate::auth::Providers;
 use crate::bus::amqp::AmqpLink;
 use crate::config::{Config, Transport};
 use crate::hub::Hub;
+use crate::tls::ServerTls;
 use crate::upstream::Upstreams;
 use crate::upstream::passthrough::Passthrough;
 use crate::webhook::Webhooks;
@@ -76,6 +78,8 @@ pub struct Listeners {
     /// The address each configured listener bound, in configuration order.
     pub addrs: Vec<SocketAddr>,
     cx: Arc<Context>,
+    /// The TLS listeners' certificates, reloadable.
+    tls: Vec<Arc<ServerTls>>,
 }
 
 impl Listeners {
@@ -127,6 +131,7 @@ impl Listeners {
             heartbeat.heartbeat.run(heartbeat.shutdown.clone()).await;
         });
         let mut addrs = Vec::new();
+        let mut tls_listeners = Vec::new();
         for l in &cfg.listeners {
             let bind = format!("{}:{}", cfg.bind, l.port);
             let tcp = TcpListener::bind(&bind)
@@ -134,6 +139,21 @@ impl Listeners {
                 .with_context(|| format!("cannot listen on {bind}"))?;
             let addr = tcp.local_addr()?;
             let routes = http::Routes::build(&cx, l);
+            let tls = match &l.tls {
+                Some(t) => {
+                    let tls = Arc::new(
+                        ServerTls::load(t, addr.port())
+                            .with_context(|| format!("listener on port {}: tls", addr.port()))?,
+                    );
+                    cx.tasks.spawn(
+                        tls.clone()
+                            .watch(cx.hub.metrics().clone(), cx.shutdown.clone()),
+                    );
+                    tls_listeners.push(tls.clone());
+                    Some(tls)
+                }
+                None => None,
+            };
             let what: Vec<String> = l
                 .routes
                 .iter()
@@ -158,11 +178,21 @@ impl Listeners {
                     }
                 })
                 .collect();
-            tracing::info!(%addr, api = l.api, routes = %what.join(", "), "listening");
-            cx.tasks.spawn(http::accept_loop(tcp, routes, cx.clone()));
+            let scheme = if tls.is_some() {
+                "https/wss"
+            } else {
+                "http/ws"
+            };
+            tracing::info!(%addr, scheme, api = l.api, routes = %what.join(", "), "listening");
+            cx.tasks
+                .spawn(http::accept_loop(tcp, tls, routes, cx.clone()));
             addrs.push(addr);
         }
-        Ok(Listeners { addrs, cx })
+        Ok(Listeners {
+            addrs,
+            cx,
+            tls: tls_listeners,
+        })
     }
 
     /// Drains, then stops: `/readyz` answers 503 and new realtime connections are
@@ -170,6 +200,17 @@ impl Listeners {
     /// WebSocket 1012; Socket.IO `41`, polling clients at their next poll, which is
     /// still served); once every connection is gone (or `deadline` passed), the accept
     /// loops and HTTP connections stop. Returns as soon as the last client is closed.
+    /// Reads every TLS listener's files again (SIGHUP): new connections get the new
+    /// certificates, open ones keep theirs. Each listener whose files do not load keeps
+    /// its previous certificate; the errors are returned (and logged).
+    pub fn reload_tls(&self) -> Vec<String> {
+        self.tls
+            .iter()
+            .filter_map(|t| t.reload(self.cx.hub.metrics()).err())
+            .map(|e| e.to_string())
+            .collect()
+    }
+
     pub async fn shutdown(self, deadline: std::time::Duration) {
         let until = tokio::time::Instant::now() + deadline;
         let sh = &self.cx;

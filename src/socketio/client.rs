@@ -167,6 +167,9 @@ pub struct Options {
     pub queue: usize,
     /// Events without an ack request offered here first.
     pub on_event: Option<EventHook>,
+    /// What an `https://` (`wss://`) server is verified with (unset: the system's
+    /// roots).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Options {
@@ -179,6 +182,7 @@ impl Options {
             timeout,
             queue: 1024,
             on_event: None,
+            tls: None,
         }
     }
 }
@@ -235,9 +239,10 @@ pub async fn connect_with(
         };
         req.headers_mut().insert(k, v);
     }
-    let (mut r, mut w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
-        .await
-        .map_err(|_| SioError::Timeout)??;
+    let (mut r, mut w) =
+        tokio::time::timeout(timeout, crate::wsclient::open_with(req, opts.tls.clone()))
+            .await
+            .map_err(|_| SioError::Timeout)??;
     let ns_prefix = if ns == "/" {
         String::new()
     } else {

@@ -121,6 +121,16 @@ pub struct UpstreamEvent {
     pub event: Name,
 }
 
+/// `{port, outcome}` of TLS handshakes and certificate reloads on a listener.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    /// The listener's port.
+    pub port: u16,
+    /// Handshakes: `ok`, `timeout`, `plaintext` (an HTTP request on the TLS port),
+    /// `failed`. Reloads: `ok`, `failed`.
+    pub outcome: &'static str,
+}
+
 /// Every metric of one gateway.
 pub struct Metrics {
     registry: Registry,
@@ -181,6 +191,10 @@ pub struct Metrics {
     pub jwks_fetches: Family<ProviderOutcome, Counter>,
     /// Verification keys each provider holds now.
     pub auth_keys: Family<ProviderLabels, Gauge>,
+    /// TLS handshakes on listeners, by port and outcome.
+    pub tls_handshakes: Family<TlsLabels, Counter>,
+    /// Listener certificate reloads, by port and outcome.
+    pub tls_reloads: Family<TlsLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -357,8 +371,22 @@ impl Metrics {
             "Time one export claim of a fronted backend's fact took",
             upstream_claim_seconds.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        let tls_reloads = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on listeners, by port and outcome (ok, timeout, plaintext, failed)",
+            tls_handshakes.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Listener certificate reloads, by port and outcome (ok, failed: the previous certificate stays)",
+            tls_reloads.clone(),
+        );
         Metrics {
             registry,
+            tls_handshakes,
+            tls_reloads,
             upstream_sessions,
             upstream_session_events,
             upstream_events,
@@ -405,6 +433,13 @@ impl Metrics {
                 upstream: upstream.clone(),
                 outcome,
             })
+            .inc();
+    }
+
+    /// Counts one TLS handshake outcome on the listener at `port`.
+    pub fn tls_handshake(&self, port: u16, outcome: &'static str) {
+        self.tls_handshakes
+            .get_or_create(&TlsLabels { port, outcome })
             .inc();
     }
 

@@ -3,8 +3,9 @@
 //! Both directions go through bounded queues: what the backend sends waits in TCP when
 //! the session has not taken it yet.
 
+use super::Upstream;
 use super::credentials::Handshake;
-use crate::config::{Transport, UpstreamConfig};
+use crate::config::Transport;
 use crate::socketio::client::{self, Incoming, SendError, SioError};
 use crate::wsclient::Received;
 use serde_json::Value;
@@ -82,9 +83,10 @@ impl LinkTx {
 /// # Errors
 /// Refused, unreachable, or too slow.
 pub async fn open(
-    cfg: &UpstreamConfig,
+    up: &Upstream,
     handshake: &Handshake,
 ) -> Result<(LinkTx, mpsc::Receiver<Incoming>), OpenError> {
+    let cfg = &up.cfg;
     let timeout = cfg.connect_timeout;
     match cfg.transport {
         Transport::Socketio => {
@@ -95,6 +97,7 @@ pub async fn open(
                 timeout,
                 queue: cfg.queue,
                 on_event: None,
+                tls: Some(up.tls.clone()),
             };
             client::connect_with(&cfg.url, &cfg.path, &cfg.namespace, &opts)
                 .await
@@ -109,7 +112,7 @@ pub async fn open(
                     }
                 })
         }
-        Transport::Websocket => open_ws(cfg, handshake, timeout).await,
+        Transport::Websocket => open_ws(up, handshake, timeout).await,
     }
 }
 
@@ -129,10 +132,11 @@ fn ws_error(e: WsError) -> OpenError {
 }
 
 async fn open_ws(
-    cfg: &UpstreamConfig,
+    up: &Upstream,
     handshake: &Handshake,
     timeout: Duration,
 ) -> Result<(LinkTx, mpsc::Receiver<Incoming>), OpenError> {
+    let cfg = &up.cfg;
     let mut url = cfg.url.clone();
     for (k, v) in &handshake.query {
         url.push(if url.contains('?') { '&' } else { '?' });
@@ -149,10 +153,13 @@ async fn open_ws(
             req.headers_mut().insert(k, v);
         }
     }
-    let (mut r, w) = tokio::time::timeout(timeout, crate::wsclient::open(req))
-        .await
-        .map_err(|_| OpenError::Timeout(timeout))?
-        .map_err(ws_error)?;
+    let (mut r, w) = tokio::time::timeout(
+        timeout,
+        crate::wsclient::open_with(req, Some(up.tls.clone())),
+    )
+    .await
+    .map_err(|_| OpenError::Timeout(timeout))?
+    .map_err(ws_error)?;
     let (tx, out) = mpsc::channel::<Message>(cfg.queue.max(1));
     let (in_tx, in_rx) = mpsc::channel(cfg.queue.max(1));
     tokio::spawn(w.run(out));

@@ -58,6 +58,10 @@ pub struct Upstream {
     pub exports: Patterns,
     /// What the hub knows of it when it exports them.
     pub fronted: Fronted,
+    /// What its `wss://` and `https://` connections trust and present.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Its HTTP passthrough client.
+    pub http: passthrough::PassClient,
 }
 
 /// Every configured backend, by name.
@@ -125,6 +129,11 @@ impl Upstreams {
                     return Err(err(format!("export: `{p}` names no canonical event")));
                 }
             }
+            let tls = match &c.tls {
+                Some(t) => crate::tls::client::config(Some(t), &format!("upstream {}", c.name))
+                    .map_err(|e| err(format!("tls: {e}")))?,
+                None => crate::tls::client::system(),
+            };
             let announces_ready = d
                 .rules
                 .iter()
@@ -132,6 +141,8 @@ impl Upstreams {
             by_name.insert(
                 c.name.clone(),
                 Arc::new(Upstream {
+                    http: passthrough::client(tls.clone()),
+                    tls,
                     label: Name::from(c.name.as_str()),
                     routing,
                     creds: Credentials::new(c).map_err(|e| err(format!("resign: {e}")))?,

@@ -8,10 +8,12 @@ use crate::telemetry::UpstreamOutcome;
 use hyper::body::Incoming;
 use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a request could not be passed through.
@@ -28,11 +30,26 @@ pub enum PassError {
     BadPath(String),
 }
 
-/// The HTTP client every passthrough shares (connection pooling per backend).
-#[derive(Clone)]
-pub struct Passthrough {
-    client: Client<HttpConnector, Incoming>,
+/// A backend's HTTP client (`http://` and `https://`, its connections pooled), TLS
+/// as its `tls` table says.
+pub type PassClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+
+/// The client of a backend whose TLS is `tls`.
+pub fn client(tls: Arc<rustls::ClientConfig>) -> PassClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(https)
 }
+
+/// Passing requests through, each with its backend's client.
+#[derive(Clone)]
+pub struct Passthrough;
 
 impl Default for Passthrough {
     fn default() -> Self {
@@ -70,11 +87,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 impl Passthrough {
-    /// A pooled HTTP/1.1 client.
+    /// Passthrough.
     pub fn new() -> Passthrough {
-        Passthrough {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        Passthrough
     }
 
     /// Whether `path` is under one of `up`'s prefixes.
@@ -127,7 +142,7 @@ impl Passthrough {
                 })
                 .inc();
         };
-        let resp = match tokio::time::timeout(up.cfg.http_timeout, self.client.request(req)).await {
+        let resp = match tokio::time::timeout(up.cfg.http_timeout, up.http.request(req)).await {
             Err(_) => {
                 outcome("timeout");
                 return Err(PassError::Timeout);

@@ -16,7 +16,8 @@ use super::guard::Guard;
 use super::letter::DeadLetter;
 use super::queue::retry_delay;
 use super::send::{self, HttpClient, Outcome, Payload};
-use crate::config::{AmqpConfig, WebhookEndpoint, WebhooksConfig};
+use crate::bus::amqp::Broker;
+use crate::config::{WebhookEndpoint, WebhooksConfig};
 use crate::event::{format_iso_millis, now_millis};
 use crate::telemetry::{Metrics, Name, WebhookLabels};
 use futures_util::StreamExt;
@@ -25,7 +26,7 @@ use lapin::options::{
     BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +61,7 @@ fn dead() -> String {
 /// The durable queues' client.
 pub(super) struct Durable {
     out: mpsc::Sender<(String, Arc<Payload>)>,
-    url: String,
+    broker: Broker,
     disabled: Arc<HashMap<String, (AtomicBool, Notify)>>,
 }
 
@@ -163,10 +164,10 @@ async fn publish(
 
 impl Durable {
     pub(super) fn start(
-        amqp: &AmqpConfig,
+        broker: Broker,
         endpoints: &[WebhookEndpoint],
         settings: &WebhooksConfig,
-        http: HttpClient,
+        http: send::Clients,
         guard: Arc<Guard>,
         metrics: Arc<Metrics>,
     ) -> Durable {
@@ -178,17 +179,17 @@ impl Durable {
                 .collect(),
         );
         tokio::spawn(producer(
-            amqp.url.clone(),
+            broker.clone(),
             endpoints.to_vec(),
             rx,
             metrics.clone(),
         ));
         for ep in endpoints {
             tokio::spawn(consumer(
-                amqp.url.clone(),
+                broker.clone(),
                 ep.clone(),
                 settings.clone(),
-                http.clone(),
+                http.of(&ep.name),
                 guard.clone(),
                 metrics.clone(),
                 disabled.clone(),
@@ -196,7 +197,7 @@ impl Durable {
         }
         Durable {
             out,
-            url: amqp.url.clone(),
+            broker,
             disabled,
         }
     }
@@ -262,9 +263,7 @@ impl Durable {
         &self,
         take: impl Fn(&DeadLetter) -> bool,
     ) -> Result<Vec<DeadLetter>, String> {
-        let conn = Connection::connect(&self.url, ConnectionProperties::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn = self.broker.connect().await.map_err(|e| e.to_string())?;
         let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
@@ -322,7 +321,7 @@ impl Durable {
 /// Publishes offered deliveries to their work queues, reconnecting as needed; a delivery
 /// leaves memory only once the broker confirmed it.
 async fn producer(
-    url: String,
+    broker: Broker,
     endpoints: Vec<WebhookEndpoint>,
     mut rx: mpsc::Receiver<(String, Arc<Payload>)>,
     metrics: Arc<Metrics>,
@@ -331,7 +330,7 @@ async fn producer(
     let mut backoff = Duration::from_millis(100);
     loop {
         let session = async {
-            let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+            let conn = broker.connect().await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             declare(&ch, &endpoints).await?;
@@ -361,7 +360,7 @@ async fn producer(
 /// Consumes one endpoint's work queue: attempts, then records the outcome durably before
 /// acking.
 async fn consumer(
-    url: String,
+    broker: Broker,
     ep: WebhookEndpoint,
     settings: WebhooksConfig,
     http: HttpClient,
@@ -376,7 +375,7 @@ async fn consumer(
     };
     loop {
         let session = async {
-            let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+            let conn = broker.connect().await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             declare(&ch, std::slice::from_ref(&ep))

@@ -24,7 +24,7 @@ pub use letter::DeadLetter;
 pub use send::{Outcome, Payload};
 pub use sign::{github_style, standard};
 
-use crate::config::{AmqpConfig, WebhookEndpoint, WebhooksConfig};
+use crate::config::{WebhookEndpoint, WebhooksConfig};
 use crate::dialect::{Direction, Framing, Registry, write_frame};
 use crate::event::Event;
 use crate::telemetry::Metrics;
@@ -63,25 +63,36 @@ pub struct EndpointStatus {
     pub queued: Option<usize>,
 }
 
+/// Why the webhooks could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The embedded store.
+    #[error("webhooks.store: {0}")]
+    Store(JournalError),
+    /// An endpoint's TLS files.
+    #[error("webhook tls: {0}")]
+    Tls(crate::tls::TlsError),
+}
+
 impl Webhooks {
     /// Starts the workers of every endpoint: on durable queues in RabbitMQ when `amqp`
     /// is given, else on the embedded store at `webhooks.store`.
     ///
     /// # Errors
     /// The embedded store cannot be opened (a path that cannot be created, a store
-    /// another process holds).
+    /// another process holds), or an endpoint's TLS files do not load.
     pub fn start(
         endpoints: &[WebhookEndpoint],
         settings: &WebhooksConfig,
         metrics: Arc<Metrics>,
-        amqp: Option<&AmqpConfig>,
-    ) -> Result<Webhooks, JournalError> {
+        amqp: Option<crate::bus::amqp::Broker>,
+    ) -> Result<Webhooks, StartError> {
         let guard = Arc::new(Guard::new(&settings.allow));
-        let http = send::client(guard.clone());
+        let http = send::Clients::build(&guard, endpoints).map_err(StartError::Tls)?;
         let queues = match amqp {
-            Some(amqp) => Queues::RabbitMq {
+            Some(broker) => Queues::RabbitMq {
                 queues: durable::Durable::start(
-                    amqp,
+                    broker,
                     endpoints,
                     settings,
                     http,
@@ -90,14 +101,17 @@ impl Webhooks {
                 ),
                 endpoints: endpoints.to_vec(),
             },
-            None => Queues::Embedded(queue::Queues::start(
-                std::path::Path::new(&settings.store),
-                endpoints,
-                settings,
-                &http,
-                &guard,
-                &metrics,
-            )?),
+            None => Queues::Embedded(
+                queue::Queues::start(
+                    std::path::Path::new(&settings.store),
+                    endpoints,
+                    settings,
+                    &http,
+                    &guard,
+                    &metrics,
+                )
+                .map_err(StartError::Store)?,
+            ),
         };
         Ok(Webhooks { queues, metrics })
     }

@@ -51,7 +51,7 @@ impl Queues {
         path: &Path,
         endpoints: &[WebhookEndpoint],
         settings: &WebhooksConfig,
-        http: &HttpClient,
+        http: &send::Clients,
         guard: &Arc<Guard>,
         metrics: &Arc<Metrics>,
     ) -> Result<Queues, JournalError> {
@@ -84,7 +84,7 @@ impl Queues {
                 resumed += 1;
             }
             for _ in 0..settings.concurrency {
-                tokio::spawn(worker(ep.clone(), http.clone(), guard.clone()));
+                tokio::spawn(worker(ep.clone(), http.of(&cfg.name), guard.clone()));
             }
             eps.push(ep);
         }

@@ -17,24 +17,60 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The HTTP(S) client every endpoint shares.
+/// An endpoint's HTTP(S) client.
 pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
-/// A client with pooled keep-alive connections, TLS with the system's roots, and the
-/// guard as its resolver.
-pub fn client(guard: Arc<Guard>) -> HttpClient {
+/// A client with pooled keep-alive connections, TLS as `tls` says (the system's roots
+/// when unset), and the guard as its resolver.
+fn client(guard: Arc<Guard>, tls: rustls::ClientConfig) -> HttpClient {
     let mut c = HttpConnector::new_with_resolver(GuardedResolver(guard));
     c.set_nodelay(true);
     c.enforce_http(false);
     c.set_connect_timeout(Some(Duration::from_secs(5)));
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::client_config("webhooks"))
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(c);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(https)
+}
+
+/// Each endpoint's client: the endpoints without a `tls` table share one.
+#[derive(Clone)]
+pub struct Clients {
+    shared: HttpClient,
+    own: std::collections::HashMap<String, HttpClient>,
+}
+
+impl Clients {
+    /// The clients of `endpoints`.
+    ///
+    /// # Errors
+    /// An endpoint's `tls` files do not load.
+    pub fn build(
+        guard: &Arc<Guard>,
+        endpoints: &[WebhookEndpoint],
+    ) -> Result<Clients, crate::tls::TlsError> {
+        let mut own = std::collections::HashMap::new();
+        for e in endpoints {
+            if let Some(tls) = &e.tls {
+                let what = format!("webhook {}", e.name);
+                let config = crate::tls::client::config(Some(tls), &what)?;
+                own.insert(e.name.clone(), client(guard.clone(), (*config).clone()));
+            }
+        }
+        Ok(Clients {
+            shared: client(guard.clone(), (*crate::tls::client::system()).clone()),
+            own,
+        })
+    }
+
+    /// The client of the endpoint named `name`.
+    pub fn of(&self, name: &str) -> HttpClient {
+        self.own.get(name).unwrap_or(&self.shared).clone()
+    }
 }
 
 /// What one event sends: the same on every attempt.

@@ -2,11 +2,11 @@
 //! hands it the server's response and nothing after: once it has checked the response,
 //! the socket is ours again, with no frame of the server's left in tungstenite's buffer.
 
+use super::stream::Stream;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// The end of an HTTP response's head.
 const HEAD_END: &[u8] = b"\r\n\r\n";
@@ -14,7 +14,7 @@ const HEAD_END: &[u8] = b"\r\n\r\n";
 /// A socket that reads up to the end of the HTTP response head and no further (what
 /// came after it is kept in `rest`); writes pass through.
 pub(super) struct HeadOnly {
-    pub(super) io: TcpStream,
+    pub(super) io: Stream,
     /// How much of [`HEAD_END`] the bytes handed out so far end with.
     matched: usize,
     /// Bytes read past the head: the server's first frames.
@@ -22,7 +22,7 @@ pub(super) struct HeadOnly {
 }
 
 impl HeadOnly {
-    pub(super) fn new(io: TcpStream) -> HeadOnly {
+    pub(super) fn new(io: Stream) -> HeadOnly {
         HeadOnly {
             io,
             matched: 0,

@@ -1,14 +1,18 @@
-//! Client WebSockets (backend sessions, the Socket.IO client, the bench): the opening
-//! handshake by tungstenite, then our own reading and writing halves on the socket,
-//! Nagle's algorithm off.
+//! Client WebSockets (backend sessions, the Socket.IO client, the bench), `ws://` and
+//! `wss://`: the opening handshake by tungstenite, then our own reading and writing
+//! halves on the socket (`stream.rs`: TCP or TLS), Nagle's algorithm off.
 
 mod handshake;
 mod read;
+mod stream;
 mod write;
 
 pub use read::{ReadError, Reader, Received};
 pub use write::Writer;
 
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use stream::Stream;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -21,9 +25,9 @@ pub const READ_BUFFER: usize = 8 * 1024;
 /// The largest message a client connection takes (tungstenite's default).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
-/// Opens a WebSocket to `req` (`ws://` only) with `TCP_NODELAY` (a small frame leaves at
-/// once rather than waiting for the previous one's acknowledgement): its reading and
-/// writing halves.
+/// Opens a WebSocket to `req` (`ws://`, or `wss://` verified with the system's roots)
+/// with `TCP_NODELAY` (a small frame leaves at once rather than waiting for the previous
+/// one's acknowledgement): its reading and writing halves.
 ///
 /// # Errors
 /// The connection or the handshake failed (a refusal is `Error::Http` with the
@@ -32,18 +36,43 @@ pub async fn open<R>(req: R) -> Result<(Reader, Writer), tungstenite::Error>
 where
     R: IntoClientRequest + Unpin,
 {
+    open_with(req, None).await
+}
+
+/// Like [`open`], `wss://` verified (and a client certificate presented) as `tls` says.
+///
+/// # Errors
+/// As [`open`]; a TLS handshake that failed (a certificate not trusted, expired or of
+/// another name) is `Error::Tls`'s text in an `Error::Io`.
+pub async fn open_with<R>(
+    req: R,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(Reader, Writer), tungstenite::Error>
+where
+    R: IntoClientRequest + Unpin,
+{
     let req = req.into_client_request()?;
     let host = req.uri().host().ok_or(UrlError::NoHostName)?.to_string();
-    let port = match (req.uri().scheme_str(), req.uri().port_u16()) {
-        (Some("wss"), _) => return Err(UrlError::TlsFeatureNotEnabled.into()),
-        (Some("ws"), port) => port.unwrap_or(80),
+    let (secure, port) = match (req.uri().scheme_str(), req.uri().port_u16()) {
+        (Some("wss"), port) => (true, port.unwrap_or(443)),
+        (Some("ws"), port) => (false, port.unwrap_or(80)),
         _ => return Err(UrlError::UnsupportedUrlScheme.into()),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
+    let stream = if secure {
+        let name = ServerName::try_from(host.to_string()).map_err(|_| UrlError::NoHostName)?;
+        let config = tls.unwrap_or_else(crate::tls::client::system);
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Stream::Tls(Box::new(tls))
+    } else {
+        Stream::Plain(tcp)
+    };
     // Only the handshake: its WebSocket is taken apart at once, so its settings are moot.
-    let (ws, _) = tokio_tungstenite::client_async(req, handshake::HeadOnly::new(tcp)).await?;
+    let (ws, _) = tokio_tungstenite::client_async(req, handshake::HeadOnly::new(stream)).await?;
     let head = ws.into_inner();
     let (r, w) = head.io.into_split();
     Ok((
@@ -104,7 +133,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_is_the_servers_answer_and_wss_is_not_offered() {
+    async fn a_refusal_is_the_servers_answer_and_other_schemes_are_refused() {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("ws://{}/ws", l.local_addr().expect("addr"));
         tokio::spawn(eager_server(l, "401 Unauthorized"));
@@ -113,8 +142,8 @@ mod tests {
             other => panic!("expected the 401, got {:?}", other.map(|_| ())),
         }
         assert!(matches!(
-            open("wss://127.0.0.1:1/").await,
-            Err(tungstenite::Error::Url(UrlError::TlsFeatureNotEnabled))
+            open("http://127.0.0.1:1/").await,
+            Err(tungstenite::Error::Url(UrlError::UnsupportedUrlScheme))
         ));
     }
 }

@@ -4,10 +4,10 @@
 //! already read. (Through tungstenite's stream, the bench spent a quarter of its CPU
 //! per frame: zero-filling its read buffer, moving messages, refcounting.)
 
+use super::stream::ReadHalf;
 use std::io::{self, Cursor};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
@@ -54,7 +54,7 @@ enum Found {
 
 /// The reading half of a client WebSocket.
 pub struct Reader {
-    io: OwnedReadHalf,
+    io: ReadHalf,
     /// Initialised once; `start..end` holds what was read and not yet handed out.
     buf: Vec<u8>,
     start: usize,
@@ -74,7 +74,7 @@ impl Reader {
     /// Reads `io`, which has already given `rest` (bytes read with the handshake);
     /// messages over `max` bytes end the connection. The buffer holds `base` bytes, and
     /// grows for a larger frame.
-    pub fn new(io: OwnedReadHalf, rest: &[u8], base: usize, max: usize) -> Reader {
+    pub fn new(io: ReadHalf, rest: &[u8], base: usize, max: usize) -> Reader {
         let base = base.max(rest.len()).max(16);
         let mut buf = vec![0; base];
         buf[..rest.len()].copy_from_slice(rest);
@@ -315,7 +315,10 @@ mod tests {
         let (client, server) = tokio::join!(TcpStream::connect(addr), l.accept());
         // The writing half's drop shuts only our writing side.
         let (r, _) = client.expect("connect").into_split();
-        (Reader::new(r, &[], base, max), server.expect("accept").0)
+        (
+            Reader::new(ReadHalf::Plain(r), &[], base, max),
+            server.expect("accept").0,
+        )
     }
 
     /// Every message until the end, as owned values.

@@ -1,9 +1,9 @@
 //! Writing a client WebSocket: messages framed and masked (tungstenite's `Frame`) into
 //! one buffer, and what waits written with one system call.
 
+use super::stream::WriteHalf;
 use std::io;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// The writing half of a client WebSocket.
 pub struct Writer {
-    io: OwnedWriteHalf,
+    io: WriteHalf,
     buf: Vec<u8>,
 }
 
@@ -32,7 +32,7 @@ fn frame(m: Message) -> Frame {
 
 impl Writer {
     /// Writes on `io`.
-    pub fn new(io: OwnedWriteHalf) -> Writer {
+    pub fn new(io: WriteHalf) -> Writer {
         Writer {
             io,
             buf: Vec::new(),
@@ -62,6 +62,8 @@ impl Writer {
             }
         }
         self.io.write_all(&self.buf).await?;
+        // TLS holds what it encrypted until flushed (TCP's flush does nothing).
+        self.io.flush().await?;
         if self.buf.capacity() > 64 * 1024 {
             self.buf = Vec::new();
         }
@@ -108,7 +110,7 @@ mod tests {
         let addr = l.local_addr().expect("addr");
         let (client, server) = tokio::join!(TcpStream::connect(addr), l.accept());
         let (_, w) = client.expect("connect").into_split();
-        let mut w = Writer::new(w);
+        let mut w = Writer::new(WriteHalf::Plain(w));
         let mut more = vec![
             Message::Text("after the close".into()),
             Message::Close(None),

@@ -23,6 +23,7 @@ fn options(live: &Live, dialect: &str) -> Options {
         pid: vec![std::process::id()],
         label: "test".into(),
         json: None,
+        ca: None,
     }
 }
 
@@ -78,4 +79,31 @@ async fn idle_connections_report_the_servers_memory() {
     assert_eq!(r.connected, 30);
     assert!(r.rss_per_conn_kib.is_some_and(|k| k > 0.0), "{r:?}");
     assert_eq!(r.delivered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_over_tls_with_the_servers_ca() {
+    let ca = crate::certs::Ca::new("bench-ca");
+    let dir = crate::certs::Dir::new("bench");
+    let leaf = ca.server();
+    let tls = switchboard::config::ListenerTls {
+        cert: dir.write("server.pem", &leaf.cert),
+        key: dir.write("server.key", &leaf.key),
+        client_ca: None,
+        handshake_timeout: Duration::from_secs(10),
+        reload_check: Duration::from_secs(5),
+    };
+    let live = Live::start_with(|c| {
+        for l in &mut c.listeners {
+            l.tls = Some(tls.clone());
+        }
+    })
+    .await;
+    for dialect in ["chat-service", "nexus"] {
+        let mut o = options(&live, dialect);
+        o.urls = vec![o.urls[0].replacen("http://127.0.0.1", "https://localhost", 1)];
+        o.ca = Some(dir.write("ca.pem", &ca.pem));
+        let r = run(&o).await.expect("runs");
+        check(&r);
+    }
 }

@@ -427,6 +427,7 @@ async fn durable_webhooks_dead_letter_and_replay_through_rabbitmq() {
         timeout: Duration::from_secs(2),
         headers: Default::default(),
         standard: false,
+        tls: None,
     };
     let live = Live::start_with(move |c| {
         c.amqp.url = AMQP.into();

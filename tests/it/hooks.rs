@@ -171,5 +171,6 @@ pub fn endpoint(name: &str, url: &str) -> WebhookEndpoint {
         timeout: Duration::from_secs(2),
         headers: Default::default(),
         standard: false,
+        tls: None,
     }
 }

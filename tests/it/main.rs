@@ -10,6 +10,7 @@
 //! the tests' own, raw frames), `process` (the binary as a process).
 
 mod backends;
+mod certs;
 mod common;
 mod hooks;
 mod live;
@@ -46,6 +47,7 @@ mod serve;
 mod server_api;
 mod socketio_engine;
 mod spec_examples;
+mod tls;
 mod upstream;
 mod upstream_lifecycle;
 mod webhooks;

@@ -117,7 +117,7 @@ pub(crate) async fn write_now(io: &mut Io, outs: impl IntoIterator<Item = Outgoi
             break;
         }
     }
-    if io.write_all(&buf).await.is_ok() && last {
+    if io.write_all(&buf).await.is_ok() && io.flush().await.is_ok() && last {
         let _ = io.shutdown().await;
     }
 }
@@ -145,6 +145,9 @@ pub(crate) struct Writer {
     state: State,
     /// Whether the last frame came from the queue (the server closed), not from its end.
     closed_by_server: bool,
+    /// A batch is written but not yet flushed (TLS holds what it encrypted until then;
+    /// TCP's flush does nothing).
+    unflushed: bool,
 }
 
 impl Writer {
@@ -155,6 +158,7 @@ impl Writer {
             at: 0,
             state: State::Open,
             closed_by_server: false,
+            unflushed: false,
         }
     }
 
@@ -167,7 +171,10 @@ impl Writer {
     /// Whether this writer should go before the connection reads on: a batch is part
     /// written, the last frame is in, or [`GOES_FIRST_AT`] frames or more wait.
     pub(crate) fn goes_first(&self) -> bool {
-        self.at < self.buf.len() || self.state != State::Open || self.queue.len() >= GOES_FIRST_AT
+        self.at < self.buf.len()
+            || self.unflushed
+            || self.state != State::Open
+            || self.queue.len() >= GOES_FIRST_AT
     }
 
     /// Whether the server closed the connection: a close frame was queued and is written
@@ -199,6 +206,17 @@ impl Writer {
                 // Written: dropped, an idle connection keeps no buffer.
                 self.buf = Vec::new();
                 self.at = 0;
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(_)) => {
+                        self.state = State::Done;
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
             }
             match self.state {
                 State::Done => return Poll::Ready(()),

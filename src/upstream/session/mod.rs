@@ -110,7 +110,7 @@ impl Session {
                     return Err(None);
                 }
                 let hs = self.up.creds.handshake(self.token.as_deref());
-                match link::open(&self.up.cfg, &hs).await {
+                match link::open(&self.up, &hs).await {
                     Ok((tx, rx)) => {
                         let me = self.clone();
                         tokio::spawn(async move { me.drive(rx).await });

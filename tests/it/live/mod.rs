@@ -197,6 +197,62 @@ pub struct Received {
     pub payload: Value,
 }
 
+/// Serves a connected raw WebSocket for a [`Client`]: what `out_rx` gives is sent, what
+/// arrives goes to `tx` (envelopes by their `event`, the close as `__close__`).
+pub fn attach<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    tx: mpsc::UnboundedSender<Received>,
+    mut out_rx: mpsc::UnboundedReceiver<Message>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut w, mut r) = ws.split();
+    let _ = tx.send(Received {
+        name: "__connect__".into(),
+        payload: Value::Null,
+    });
+    tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if w.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.close().await;
+    });
+    tokio::spawn(async move {
+        while let Some(m) = r.next().await {
+            let rec = match m {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    Received {
+                        name: v["event"].as_str().unwrap_or_default().into(),
+                        payload: v["data"].clone(),
+                    }
+                }
+                Ok(Message::Close(f)) => {
+                    let (code, reason) = f
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    let _ = tx.send(Received {
+                        name: "__close__".into(),
+                        payload: json!({"code": code, "reason": reason}),
+                    });
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(Received {
+                        name: "__close__".into(),
+                        payload: json!({"code": 1006, "reason": e.to_string()}),
+                    });
+                    break;
+                }
+            };
+            let _ = tx.send(rec);
+        }
+    });
+}
+
 /// The node process driving official Socket.IO clients.
 pub struct Driver {
     child: Child,
@@ -211,11 +267,18 @@ fn js_dir() -> PathBuf {
 impl Driver {
     /// Starts `node tests/js/driver.mjs` (scripts/test installs its packages).
     pub async fn start() -> Arc<Driver> {
+        Driver::start_with_env(&[]).await
+    }
+
+    /// Like [`Driver::start`], with `env` set for node (`NODE_EXTRA_CA_CERTS`: a CA
+    /// its TLS connections trust).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Arc<Driver> {
         assert!(
             js_dir().join("node_modules/socket.io-client").exists(),
             "socket.io-client is not installed: run `npm ci --prefix tests/js` (scripts/test does)"
         );
         let mut child = Command::new("node")
+            .envs(env.iter().copied())
             .arg("driver.mjs")
             .current_dir(js_dir())
             .stdin(Stdio::piped())
@@ -362,55 +425,9 @@ impl Client {
                     format!("Bearer {t}").parse().expect("header"),
                 );
             }
-            let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+            let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
             match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, _)) => {
-                    let (mut w, mut r) = ws.split();
-                    let _ = tx.send(Received {
-                        name: "__connect__".into(),
-                        payload: Value::Null,
-                    });
-                    tokio::spawn(async move {
-                        while let Some(m) = out_rx.recv().await {
-                            if w.send(m).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = w.close().await;
-                    });
-                    tokio::spawn(async move {
-                        while let Some(m) = r.next().await {
-                            let rec = match m {
-                                Ok(Message::Text(t)) => {
-                                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                                    Received {
-                                        name: v["event"].as_str().unwrap_or_default().into(),
-                                        payload: v["data"].clone(),
-                                    }
-                                }
-                                Ok(Message::Close(f)) => {
-                                    let (code, reason) = f
-                                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                                        .unwrap_or((1005, String::new()));
-                                    let _ = tx.send(Received {
-                                        name: "__close__".into(),
-                                        payload: json!({"code": code, "reason": reason}),
-                                    });
-                                    break;
-                                }
-                                Ok(_) => continue,
-                                Err(e) => {
-                                    let _ = tx.send(Received {
-                                        name: "__close__".into(),
-                                        payload: json!({"code": 1006, "reason": e.to_string()}),
-                                    });
-                                    break;
-                                }
-                            };
-                            let _ = tx.send(rec);
-                        }
-                    });
-                }
+                Ok((ws, _)) => attach(ws, tx, out_rx),
                 Err(e) => {
                     let _ = tx.send(Received {
                         name: "__connect_error__".into(),
@@ -441,6 +458,26 @@ impl Client {
         query: Value,
     ) -> Client {
         let (base, path, ns, _) = live.url(dialect);
+        Client::socketio_at(
+            driver, dialect, &base, &path, &ns, transport, user, auth, query,
+        )
+        .await
+    }
+
+    /// Connects an official socket.io-client of `dialect` to `base` (`https://…`),
+    /// `path`, namespace `ns`, without waiting for the outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn socketio_at(
+        driver: &Arc<Driver>,
+        dialect: &str,
+        base: &str,
+        path: &str,
+        ns: &str,
+        transport: &str,
+        user: &str,
+        auth: Value,
+        query: Value,
+    ) -> Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = format!(
             "c{}",
@@ -463,6 +500,23 @@ impl Client {
                 driver: driver.clone(),
                 id,
             },
+            inbox: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A raw WebSocket client of `dialect` on `ws`, already connected (over TLS, say).
+    pub fn over<S>(dialect: &str, user: &str, ws: tokio_tungstenite::WebSocketStream<S>) -> Client
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
+        attach(ws, tx, out_rx);
+        Client {
+            dialect: dialect.into(),
+            user: user.into(),
+            transport: Transport::Ws(out_tx),
             inbox: rx,
             seen: Vec::new(),
         }
