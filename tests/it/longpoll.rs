@@ -123,10 +123,15 @@ async fn a_polling_session_upgrades_to_a_websocket() {
         .await
         .expect("probe");
     assert_eq!(next(&mut ws).await, "3probe");
-    let (code, noop) = tokio::time::timeout(Duration::from_secs(5), pending)
+    let (mut code, mut noop) = tokio::time::timeout(Duration::from_secs(5), pending)
         .await
         .expect("the pending GET is answered")
         .expect("joined");
+    // Under load, a packet of the session's (its join's news) can reach the pending GET
+    // before the probe does; the next GET is then answered with the noop at once.
+    if code == 200 && noop != "6" {
+        (code, noop) = get(addr, &q).await;
+    }
     assert_eq!((code, noop.as_str()), (200, "6"));
     ws.send(Message::Text("5".into())).await.expect("upgrade");
     // The session goes on over the WebSocket: an event with an ack is refused there,
