@@ -36,6 +36,7 @@ pub struct Server {
 fn bus_and_store(cfg: &Config, instance: &str) -> Result<(Arc<dyn Bus>, Store)> {
     let limits = StoreLimits {
         dedup_window: cfg.hub.dedup_window,
+        content_dedup_window: cfg.hub.content_dedup_window,
         message_ttl: cfg.hub.message_ttl,
         max_entries: cfg.hub.message_index,
         presence_ttl: cfg.hub.presence_ttl,

@@ -42,6 +42,7 @@ impl RedisServer {
             conn,
             StoreLimits {
                 dedup_window: Duration::from_secs(300),
+                content_dedup_window: Duration::from_secs(5),
                 message_ttl: Duration::from_secs(3600),
                 max_entries: 1000,
                 presence_ttl,

@@ -24,10 +24,17 @@ pub struct HubConfig {
     /// in the token's `rooms` claim). (SWITCHBOARD_MEMBERSHIP)
     pub membership: Membership,
     /// A repeated clientRef/tempId from the same user within this window is not
-    /// broadcast again; the sender gets the first confirmation again.
+    /// broadcast again; the sender gets the first confirmation again (or, in a dialect
+    /// whose mapping says `duplicates = "refused"`, Clerk's, its `message:failed`).
     #[serde(with = "duration::text")]
     #[schemars(with = "String")]
     pub dedup_window: Duration,
+    /// In a dialect whose mapping says `dedupe_content = true` (Clerk's spec keys a send
+    /// by `${clientId}:${tempId || content}`), a send without a tempId whose content the
+    /// same user sent within this window is a duplicate too.
+    #[serde(with = "duration::text")]
+    #[schemars(with = "String")]
+    pub content_dedup_window: Duration,
     /// How long a call offer marks the caller busy (the specs' user:call:{id} TTL).
     #[serde(with = "duration::text")]
     #[schemars(with = "String")]
@@ -69,6 +76,7 @@ impl Default for HubConfig {
         HubConfig {
             membership: Membership::Open,
             dedup_window: Duration::from_secs(300),
+            content_dedup_window: Duration::from_secs(5),
             call_busy_ttl: Duration::from_secs(300),
             presence_ttl: Duration::from_secs(60),
             message_index: 100_000,

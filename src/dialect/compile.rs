@@ -63,6 +63,19 @@ pub fn compile_dialect(src: &mut Source<'_>, vocab: &Vocabulary) -> Option<Diale
         lacks.push((key.clone(), reason.clone()));
     }
 
+    let refuses_duplicates = match h
+        .duplicates
+        .as_ref()
+        .map(|d| (d.span(), d.get_ref().as_str()))
+    {
+        None | Some((_, "confirmed")) => false,
+        Some((_, "refused")) => true,
+        Some((span, other)) => {
+            let msg = format!("duplicates = `{other}`: write `confirmed` or `refused`");
+            src.error(span, "bad-duplicates", msg);
+            false
+        }
+    };
     let mut d = Dialect {
         name: Arc::from(h.name.get_ref().as_str()),
         system: h.system.clone(),
@@ -71,6 +84,8 @@ pub fn compile_dialect(src: &mut Source<'_>, vocab: &Vocabulary) -> Option<Diale
         transport: h.transport.clone(),
         lacks,
         recovery: h.recovery,
+        refuses_duplicates,
+        dedupes_content: h.dedupe_content,
         rules: Vec::new(),
         decode_exact: Default::default(),
         decode_templates: Default::default(),

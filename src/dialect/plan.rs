@@ -340,6 +340,11 @@ pub struct Dialect {
     /// Its clients cope with an offset as each event's last argument: Socket.IO
     /// recovery is on by default on its routes.
     pub recovery: bool,
+    /// A send the hub already took is refused (`message.failed`, `duplicate`), not
+    /// confirmed again.
+    pub refuses_duplicates: bool,
+    /// Sends without a clientRef are de-duplicated by their content.
+    pub dedupes_content: bool,
     /// Rules in file order.
     pub rules: Vec<Rule>,
     /// Per direction: exact wire name → decoding rules (in file order).

@@ -44,6 +44,15 @@ pub struct DialectHeader {
     /// on its Socket.IO routes.
     #[serde(default)]
     pub recovery: bool,
+    /// How a send the hub already took (the same clientRef, or content, within the
+    /// window) is answered: `confirmed` (the first confirmation again, nothing
+    /// broadcast; the default) or `refused` (`message.failed`, code `duplicate`).
+    #[serde(default)]
+    pub duplicates: Option<Spanned<String>>,
+    /// Whether a send without a clientRef is de-duplicated by its content
+    /// (`hub.content_dedup_window`).
+    #[serde(default)]
+    pub dedupe_content: bool,
 }
 
 /// One `[[event]]` rule: a wire event in one direction ⇄ a canonical event.

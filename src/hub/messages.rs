@@ -2,7 +2,7 @@
 //! confirmation), edits, deletes, read receipts, reactions, typing and recording.
 
 use super::rooms::member_room;
-use super::{Ack, Claim, Conn, ErrorCode, HubState, MessageInfo, Refusal, id_text};
+use super::{Ack, Claim, Conn, Dedupe, ErrorCode, HubState, MessageInfo, Refusal, id_text};
 use crate::bus::{Audience, RoomKey};
 use crate::event::{Event, EventId, format_iso_millis, now_millis};
 use serde_json::{Map, Value, json};
@@ -13,13 +13,26 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
     let (room, key) = member_room(conn, ev)?;
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
+    let (refuses, by_content) = inner
+        .registry()
+        .dialect(&conn.dialect)
+        .map_or((false, false), |d| {
+            (d.refuses_duplicates, d.dedupes_content)
+        });
+    // What the send is known by: its clientRef, else (where the dialect says so, Clerk's
+    // `${clientId}:${tempId || content}`) its content.
+    let dedupe = match (&client_ref, ev.str_field("content")) {
+        (Some(cref), _) => Some((cref.clone(), Dedupe::Ref)),
+        (None, Some(content)) if by_content => Some((content_key(content), Dedupe::Content)),
+        _ => None,
+    };
     // The shared state is a help, not a gate: while it is unreachable (Redis down),
     // messages still flow (queued for other instances), without de-duplication and
     // without being remembered for edits and reactions.
-    let claim = match &client_ref {
-        Some(cref) => inner
+    let claim = match &dedupe {
+        Some((k, by)) => inner
             .store
-            .claim(&conn.user.id, cref, &message_id)
+            .claim(&conn.user.id, k, &message_id, *by)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(user = %conn.user.id, "message not de-duplicated: {e}");
@@ -28,6 +41,13 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
         None => Claim::New,
     };
     if let Claim::Seen(first) = claim {
+        if refuses {
+            // As the dialect's server does: `message:failed`, nothing broadcast.
+            return Err(Refusal::new(
+                ErrorCode::Duplicate,
+                "Message already being processed",
+            ));
+        }
         // A retry of a send already accepted: confirm it again, broadcast nothing.
         confirm(inner, conn, ev, &first);
         return Ok(json!({"success": true, "messageId": first, "duplicate": true}));
@@ -65,6 +85,16 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
         "clientRef": client_ref,
         "createdAt": format_iso_millis(at),
     }))
+}
+
+/// The de-duplication key of a send known by its content: a digest, so that the store
+/// holds no message text.
+fn content_key(content: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "content:{}",
+        hex::encode(sha2::Sha256::digest(content.as_bytes()))
+    )
 }
 
 /// `message.delivered` to the sender, where its dialect has it.

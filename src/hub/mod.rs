@@ -44,7 +44,7 @@ pub use recovery::{ConnRecovery, Recover, Resume, Saved, Sessions, SessionsError
 pub use refusal::{ErrorCode, Refusal};
 pub use registration::{CLOSE_INTERNAL_ERROR, Registration};
 pub use store::{
-    Claim, Expired, LocalStore, MessageInfo, PresenceChange, RedisStore, RoomMember,
+    Claim, Dedupe, Expired, LocalStore, MessageInfo, PresenceChange, RedisStore, RoomMember,
     SocketPresence, Store, StoreError, StoreLimits,
 };
 

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     /// A replay asked for (`?since=`) reaches back further than the room history holds:
     /// what it holds follows; resynchronise the rest over REST.
     HistoryIncomplete,
+    /// The send was taken already (the same clientRef, or content where the dialect
+    /// de-duplicates by it, within the window), in a dialect that refuses duplicates.
+    Duplicate,
 }
 
 impl ErrorCode {
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::HistoryIncomplete => "history_incomplete",
+            ErrorCode::Duplicate => "duplicate",
         }
     }
 }

@@ -50,6 +50,7 @@ fn hub() -> Hub {
     let cfg = Config::from_toml(switchboard::config::DEFAULT_TOML).expect("default");
     let limits = StoreLimits {
         dedup_window: cfg.hub.dedup_window,
+        content_dedup_window: cfg.hub.content_dedup_window,
         message_ttl: cfg.hub.message_ttl,
         max_entries: cfg.hub.message_index,
         presence_ttl: cfg.hub.presence_ttl,

@@ -2,8 +2,11 @@
 //! the connection is closed), the membership policy, sending to a room one is not in,
 //! the payload limit, and bad input on a live connection (which survives it).
 
-use crate::live::{CLIENT_DIALECTS, Client, Driver, Live, QUIET, TokenAt, expired_token, token};
+use crate::live::{
+    CLIENT_DIALECTS, Client, Driver, Live, QUIET, TokenAt, WAIT, expired_token, token,
+};
 use serde_json::{Value, json};
+use std::time::Duration;
 use switchboard::config::Membership;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -244,17 +247,15 @@ async fn a_repeated_client_ref_is_not_broadcast_twice() {
     let driver = Driver::start().await;
     let mut watcher =
         Client::connect(&live, &driver, "salala", "websocket", "w", Some(&["r"])).await;
-    let mut sender = Client::connect(&live, &driver, "clerk", "websocket", "s", Some(&["r"])).await;
-    let send = json!({"channelId": "r", "content": "once", "tempId": "dup-1"});
-    sender.emit_wire("message:send", send.clone(), true).await;
-    let first = sender.ack("message:send").await.expect("first ack");
-    sender.emit_wire("message:send", send, true).await;
-    let second = sender.ack("message:send").await.expect("second ack");
-    assert_eq!(
-        first["messageId"], second["messageId"],
-        "the retry gets the first id"
-    );
-    assert_eq!(second["duplicate"], true);
+    let sender = Client::connect(&live, &driver, "nexus", "websocket", "s", Some(&["r"])).await;
+    watcher
+        .canonical_where("presence.changed", WAIT, |e| {
+            e.str_field("userId") == Some("s")
+        })
+        .await;
+    let send = json!({"roomId": "r", "type": "TEXT", "contentText": "once", "clientRef": "dup-1"});
+    sender.emit_wire("SEND_MSG", send.clone(), false).await;
+    sender.emit_wire("SEND_MSG", send, false).await;
     let got = watcher.wire("newMessage").await.expect("one newMessage");
     assert_eq!(got["content"], "once");
     assert!(
@@ -264,23 +265,121 @@ async fn a_repeated_client_ref_is_not_broadcast_twice() {
             .is_none(),
         "no second broadcast"
     );
-    // The same tempId from another user is another message.
-    let mut other = Client::connect(&live, &driver, "clerk", "websocket", "o", Some(&["r"])).await;
+    // The same clientRef from another user is another message.
+    let other = Client::connect(&live, &driver, "nexus", "websocket", "o", Some(&["r"])).await;
     other
         .emit_wire(
-            "message:send",
-            json!({"channelId": "r", "content": "other", "tempId": "dup-1"}),
-            true,
+            "SEND_MSG",
+            json!({"roomId": "r", "type": "TEXT", "contentText": "other", "clientRef": "dup-1"}),
+            false,
         )
         .await;
-    assert_eq!(
-        other.ack("message:send").await.expect("ack")["duplicate"],
-        Value::Null
-    );
     assert_eq!(
         watcher.wire("newMessage").await.expect("other's message")["content"],
         "other"
     );
+}
+
+/// Clerk's spec (issue 24, item 7): a send is keyed by `${clientId}:${tempId || content}`
+/// and a duplicate is answered `message:failed {error: 'Message already being
+/// processed', tempId, status: 'FAILED', processed: true}`, not confirmed again; nothing
+/// is broadcast twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clerk_refuses_a_duplicate_by_temp_id_or_by_content_as_its_spec_says() {
+    let live = Live::start_with(|c| c.hub.content_dedup_window = Duration::from_millis(600)).await;
+    let driver = Driver::start().await;
+    let mut watcher =
+        Client::connect(&live, &driver, "salala", "websocket", "cw", Some(&["r"])).await;
+    let mut clerk = Client::connect(&live, &driver, "clerk", "websocket", "cs", Some(&["r"])).await;
+    // The spec's example, twice.
+    let send = json!({"content": "Hello world", "channelId": "r", "tempId": "temp-123"});
+    clerk.emit_wire("message:send", send.clone(), true).await;
+    let first = clerk.ack("message:send").await.expect("first ack");
+    assert_eq!(first["success"], true, "{first}");
+    let delivered = clerk.wire("message:delivered").await.expect("delivered");
+    assert_eq!(delivered["tempId"], "temp-123");
+    clerk.emit_wire("message:send", send, true).await;
+    let second = clerk.ack("message:send").await.expect("second ack");
+    assert_eq!(
+        (second["success"].clone(), second["code"].clone()),
+        (json!(false), json!("duplicate"))
+    );
+    let failed = clerk.wire("message:failed").await.expect("message:failed");
+    assert_eq!(
+        failed,
+        json!({"error": "Message already being processed", "tempId": "temp-123", "status": "FAILED", "processed": true})
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                if let Some(t) = failed.get("timestamp") {
+                    o.insert("timestamp".into(), t.clone());
+                }
+                Value::Object(o)
+            })
+            .expect("object"),
+        "the spec's duplicate answer"
+    );
+    assert!(
+        clerk
+            .next_within(QUIET, |r| r.name == "message:delivered")
+            .await
+            .is_none(),
+        "not confirmed again"
+    );
+    assert_eq!(
+        watcher.wire("newMessage").await.expect("once")["content"],
+        "Hello world"
+    );
+    assert!(
+        watcher
+            .next_within(QUIET, |r| r.name == "newMessage")
+            .await
+            .is_none()
+    );
+    // Without a tempId, the content is the key (within `hub.content_dedup_window`).
+    let plain = json!({"content": "no temp id", "channelId": "r"});
+    clerk.emit_wire("message:send", plain.clone(), true).await;
+    assert_eq!(
+        clerk.ack("message:send").await.expect("ack")["success"],
+        true
+    );
+    clerk.emit_wire("message:send", plain.clone(), true).await;
+    assert_eq!(
+        clerk.ack("message:send").await.expect("ack")["code"],
+        "duplicate"
+    );
+    assert_eq!(
+        clerk.wire("message:failed").await.expect("failed")["error"],
+        "Message already being processed"
+    );
+    // Other content is another message; the same content after the window too.
+    clerk
+        .emit_wire(
+            "message:send",
+            json!({"content": "something else", "channelId": "r"}),
+            true,
+        )
+        .await;
+    assert_eq!(
+        clerk.ack("message:send").await.expect("ack")["success"],
+        true
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    clerk.emit_wire("message:send", plain, true).await;
+    assert_eq!(
+        clerk.ack("message:send").await.expect("ack")["success"],
+        true
+    );
+    let mut seen = Vec::new();
+    while let Some(m) = watcher.next_within(QUIET, |r| r.name == "newMessage").await {
+        seen.push(
+            m.payload["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen, ["no temp id", "something else", "no temp id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -385,3 +385,12 @@ fn an_event_routes_to_one_place() {
     let rules: Vec<(&str, usize)> = errors.iter().map(|e| (e.rule, e.line)).collect();
     assert_eq!(rules, vec![("one-route", 8)]);
 }
+
+#[test]
+fn duplicates_policy() {
+    let text = format!("{HEADER}duplicates = \"ignored\"\n");
+    let m = one(&load(&text), "bad-duplicates", 5);
+    assert!(m.contains("confirmed") && m.contains("refused"), "{m}");
+    let ok = format!("{HEADER}duplicates = \"refused\"\ndedupe_content = true\n");
+    assert!(load(&ok).is_empty());
+}

@@ -101,7 +101,8 @@ async fn two_instances_behave_as_one_server() {
     );
     let mine = ann.wire("message:created").await.expect("ann gets it too");
     assert_eq!(mine["message"]["id"], got["id"]);
-    // A retry on the other instance (same user, same tempId) is not broadcast again.
+    // A retry on the other instance (same user, same tempId) is not broadcast again;
+    // Clerk's spec answers it `message:failed` (issue 24).
     let mut ann2 = Client::connect(&b, &driver, "clerk", "websocket", &ua, Some(&[&room])).await;
     ann2.emit_wire(
         "message:send",
@@ -111,8 +112,12 @@ async fn two_instances_behave_as_one_server() {
     .await;
     let ack = ann2.ack("message:send").await.expect("ack");
     assert_eq!(
-        (ack["duplicate"].clone(), ack["messageId"].clone()),
-        (json!(true), got["id"].clone())
+        (ack["success"].clone(), ack["code"].clone()),
+        (json!(false), json!("duplicate"))
+    );
+    assert_eq!(
+        ann2.wire("message:failed").await.expect("message:failed")["tempId"],
+        "t1"
     );
     assert!(
         bob.next_within(QUIET, |r| r.name == "NEW_MESSAGE")

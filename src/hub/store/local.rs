@@ -4,7 +4,9 @@
 
 use super::claims::ExportClaims;
 use super::sharded::{Sharded, make_room};
-use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
+use super::{
+    Claim, Dedupe, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits,
+};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -272,6 +274,7 @@ impl LocalStore {
         user: &str,
         client_ref: &str,
         message_id: &str,
+        by: Dedupe,
     ) -> Result<Claim, StoreError> {
         let key = (user.to_string(), client_ref.to_string());
         let mut map = self.dedup.shard(&key);
@@ -282,10 +285,7 @@ impl LocalStore {
             return Ok(Claim::Seen(id.clone()));
         }
         make_room(&mut map, self.dedup.bound(), |(_, t)| *t);
-        map.insert(
-            key,
-            (message_id.to_string(), now + self.limits.dedup_window),
-        );
+        map.insert(key, (message_id.to_string(), now + self.limits.window(by)));
         Ok(Claim::New)
     }
 
@@ -360,6 +360,7 @@ mod tests {
     fn store(max: usize, ttl_ms: u64) -> LocalStore {
         LocalStore::new(StoreLimits {
             dedup_window: Duration::from_secs(300),
+            content_dedup_window: Duration::from_secs(5),
             export_claims: 1000,
             message_ttl: Duration::from_secs(60),
             max_entries: max,
@@ -436,12 +437,18 @@ mod tests {
     #[tokio::test]
     async fn a_client_ref_is_claimed_once_per_user() {
         let s = store(10, 60_000);
-        assert_eq!(s.claim("u", "t1", "m1").await.expect("ok"), Claim::New);
         assert_eq!(
-            s.claim("u", "t1", "m2").await.expect("ok"),
+            s.claim("u", "t1", "m1", Dedupe::Ref).await.expect("ok"),
+            Claim::New
+        );
+        assert_eq!(
+            s.claim("u", "t1", "m2", Dedupe::Ref).await.expect("ok"),
             Claim::Seen("m1".into())
         );
-        assert_eq!(s.claim("v", "t1", "m3").await.expect("ok"), Claim::New);
+        assert_eq!(
+            s.claim("v", "t1", "m3", Dedupe::Ref).await.expect("ok"),
+            Claim::New
+        );
     }
 
     /// Indexes messages m0..m{count} in a store bounded to `max`; checks that the newest

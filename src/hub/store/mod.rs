@@ -98,11 +98,23 @@ pub enum Claim {
     Seen(String),
 }
 
+/// What a send is de-duplicated by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedupe {
+    /// Its clientRef (tempId): for `dedup_window`.
+    Ref,
+    /// Its content (no clientRef, in a dialect that says so): for
+    /// `content_dedup_window`.
+    Content,
+}
+
 /// Bounds and lifetimes of stored state.
 #[derive(Debug, Clone)]
 pub struct StoreLimits {
     /// De-duplication window.
     pub dedup_window: Duration,
+    /// De-duplication window of sends keyed by their content.
+    pub content_dedup_window: Duration,
     /// How long a message is remembered.
     pub message_ttl: Duration,
     /// Messages remembered at most (and de-duplication keys at most), in process.
@@ -111,6 +123,16 @@ pub struct StoreLimits {
     pub presence_ttl: Duration,
     /// Export claims remembered at most, in process.
     pub export_claims: usize,
+}
+
+impl StoreLimits {
+    /// How long a claim made `by` lasts.
+    pub fn window(&self, by: Dedupe) -> Duration {
+        match by {
+            Dedupe::Ref => self.dedup_window,
+            Dedupe::Content => self.content_dedup_window,
+        }
+    }
 }
 
 /// Why the store could not answer.
@@ -394,8 +416,9 @@ impl Store {
         user: &str,
         client_ref: &str,
         message_id: &str,
+        by: Dedupe,
     ) -> Result<Claim, StoreError> {
-        dispatch!(self.claim(user, client_ref, message_id))
+        dispatch!(self.claim(user, client_ref, message_id, by))
     }
 
     /// Claims the export of a fronted backend's fact by its identity: `true` for the

@@ -17,7 +17,9 @@
 //! | `export:{identity}` | `1`: a fronted fact's export claimed | `export_window` (`export_echo_window` for facts with no id or time) |
 
 use super::claims::ExportClaims;
-use super::{Claim, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits};
+use super::{
+    Claim, Dedupe, Expired, MessageInfo, PresenceChange, SocketPresence, StoreError, StoreLimits,
+};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::time::Duration;
@@ -340,6 +342,7 @@ impl RedisStore {
         user: &str,
         client_ref: &str,
         message_id: &str,
+        by: Dedupe,
     ) -> Result<Claim, StoreError> {
         let key = format!("dedup:{user}:{client_ref}");
         let mut c = self.c();
@@ -348,7 +351,7 @@ impl RedisStore {
             .arg(message_id)
             .arg("NX")
             .arg("PX")
-            .arg(ms(self.limits.dedup_window))
+            .arg(ms(self.limits.window(by)))
             .query_async(&mut c)
             .await
             .map_err(err)?;
