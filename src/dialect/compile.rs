@@ -318,6 +318,13 @@ fn compile_rule(
         return None;
     }
     let route = vocab.event(&canonical).and_then(|e| e.route.clone());
+    let lifts = canon_heads
+        .iter()
+        .filter_map(|h| {
+            let f = vocab.fields.get(&**h)?;
+            (!f.lift.is_empty()).then(|| (Arc::from(&**h), f.lift.clone()))
+        })
+        .collect();
     let mut trie = super::plan::KeyTrie::default();
     for (i, f) in fields.iter().enumerate().take(64) {
         if !f.split {
@@ -337,6 +344,7 @@ fn compile_rule(
         route,
         trie,
         passthrough: raw.passthrough,
+        lifts,
         canon_heads,
         decodes,
         encodes,

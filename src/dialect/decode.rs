@@ -11,6 +11,7 @@ use crate::event::{
 };
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Who and where an event is decoded for: filled by listeners, empty in the CLI.
 /// Borrowed from the connection at each decode, so that an idle connection keeps no
@@ -249,6 +250,9 @@ impl Dialect {
                 p.insert(&mut body, v);
             }
         }
+        for (field, members) in &rule.lifts {
+            lift(&mut body, field, members);
+        }
         if !payload.is_empty() || no_payload || !omitted.is_empty() {
             meta.carried = Some(Box::new(UnmappedFields {
                 dialect: self.name.clone(),
@@ -342,6 +346,22 @@ fn check_required(
         }
     }
     Ok(())
+}
+
+/// An object value of `field` gives the field its member of the same name, and the
+/// event its `members` where it has none of its own (a browser's ICE candidate object
+/// becomes `candidate`, `sdpMid`, `sdpMLineIndex`); other values stay.
+fn lift(body: &mut Map<String, Value>, field: &str, members: &[Arc<str>]) {
+    let Some(Value::Object(obj)) = body.get_mut(field) else {
+        return;
+    };
+    let mut obj = std::mem::take(obj);
+    for m in members {
+        if let Some(v) = obj.remove(&**m) {
+            body.entry(m.to_string()).or_insert(v);
+        }
+    }
+    body.insert(field.to_string(), obj.remove(field).unwrap_or(Value::Null));
 }
 
 fn finish(rule: &Rule, body: Map<String, Value>, mut meta: Meta) -> Event {

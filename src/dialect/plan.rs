@@ -282,6 +282,9 @@ pub struct Rule {
     pub route: Option<Route>,
     /// Unmapped fields pass through under their own names.
     pub passthrough: bool,
+    /// Canonical fields whose object values are lifted on decode (the vocabulary's
+    /// `lift`), with the members lifted beside them; empty for nearly every rule.
+    pub lifts: Vec<(Arc<str>, Vec<Arc<str>>)>,
     /// The wire paths of field rules 0..64 (not `split`) as a key trie, for the fast
     /// decoding path.
     pub trie: KeyTrie,

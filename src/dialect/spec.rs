@@ -136,6 +136,12 @@ pub struct RawVocabField {
     pub ty: Spanned<String>,
     /// What it means.
     pub doc: String,
+    /// Fields an object value carries beside its own: decoding an object lifts its
+    /// member named like this field into the field, and these members into the event's
+    /// fields of the same names (where the event has none): the browser's ICE candidate
+    /// object `{candidate, sdpMid, sdpMLineIndex}`.
+    #[serde(default)]
+    pub lift: Vec<String>,
 }
 
 /// A canonical event.

@@ -45,6 +45,9 @@ pub struct VocabField {
     pub ty: JsonType,
     /// What it means.
     pub doc: String,
+    /// An object value's members lifted into the event's fields (see `lift` in
+    /// canonical.toml).
+    pub lift: Vec<Arc<str>>,
 }
 
 /// A canonical event.
@@ -97,8 +100,15 @@ impl Vocabulary {
         for (name, f) in file.fields {
             match JsonType::parse(f.ty.get_ref()) {
                 Some(ty) => {
-                    v.fields
-                        .insert(name.into_inner(), VocabField { ty, doc: f.doc });
+                    let lift = f.lift.iter().map(|l| Arc::from(l.as_str())).collect();
+                    v.fields.insert(
+                        name.into_inner(),
+                        VocabField {
+                            ty,
+                            doc: f.doc,
+                            lift,
+                        },
+                    );
                 }
                 None => src.error(
                     f.ty.span(),

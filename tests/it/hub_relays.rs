@@ -423,6 +423,24 @@ async fn a_whole_call_between_salala_and_nexus() {
         caller.wire("call:ice-candidate").await.expect("ice back")["candidate"],
         "c2"
     );
+    // The browser's candidate object (`event.candidate` as is): NexusChat gets its spec's
+    // string and index (issue 24, item 2).
+    caller
+        .emit_wire(
+            "call:ice-candidate",
+            json!({"targetId": "callee", "candidate": {"candidate": "cand-obj", "sdpMid": "1", "sdpMLineIndex": 1, "usernameFragment": "uf"}}),
+            false,
+        )
+        .await;
+    let ice = callee.wire("SIGNAL_ICE").await.expect("SIGNAL_ICE");
+    assert_eq!(
+        (
+            ice["candidate"].clone(),
+            ice["sdpMid"].clone(),
+            ice["sdpMLineIndex"].clone()
+        ),
+        (json!("cand-obj"), json!("1"), json!(1))
+    );
     // Both are in the call now: a third party's offer to the callee is rejected.
     third
         .emit_wire(
