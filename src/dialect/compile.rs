@@ -473,12 +473,23 @@ fn default_table(
         check_canon_head(src, vocab, &p, k.span());
         let dv = match v.as_str() {
             Some(s) if s.starts_with("@@") => DefaultValue::Const(Value::String(s[1..].into())),
+            Some(s) if s.starts_with("@field.") => match Path::parse(&s["@field.".len()..]) {
+                Ok(f) => {
+                    check_canon_head(src, vocab, &f, k.span());
+                    DefaultValue::Field(f)
+                }
+                Err(_) => {
+                    src.error(k.span(), "meta-ref", format!("`{s}` is not a field path"));
+                    continue;
+                }
+            },
             Some(s) if s.starts_with('@') => match MetaRef::parse(&s[1..]) {
                 Some(m) => DefaultValue::Meta(m),
                 None => {
                     let msg = format!(
                         "`{s}` names no metadata (@meta.id, @meta.traceId, @meta.at, \
-                         @meta.atMillis, @meta.user.id, @meta.user.name, @meta.user.image; `@@` for a literal @)"
+                         @meta.atMillis, @meta.user.id, @meta.user.name, @meta.user.image) \
+                         nor a field (@field.<name>); `@@` for a literal @"
                     );
                     src.error(k.span(), "meta-ref", msg);
                     continue;

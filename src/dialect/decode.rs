@@ -245,7 +245,7 @@ impl Dialect {
         }
         for (p, dv) in &rule.defaults {
             if p.get(&body).is_none()
-                && let Some(v) = resolve_default(dv, &meta)
+                && let Some(v) = resolve_default(dv, &meta, &body)
             {
                 p.insert(&mut body, v);
             }
@@ -386,9 +386,14 @@ fn id_string(v: &Value) -> Option<String> {
 }
 
 /// The value of a default, given the event's metadata (`None` when it names absent metadata).
-pub(crate) fn resolve_default(dv: &DefaultValue, meta: &Meta) -> Option<Value> {
+pub(crate) fn resolve_default(
+    dv: &DefaultValue,
+    meta: &Meta,
+    body: &Map<String, Value>,
+) -> Option<Value> {
     match dv {
         DefaultValue::Const(v) => Some(v.clone()),
+        DefaultValue::Field(p) => p.get(body).cloned(),
         DefaultValue::Meta(m) => match m {
             MetaRef::Id => Some(Value::String(meta.id.to_string())),
             MetaRef::TraceId => Some(Value::String(meta.trace_id.to_string())),

@@ -128,7 +128,11 @@ impl Dialect {
                 Some(v) => v,
                 None => {
                     let dv = rule.defaults.iter().find(|(p, _)| *p == op.canon);
-                    match dv.and_then(|(_, dv)| resolve_default(dv, meta)) {
+                    let view: &Map<String, Value> = match &body {
+                        Body::Shared(b) => b,
+                        Body::Owned(b) => b,
+                    };
+                    match dv.and_then(|(_, dv)| resolve_default(dv, meta, view)) {
                         Some(v) => Cow::Owned(v),
                         None => continue,
                     }

@@ -220,6 +220,9 @@ pub enum DefaultValue {
     Const(Value),
     /// A piece of the event's metadata.
     Meta(MetaRef),
+    /// Another canonical field of the same event (`@field.reason`): where one dialect
+    /// says `reason` and another `code` for the same thing.
+    Field(Path),
 }
 
 /// Metadata a default can name (`@meta.at`, …).
