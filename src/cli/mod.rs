@@ -56,7 +56,8 @@ pub enum Command {
         /// Target dialect, or `canonical`.
         #[arg(long)]
         to: String,
-        /// Who sent the events (default: inferred per event, `up` first).
+        /// Who sent the events (default: inferred per event: by the payload's shape when both
+        /// directions have its name, else `up` first).
         #[arg(long, value_enum)]
         direction: Option<DirArg>,
         /// Lines longer than this are refused with an error (memory stays bounded).

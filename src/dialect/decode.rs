@@ -30,8 +30,10 @@ pub struct DecodeContext<'a> {
 pub type Decoded = SmallVec<[Event; 1]>;
 
 impl Dialect {
-    /// Decodes a wire event sent in `dir` (or, when `None`, in the first direction that
-    /// knows its name, `up` first).
+    /// Decodes a wire event sent in `dir`. When `None`: in the direction that knows its
+    /// name; when both do (a server broadcast named like a client event: Chat Service's
+    /// `message:read`, NexusChat's `TYPING`), by the payload's shape: the reading that
+    /// succeeds, else the one that leaves fewer fields unmapped, else `up`.
     ///
     /// # Errors
     /// Unknown name, unmatched selectors, a non-object payload, missing or mistyped fields,
@@ -53,6 +55,16 @@ impl Dialect {
                 });
             }
         };
+        if dir.is_none()
+            && let Some(best) = self.decode_by_shape(
+                (&wire.name, &wire.trace_id, &wire.id, wire.at),
+                &payload,
+                no_payload,
+                ctx,
+            )
+        {
+            return best;
+        }
         let dirs: &[Direction] = match dir {
             Some(Direction::Up) => &[Direction::Up],
             Some(Direction::Down) => &[Direction::Down],
@@ -77,6 +89,44 @@ impl Dialect {
             name: wire.name,
             dir: dir.map_or("up or down", Direction::as_str),
         })
+    }
+
+    /// Both readings of a name both directions know, the better by the payload's shape
+    /// (see [`Dialect::decode`]); `None` when at most one direction has a rule for it.
+    fn decode_by_shape(
+        &self,
+        (name, trace_id, id, at): (&str, &Option<String>, &Option<String>, Option<i64>),
+        payload: &Map<String, Value>,
+        no_payload: bool,
+        ctx: &DecodeContext<'_>,
+    ) -> Option<Result<Decoded, TranslateError>> {
+        let mut readings = Vec::with_capacity(2);
+        for d in Direction::ALL {
+            let mut p = payload.clone();
+            if let (_, Some(rule)) = self.select_decoder(name, d, &mut p) {
+                readings.push((rule, p));
+            }
+        }
+        if readings.len() < 2 {
+            return None;
+        }
+        let mut best: Option<(usize, Result<Decoded, TranslateError>)> = None;
+        for (rule, p) in readings {
+            let meta = self.meta_for(trace_id.clone(), id.clone(), at, ctx);
+            let r = self.apply(rule, name, p, Map::new(), 0, no_payload, meta);
+            let score = match &r {
+                Ok(d) => d
+                    .iter()
+                    .map(|e| e.meta.carried.as_ref().map_or(0, |c| c.fields.len()))
+                    .sum(),
+                Err(_) => usize::MAX,
+            };
+            // Up first: a later reading wins only when strictly better.
+            if best.as_ref().is_none_or(|(s, _)| score < *s) {
+                best = Some((score, r));
+            }
+        }
+        best.map(|(_, r)| r)
     }
 
     /// Decodes `payload` as this dialect's wire form of `canonical` in `dir` (a backend's

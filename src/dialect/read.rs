@@ -57,8 +57,13 @@ impl Dialect {
         }
     }
 
-    /// The one rule `name` selects without looking at the payload, if there is one.
+    /// The one rule `name` selects without looking at the payload, if there is one
+    /// (without a direction, a name both directions know is read by the payload's shape,
+    /// on the general path).
     fn fast_rule(&self, name: &str, dir: Option<Direction>) -> Option<&Rule> {
+        if dir.is_none() && Direction::ALL.iter().all(|d| self.knows(name, *d)) {
+            return None;
+        }
         let dirs: &[Direction] = match dir {
             Some(Direction::Up) => &[Direction::Up],
             Some(Direction::Down) => &[Direction::Down],
@@ -77,6 +82,16 @@ impl Dialect {
             }
         }
         None
+    }
+}
+
+impl Dialect {
+    /// Whether `name` has a decoding rule in `dir`.
+    fn knows(&self, name: &str, dir: Direction) -> bool {
+        self.decode_exact[dir.index()].contains_key(name)
+            || self.decode_templates[dir.index()].iter().any(|&i| {
+                matches!(&self.rules[i].wire, WireName::Template(t) if t.matches(name).is_some())
+            })
     }
 }
 
