@@ -61,9 +61,6 @@ impl Dialect {
     /// (without a direction, a name both directions know is read by the payload's shape,
     /// on the general path).
     fn fast_rule(&self, name: &str, dir: Option<Direction>) -> Option<&Rule> {
-        if dir.is_none() && Direction::ALL.iter().all(|d| self.knows(name, *d)) {
-            return None;
-        }
         let dirs: &[Direction] = match dir {
             Some(Direction::Up) => &[Direction::Up],
             Some(Direction::Down) => &[Direction::Down],
@@ -72,7 +69,8 @@ impl Dialect {
         for &d in dirs {
             if let Some(idx) = self.decode_exact[d.index()].get(name) {
                 let rule = &self.rules[*idx.first()?];
-                return (idx.len() == 1 && rule.when.is_empty()).then_some(rule);
+                let both = dir.is_none() && d == Direction::Up && self.knows(name, Direction::Down);
+                return (idx.len() == 1 && rule.when.is_empty() && !both).then_some(rule);
             }
             let templated = self.decode_templates[d.index()].iter().any(|&i| {
                 matches!(&self.rules[i].wire, WireName::Template(t) if t.matches(name).is_some())
