@@ -186,6 +186,16 @@ impl Dialect {
                     }
                 }
             }
+            // What the origin dialect sent that the vocabulary has no field for
+            // (Chat Service's `participants` of `conversation:new`) reaches a passthrough
+            // dialect (the webhooks) under its own name too.
+            if carried.is_none()
+                && let Some(c) = meta.carried.as_deref()
+            {
+                for (k, v) in c.fields.iter().filter(|(k, _)| passes(k)) {
+                    payload.insert_key_if_absent(Cow::Owned(k.clone()), Cow::Owned(v.clone()));
+                }
+            }
         }
         let name = match &rule.wire {
             WireName::Exact(n) => Cow::Borrowed(&**n),
