@@ -13,17 +13,17 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
     let (room, key) = member_room(conn, ev)?;
     let message_id = new_id();
     let client_ref = ev.str_field("clientRef").map(str::to_owned);
-    let (refuses, by_content) = inner
-        .registry()
-        .dialect(&conn.dialect)
-        .map_or((false, false), |d| {
-            (d.refuses_duplicates, d.dedupes_content)
-        });
+    // The dialect's word on duplicates, looked up only when a send needs it.
+    let dialect_says = |f: fn(&crate::dialect::Dialect) -> bool| {
+        inner.registry().dialect(&conn.dialect).is_some_and(f)
+    };
     // What the send is known by: its clientRef, else (where the dialect says so, Clerk's
     // `${clientId}:${tempId || content}`) its content.
     let dedupe = match (&client_ref, ev.str_field("content")) {
         (Some(cref), _) => Some((cref.clone(), Dedupe::Ref)),
-        (None, Some(content)) if by_content => Some((content_key(content), Dedupe::Content)),
+        (None, Some(content)) if dialect_says(|d| d.dedupes_content) => {
+            Some((content_key(content), Dedupe::Content))
+        }
         _ => None,
     };
     // The shared state is a help, not a gate: while it is unreachable (Redis down),
@@ -41,7 +41,7 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
         None => Claim::New,
     };
     if let Claim::Seen(first) = claim {
-        if refuses {
+        if dialect_says(|d| d.refuses_duplicates) {
             // As the dialect's server does: `message:failed`, nothing broadcast.
             return Err(Refusal::new(
                 ErrorCode::Duplicate,

@@ -70,14 +70,11 @@ pub fn system() -> Arc<ClientConfig> {
     static SYSTEM: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     SYSTEM
         .get_or_init(|| {
-            // Without files, nothing can fail.
-            config(None, "connections").unwrap_or_else(|_| {
-                Arc::new(
-                    super::client_builder()
-                        .with_root_certificates(RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-            })
+            Arc::new(
+                super::client_builder()
+                    .with_root_certificates(system_roots("connections"))
+                    .with_no_client_auth(),
+            )
         })
         .clone()
 }
@@ -144,14 +141,6 @@ pub struct PemFiles {
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Reads `path`, naming it when it cannot be read.
-fn read(path: &str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.into(),
-        source,
-    })
-}
-
 /// The files of `tls`, each checked as rustls would load it (a CA that anchors, a key
 /// that is its certificate's).
 ///
@@ -161,14 +150,14 @@ pub fn pem_files(tls: &ClientTls) -> Result<PemFiles, TlsError> {
     let ca = match &tls.ca {
         Some(ca) => {
             pem::roots(ca)?;
-            Some(read(ca)?)
+            Some(pem::read(ca)?)
         }
         None => None,
     };
     let identity = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             super::certified_key(pem::certificates(cert)?, pem::private_key(key)?, cert, key)?;
-            Some((read(cert)?, read(key)?))
+            Some((pem::read(cert)?, pem::read(key)?))
         }
         (None, None) => None,
         _ => return Err(TlsError::HalfIdentity),

@@ -6,8 +6,8 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Reads `path` whole.
-fn read(path: &str) -> Result<Vec<u8>, TlsError> {
+/// Reads `path` whole, naming it when it cannot be read.
+pub(super) fn read(path: &str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.into(),
         source,

@@ -80,11 +80,6 @@ impl ServerSession {
         Ok(s)
     }
 
-    /// The client's certificate chain, when it presented one.
-    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
-        self.conn.peer_certificates()
-    }
-
     /// Processes what was received: records decrypted into `plain`, handshake and alert
     /// messages encoded into `outgoing`; with application data allowed, `write` is
     /// encrypted (and `close` queues close_notify). What the session needs next.

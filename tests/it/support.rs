@@ -52,14 +52,22 @@ pub async fn listening(url: &str, channel: &str, n: usize) {
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    /// For a TLS-only server: `--tls-*` arguments (the port is then its TLS port).
+    tls: Vec<String>,
 }
 
 impl Redis {
     /// Starts one on a free port and waits until it answers.
     pub async fn start() -> Redis {
+        Redis::start_with_tls(Vec::new()).await
+    }
+
+    /// Starts one serving TLS only on a free port, with `tls` (`--tls-cert-file`, …).
+    pub async fn start_with_tls(tls: Vec<String>) -> Redis {
         let mut r = Redis {
             port: free_port(),
             child: None,
+            tls,
         };
         r.resume().await;
         r
@@ -80,17 +88,16 @@ impl Redis {
 
     /// Starts it again on the same port (empty: it keeps nothing).
     pub async fn resume(&mut self) {
+        let port = self.port.to_string();
+        let ports = if self.tls.is_empty() {
+            vec!["--port", port.as_str()]
+        } else {
+            vec!["--port", "0", "--tls-port", port.as_str()]
+        };
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(ports)
+            .args(&self.tls)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

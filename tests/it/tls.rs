@@ -12,9 +12,8 @@ use crate::backends::nexus::Nexus;
 use crate::backends::{BACKEND_SECRET, front, token_with};
 use crate::certs::{Ca, Dir, TlsProxy, client_config, connect, presented};
 use crate::live::{Client, Driver, Live, WAIT, route_of, test_config, token, unique};
-use crate::support::{free_port, until, wait_port};
+use crate::support::{Redis, until};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use switchboard::config::{ClientTls, Config, ListenerTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -477,62 +476,26 @@ async fn a_fronted_backend_behind_wss_and_https_with_its_own_ca() {
     }
 }
 
-/// A `redis-server` of the test's own serving TLS only (clients must present a
-/// certificate of `ca`), killed when dropped.
-struct TlsRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl TlsRedis {
-    async fn start(dir: &Dir, ca: &Ca) -> TlsRedis {
-        let leaf = ca.server();
-        let (cert, key, ca_file) = (
-            dir.write("redis.pem", &leaf.cert),
-            dir.write("redis.key", &leaf.key),
-            dir.write("redis-ca.pem", &ca.pem),
-        );
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--tls-cert-file",
-                &cert,
-                "--tls-key-file",
-                &key,
-                "--tls-ca-cert-file",
-                &ca_file,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
-        wait_port(port).await;
-        TlsRedis { port, child }
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `redis-server` of the test's own serving TLS only: clients must present a
+/// certificate of `ca`.
+async fn tls_redis(dir: &Dir, ca: &Ca) -> Redis {
+    let leaf = ca.server();
+    Redis::start_with_tls(vec![
+        "--tls-cert-file".into(),
+        dir.write("redis.pem", &leaf.cert),
+        "--tls-key-file".into(),
+        dir.write("redis.key", &leaf.key),
+        "--tls-ca-cert-file".into(),
+        dir.write("redis-ca.pem", &ca.pem),
+    ])
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_bus_over_rediss_with_a_client_certificate() {
     let ca = Ca::new("redis-ca");
     let dir = Dir::new("redis");
-    let redis = TlsRedis::start(&dir, &ca).await;
+    let redis = tls_redis(&dir, &ca).await;
     let me = ca.client("switchboard");
     let tls = ClientTls {
         ca: Some(dir.write("ca.pem", &ca.pem)),
