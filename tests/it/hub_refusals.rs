@@ -531,7 +531,11 @@ async fn bad_input_gets_an_error_and_the_connection_and_server_survive() {
     fresh
         .emit_wire("TYPING", json!({"roomId": "r", "isTyping": true}), false)
         .await;
-    assert!(live.hub().connection_count() >= 2);
+    // A raw WebSocket client hears it is open before the hub has registered it: wait.
+    crate::support::until("both connections registered", WAIT, || {
+        live.hub().connection_count() >= 2
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
