@@ -9,7 +9,7 @@ mod webhooks;
 pub use lines::{Line, LineReader};
 
 use crate::config::Config;
-use crate::dialect::{Direction, Registry, report};
+use crate::dialect::{Direction, Registry, fidelity, report};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -83,6 +83,10 @@ pub enum Command {
         /// Markdown instead of text.
         #[arg(long)]
         markdown: bool,
+        /// Example frames, one `<dialect>.jsonl` per dialect (default: the embedded
+        /// `tests/examples/`).
+        #[arg(long, value_name = "DIR")]
+        examples: Option<PathBuf>,
     },
     /// Run the gateway: listeners, hub and bus, from the configuration.
     Serve {
@@ -219,7 +223,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dialects { markdown } => {
             let reg = registry(cli.mappings.as_ref())?;
-            print!("{}", report::dialects(&reg, markdown));
+            emit(&report::dialects(&reg, markdown))?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "bench")]
@@ -257,14 +261,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config { action } => match action {
             ConfigAction::Reference => {
-                print!("{}", crate::config::reference::markdown());
+                emit(&crate::config::reference::markdown())?;
                 Ok(ExitCode::SUCCESS)
             }
             ConfigAction::Default => {
-                print!(
-                    "{}",
-                    crate::config::reference::default_file(&Config::seed())
-                );
+                emit(&crate::config::reference::default_file(&Config::seed()))?;
                 Ok(ExitCode::SUCCESS)
             }
             ConfigAction::Check { file } => match Config::load(file.as_deref()) {
@@ -280,7 +281,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         }
                         return Ok(ExitCode::FAILURE);
                     }
-                    print!("{}", cfg.redacted_toml());
+                    emit(&cfg.redacted_toml())?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -291,10 +292,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Token(args) => token::mint(args),
         Command::Auth { action } => token::auth(action),
-        Command::Matrix { markdown } => {
+        Command::Matrix { markdown, examples } => {
             let reg = registry(cli.mappings.as_ref())?;
-            print!("{}", report::matrix(&reg, markdown));
+            let examples = match examples {
+                Some(dir) => fidelity::load_examples(&dir)?,
+                None => fidelity::embedded_examples(),
+            };
+            let m = fidelity::Matrix::compute(&reg, &examples);
+            emit(&report::matrix(&reg, &m, markdown))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes a report to stdout; a reader that went away (`| head`) ends it quietly.
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
     }
 }

@@ -6,7 +6,8 @@
 use super::jsontype::JsonType;
 use super::path::Path;
 use super::plan::{
-    DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, Template, ValueMap, WireName,
+    DefaultValue, Dialect, Direction, FieldOp, First, Framing, MetaRef, Rule, Template, ValueMap,
+    WireName,
 };
 use super::source::Source;
 use super::spec::{DialectFile, RawFieldFull, RawRule, SpannedTable};
@@ -516,6 +517,7 @@ fn compile_field(
             required: false,
             values: None,
             others_pass: false,
+            first: None,
         },
         toml::Value::Table(_) => match value.get_ref().clone().try_into() {
             Ok(f) => f,
@@ -542,11 +544,29 @@ fn compile_field(
         }
     };
     check_canon_head(src, vocab, &canon, value.span());
+    let first = match &full.first {
+        None | Some(toml::Value::Boolean(false)) => None,
+        Some(toml::Value::Boolean(true)) => Some(First::Whole),
+        Some(toml::Value::String(m)) if !m.is_empty() && !m.contains('.') => {
+            Some(First::Member(m.as_str().into()))
+        }
+        Some(_) => {
+            src.error(
+                value.span(),
+                "field-first",
+                "`first` is `true` (the wire value is the list's first item) or a member name \
+                 (`\"url\"`: the wire value is that member of the first item)",
+            );
+            return None;
+        }
+    };
     let ty = match &full.ty {
         Some(t) => JsonType::parse(t).unwrap_or_else(|| {
             src.error(value.span(), "unknown-type", format!("`{t}` is not a type"));
             JsonType::ANY
         }),
+        None if first == Some(First::Whole) => JsonType::parse("object?").unwrap_or(JsonType::ANY),
+        None if first.is_some() => JsonType::parse("string?").unwrap_or(JsonType::ANY),
         None if canon.depth() == 1 => vocab
             .fields
             .get(canon.head())
@@ -595,6 +615,7 @@ fn compile_field(
         required: full.required,
         values,
         split: false,
+        first,
         last_use: true,
     })
 }

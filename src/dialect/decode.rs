@@ -362,7 +362,10 @@ pub(crate) fn map_value(event: &str, op: &FieldOp, v: Value) -> Result<Value, Tr
         };
     }
     if op.ty.accepts(&v) {
-        Ok(v)
+        Ok(match &op.first {
+            Some(first) => first.wrap(v),
+            None => v,
+        })
     } else {
         Err(field_type(event, op, &op.ty.to_string(), &v))
     }

@@ -153,6 +153,13 @@ impl Dialect {
                 },
                 None => v,
             };
+            let v = match &op.first {
+                Some(first) => match first.pick(v) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                None => v,
+            };
             let v = if op.split {
                 Cow::Owned(Value::Array(vec![v.into_owned()]))
             } else {

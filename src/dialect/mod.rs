@@ -7,6 +7,7 @@ mod decode;
 mod encode;
 pub mod error;
 pub mod external;
+pub mod fidelity;
 mod framing;
 pub mod jsontype;
 pub mod path;

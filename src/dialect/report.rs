@@ -1,8 +1,10 @@
 //! Reports generated from the compiled mappings: the dialect list and the translation
-//! matrix (which canonical events cross each pair of dialects, and which fields are lost),
-//! as text or Markdown, so documentation is generated rather than hand-kept.
+//! matrix (what each example of a dialect becomes in each other dialect, and which fields
+//! are lost: computed by `fidelity`), as text or Markdown, so documentation is generated
+//! rather than hand-kept.
 
 use super::Registry;
+use super::fidelity::{Case, Matrix, Outcome};
 use super::plan::{Dialect, Direction, Rule};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -80,78 +82,98 @@ pub fn dialects(reg: &Registry, markdown: bool) -> String {
     out
 }
 
-/// Canonical fields a dialect's decoders produce for an event (`*` for passthrough).
-fn produced(d: &Dialect, canonical: &str, dir: Direction) -> BTreeSet<String> {
-    let mut s = BTreeSet::new();
-    for r in rules_in(d, dir).filter(|r| r.decodes && &*r.canonical == canonical) {
-        s.extend(r.fields.iter().map(|f| f.canon.to_string()));
-        s.extend(r.defaults.iter().map(|(p, _)| p.to_string()));
-        if r.passthrough {
-            s.insert("*".into());
+/// One line of a pair's report: the examples of one wire event, merged.
+struct Line<'a> {
+    dir: Direction,
+    canonical: &'a str,
+    wire: &'a str,
+    targets: BTreeSet<&'a str>,
+    lost: BTreeSet<&'a str>,
+    changed: BTreeSet<&'a str>,
+    reads_as: BTreeSet<&'a str>,
+    refused: BTreeSet<&'a str>,
+    translated: usize,
+    examples: usize,
+}
+
+fn lines<'a>(cases: impl Iterator<Item = &'a Case>) -> Vec<Line<'a>> {
+    let mut out: Vec<Line<'a>> = Vec::new();
+    for c in cases {
+        let i = match out
+            .iter()
+            .position(|l| l.dir == c.dir && l.canonical == c.canonical && l.wire == c.wire)
+        {
+            Some(i) => i,
+            None => {
+                out.push(Line {
+                    dir: c.dir,
+                    canonical: &c.canonical,
+                    wire: &c.wire,
+                    targets: BTreeSet::new(),
+                    lost: BTreeSet::new(),
+                    changed: BTreeSet::new(),
+                    reads_as: BTreeSet::new(),
+                    refused: BTreeSet::new(),
+                    translated: 0,
+                    examples: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let l = &mut out[i];
+        l.examples += 1;
+        match &c.outcome {
+            Outcome::Translated {
+                wire,
+                lost,
+                changed,
+                reads_as,
+                ..
+            } => {
+                l.translated += 1;
+                l.targets.insert(wire);
+                l.lost.extend(lost.iter().map(String::as_str));
+                l.changed.extend(changed.iter().map(String::as_str));
+                l.reads_as.extend(reads_as.as_deref());
+            }
+            Outcome::Refused(why) => {
+                l.refused.insert(why);
+            }
         }
     }
-    s
+    out.sort_by_key(|l| (l.dir, l.refused.len() == l.examples));
+    out
 }
 
-/// Canonical fields a dialect's encoders consume for an event.
-fn consumed(d: &Dialect, canonical: &str, dir: Direction) -> (BTreeSet<String>, bool) {
-    let mut s = BTreeSet::new();
-    let mut all = false;
-    for r in d.encoders(canonical, dir) {
-        s.extend(r.fields.iter().map(|f| f.canon.to_string()));
-        s.extend(r.sets.iter().map(|(p, _)| p.to_string()));
-        all |= r.passthrough;
-    }
-    (s, all)
+fn join(s: &BTreeSet<&str>) -> String {
+    s.iter().copied().collect::<Vec<_>>().join(", ")
 }
 
-/// One pair's translation: `(direction, canonical, lost fields)` per event that crosses,
-/// and `(direction, canonical)` per event that does not.
-pub struct PairReport {
-    /// Events that translate, with the canonical fields lost on the way.
-    pub ok: Vec<(Direction, String, Vec<String>)>,
-    /// Events `from` decodes that `to` cannot express.
-    pub missing: Vec<(Direction, String)>,
-}
-
-/// Computes the translation of every event `from` decodes into `to`.
-pub fn pair(from: &Dialect, to: &Dialect) -> PairReport {
-    let mut ok = Vec::new();
-    let mut missing = Vec::new();
-    for dir in Direction::ALL {
-        let mut seen = BTreeSet::new();
-        for r in rules_in(from, dir).filter(|r| r.decodes) {
-            if !seen.insert(r.canonical.to_string()) {
-                continue;
-            }
-            if to.encoders(&r.canonical, dir).next().is_none() {
-                missing.push((dir, r.canonical.to_string()));
-                continue;
-            }
-            let (takes, all) = consumed(to, &r.canonical, dir);
-            let lost = if all {
-                Vec::new()
-            } else {
-                produced(from, &r.canonical, dir)
-                    .into_iter()
-                    .filter(|f| {
-                        !takes.contains(f) && !takes.iter().any(|t| f.starts_with(&format!("{t}.")))
-                    })
-                    .collect()
-            };
-            ok.push((dir, r.canonical.to_string(), lost));
+impl Line<'_> {
+    /// What arrived: the target's wire names, the lost and changed fields.
+    fn arrived(&self) -> String {
+        let mut s = format!("{} → {}", self.wire, join(&self.targets));
+        if !self.lost.is_empty() {
+            let _ = write!(s, "; lost: {}", join(&self.lost));
         }
+        if !self.changed.is_empty() {
+            let _ = write!(s, "; changed: {}", join(&self.changed));
+        }
+        if !self.reads_as.is_empty() {
+            let _ = write!(s, "; read back as {}", join(&self.reads_as));
+        }
+        s
     }
-    PairReport { ok, missing }
 }
 
-/// `switchboard matrix`: for every ordered pair of dialects, what crosses and what is lost.
-pub fn matrix(reg: &Registry, markdown: bool) -> String {
+/// `switchboard matrix`: for every ordered pair of dialects, what each example of the
+/// first becomes in the second (computed by translating it, see [`Matrix`]).
+pub fn matrix(reg: &Registry, m: &Matrix, markdown: bool) -> String {
     let ds = reg.dialects();
     let mut out = String::new();
     if markdown {
-        out.push_str("Events of the row's dialect that the column's dialect can express ");
-        out.push_str("(translated / decoded, both directions):\n\n| from \\ to |");
+        out.push_str("Examples of the row's dialect (`tests/examples/`) that translate into ");
+        out.push_str("the column's dialect, both directions:\n\n| from \\ to |");
         for d in ds {
             let _ = write!(out, " `{}` |", d.name);
         }
@@ -167,40 +189,55 @@ pub fn matrix(reg: &Registry, markdown: bool) -> String {
                     out.push_str(" — |");
                     continue;
                 }
-                let p = pair(a, b);
-                let _ = write!(out, " {}/{} |", p.ok.len(), p.ok.len() + p.missing.len());
+                let all = m.pair(&a.name, &b.name).count();
+                let ok = m
+                    .pair(&a.name, &b.name)
+                    .filter(|c| matches!(c.outcome, Outcome::Translated { .. }))
+                    .count();
+                let _ = write!(out, " {ok}/{all} |");
             }
             out.push('\n');
         }
         out.push('\n');
     }
+    for (ex, why) in &m.undecodable {
+        let _ = writeln!(
+            out,
+            "example {}:{} does not decode: {why}",
+            ex.dialect, ex.line
+        );
+    }
     for a in ds {
+        if !m.cases.iter().any(|c| *c.from == *a.name) {
+            let _ = writeln!(out, "{}: no examples, nothing measured", a.name);
+            continue;
+        }
         for b in ds.iter().filter(|b| b.name != a.name) {
-            let p = pair(a, b);
+            let ls = lines(m.pair(&a.name, &b.name));
             if markdown {
                 let _ = writeln!(out, "<details><summary>{} → {}</summary>\n", a.name, b.name);
-                out.push_str("| dir | canonical event | fields lost |\n|---|---|---|\n");
-                for (dir, ev, lost) in &p.ok {
-                    let _ = writeln!(out, "| {dir} | `{ev}` | {} |", lost.join(", "));
-                }
-                for (dir, ev) in &p.missing {
-                    let why = b.lack_reason(ev).unwrap_or("no rule");
-                    let _ = writeln!(out, "| {dir} | `{ev}` | not expressible: {why} |");
-                }
-                out.push_str("\n</details>\n\n");
+                out.push_str("| dir | canonical event | translation |\n|---|---|---|\n");
             } else {
                 let _ = writeln!(out, "{} → {}", a.name, b.name);
-                for (dir, ev, lost) in &p.ok {
-                    if lost.is_empty() {
-                        let _ = writeln!(out, "  {dir:<4} {ev}");
+            }
+            for l in &ls {
+                let mut cells = Vec::new();
+                if l.translated > 0 {
+                    cells.push(l.arrived());
+                }
+                if !l.refused.is_empty() {
+                    cells.push(format!("{} ✗ {}", l.wire, join(&l.refused)));
+                }
+                for cell in cells {
+                    if markdown {
+                        let _ = writeln!(out, "| {} | `{}` | {cell} |", l.dir, l.canonical);
                     } else {
-                        let _ = writeln!(out, "  {dir:<4} {ev} (lost: {})", lost.join(", "));
+                        let _ = writeln!(out, "  {:<4} {} ({cell})", l.dir, l.canonical);
                     }
                 }
-                for (dir, ev) in &p.missing {
-                    let why = b.lack_reason(ev).unwrap_or("no rule");
-                    let _ = writeln!(out, "  {dir:<4} {ev} ✗ {why}");
-                }
+            }
+            if markdown {
+                out.push_str("\n</details>\n\n");
             }
         }
     }

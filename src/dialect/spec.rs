@@ -112,6 +112,10 @@ pub struct RawFieldFull {
     /// Values the map does not list pass through unchanged (`true`) or are refused.
     #[serde(default)]
     pub others_pass: bool,
+    /// The wire value is the first item of the canonical list: `true` (the item itself)
+    /// or a member name (`"url"`: the item's member).
+    #[serde(default)]
+    pub first: Option<toml::Value>,
 }
 
 /// `mappings/canonical.toml`: the canonical vocabulary.

@@ -192,9 +192,12 @@ fn dialects_and_matrix() {
     assert!(m.status.success());
     let t = text(&m.stdout);
     assert!(t.contains("nexus → clerk"));
-    assert!(t.contains("up   message.send (lost: kind, meta)"), "{t}");
     assert!(
-        t.contains("typing.start ✗ Clerk chat has no typing indicator"),
+        t.contains("up   message.send (SEND_MSG → message:send; lost: attachments.0.height, attachments.0.url, attachments.0.width, kind)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("typing.start (TYPING ✗ dialect clerk cannot express `typing.start` (up): Clerk chat has no typing indicator)"),
         "{t}"
     );
 

@@ -394,3 +394,16 @@ fn duplicates_policy() {
     let ok = format!("{HEADER}duplicates = \"refused\"\ndedupe_content = true\n");
     assert!(load(&ok).is_empty());
 }
+
+#[test]
+fn first_is_true_or_a_member_name() {
+    for bad in ["1", "\"a.b\"", "\"\""] {
+        one(
+            &load(&rule(&format!(
+                "wire = \"a\"\ndir = \"down\"\ncanonical = \"message.created\"\nfields = {{ f = {{ to = \"content\", first = {bad} }} }}"
+            ))),
+            "field-first",
+            10,
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! The integration suite as one test binary (the crate is linked once, not once per
-//! file). Each module is a group: translation and mapping files (`golden`, `spec_examples`,
+//! file). Each module is a group: translation and mapping files (`golden`, `spec_examples`, `fidelity`,
 //! `roundtrip_prop`, `bad_input_prop`, `completeness`, `loader_errors`, `cli`), the hub
 //! against a real server on port 0 with real clients (`hub_*`, `socketio_engine`), brokers
 //! (`brokers`, `scale_out`, `redis_cluster`), fronted backends (`upstream*`, with
@@ -27,6 +27,7 @@ mod completeness;
 mod crashes;
 mod drain;
 mod faults;
+mod fidelity;
 mod fronted_exports;
 mod fuzz;
 mod golden;
