@@ -37,6 +37,10 @@ pub enum RoomKey {
     Conversation(Arc<str>),
     /// `user:<id>`: every connection of one user.
     User(Arc<str>),
+    /// `dialect:<name>`: every connection of a dialect whose rules reach beyond rooms
+    /// (`reach`: Salala's status changes to every client, Phase 10's messages to
+    /// participants' personal rooms); its channel carries those deliveries.
+    Dialect(Arc<str>),
 }
 
 impl RoomKey {
@@ -56,6 +60,7 @@ impl fmt::Display for RoomKey {
         match self {
             RoomKey::Conversation(id) => write!(f, "room:{id}"),
             RoomKey::User(id) => write!(f, "user:{id}"),
+            RoomKey::Dialect(name) => write!(f, "dialect:{name}"),
         }
     }
 }
@@ -84,6 +89,27 @@ pub struct Audience {
     /// control, on every instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub then: Option<Then>,
+    /// Connections of a dialect reached beyond the rooms, as that dialect's own server
+    /// would (its mapping's `reach`): the hub adds these when it publishes.
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub wider: SmallVec<[Wider; 0]>,
+}
+
+/// The connections of one dialect an event reaches beyond its audience's rooms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wider {
+    /// The dialect.
+    pub dialect: Arc<str>,
+    /// The exclusions (the sender) do not apply to its connections.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sender: bool,
+    /// Every connection of the dialect, on every instance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everyone: bool,
+    /// The connections of the dialect in these users' personal rooms.
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub users: SmallVec<[Arc<str>; 2]>,
 }
 
 /// What a recipient's connection does after a delivery.

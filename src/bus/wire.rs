@@ -16,16 +16,22 @@ pub fn channel(room: &RoomKey) -> String {
     match room {
         RoomKey::Conversation(id) => format!("switchboard:{{room:{id}}}"),
         RoomKey::User(id) => format!("switchboard:{{user:{id}}}"),
+        RoomKey::Dialect(name) => format!("switchboard:{{dialect:{name}}}"),
     }
 }
 
 /// The channels a delivery goes to.
 pub fn channels(a: &Audience) -> Vec<String> {
     if a.everyone {
-        vec![ALL.to_string()]
-    } else {
-        a.rooms.iter().map(channel).collect()
+        return vec![ALL.to_string()];
     }
+    let mut out: Vec<String> = a.rooms.iter().map(channel).collect();
+    // What reaches beyond the rooms travels once, on the dialect's channel: the
+    // instances with connections of that dialect listen to it.
+    for w in a.wider.iter().filter(|w| w.everyone || !w.users.is_empty()) {
+        out.push(channel(&RoomKey::Dialect(w.dialect.clone())));
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -103,6 +109,11 @@ mod tests {
                 except_user: Some(Arc::from("u")),
                 except_upstream: Some(Arc::from("nexus")),
                 then: Some(crate::bus::Then::Disconnect { reconnect: false }),
+                wider: smallvec::smallvec![crate::bus::Wider {
+                    dialect: Arc::from("phase10"),
+                    users: smallvec::smallvec![Arc::from("u2")],
+                    ..Default::default()
+                }],
             },
             offset: Offset::parse("0a-7"),
         };
@@ -114,10 +125,18 @@ mod tests {
         assert_eq!(back.a.except_user.as_deref(), Some("u"));
         assert_eq!(back.a.except_upstream.as_deref(), Some("nexus"));
         assert_eq!(back.a.then, d.audience.then);
+        assert_eq!(back.a.wider, d.audience.wider);
         assert_eq!(back.o, d.offset);
         assert_eq!(
             channels(&d.audience),
-            ["switchboard:{room:r}", "switchboard:{user:u}"]
+            [
+                "switchboard:{room:r}",
+                "switchboard:{user:u}",
+                "switchboard:{dialect:phase10}"
+            ]
         );
+        let mut everyone = d.audience.clone();
+        everyone.everyone = true;
+        assert_eq!(channels(&everyone), [ALL]);
     }
 }

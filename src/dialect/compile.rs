@@ -6,8 +6,8 @@
 use super::jsontype::JsonType;
 use super::path::Path;
 use super::plan::{
-    DefaultValue, Dialect, Direction, FieldOp, First, Framing, MetaRef, Rule, Template, ValueMap,
-    WireName,
+    DefaultValue, Dialect, Direction, FieldOp, First, Framing, MetaRef, Reach, Rule, Template,
+    ValueMap, WireName,
 };
 use super::source::Source;
 use super::spec::{DialectFile, RawFieldFull, RawRule, SpannedTable};
@@ -314,6 +314,7 @@ fn compile_rule(
         .collect();
     canon_heads.sort();
     canon_heads.dedup();
+    let reach = compile_reach(src, vocab, raw);
 
     if src.errors.len() > errors_before {
         return None;
@@ -350,7 +351,32 @@ fn compile_rule(
         decodes,
         encodes,
         line: src.line(&raw.wire.span()),
+        reach,
         note: raw.note.clone(),
+    })
+}
+
+fn compile_reach(src: &mut Source<'_>, vocab: &Vocabulary, raw: &RawRule) -> Option<Reach> {
+    let r = raw.reach.as_ref()?;
+    let span = r.span();
+    let r = r.get_ref();
+    if raw.dir.get_ref() == "up" {
+        src.error(
+            span.clone(),
+            "reach",
+            "`reach` says whom the hub delivers an event to: it belongs on a `down` rule",
+        );
+    }
+    if let Some(f) = &r.users
+        && !vocab.fields.contains_key(f.as_str())
+    {
+        let msg = format!("`reach.users` names `{f}`, which is not a canonical field");
+        src.error(span, "reach", msg);
+    }
+    Some(Reach {
+        sender: r.sender,
+        everyone: r.everyone,
+        users: r.users.as_deref().map(Arc::from),
     })
 }
 

@@ -8,6 +8,7 @@ mod encode;
 pub mod error;
 pub mod external;
 pub mod fidelity;
+mod first;
 mod framing;
 pub mod jsontype;
 pub mod path;
@@ -31,6 +32,7 @@ pub use vocabulary::{EventKind, Route, Vocabulary};
 use include_dir::{Dir, include_dir};
 use source::Source;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 /// The mapping files shipped with the binary (the repository's `mappings/`).
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/mappings");
@@ -44,6 +46,9 @@ pub struct Registry {
     /// The canonical vocabulary.
     pub vocab: Vocabulary,
     dialects: Vec<Dialect>,
+    /// Per canonical event: the dialects whose rule for it reaches beyond the hub's
+    /// audience (`reach`), and how.
+    reach: plan::FastMap<Arc<str>, Vec<(Arc<str>, plan::Reach)>>,
 }
 
 impl Registry {
@@ -133,7 +138,27 @@ impl Registry {
         }
         if errors.is_empty() {
             dialects.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Registry { vocab, dialects })
+            let mut reach: plan::FastMap<Arc<str>, Vec<(Arc<str>, plan::Reach)>> =
+                plan::FastMap::default();
+            for d in &dialects {
+                for r in &d.rules {
+                    if let Some(x) = r
+                        .reach
+                        .as_ref()
+                        .filter(|_| r.encodes && r.dir == Direction::Down)
+                    {
+                        let list = reach.entry(r.canonical.clone()).or_default();
+                        if !list.iter().any(|(n, y)| *n == d.name && y == x) {
+                            list.push((d.name.clone(), x.clone()));
+                        }
+                    }
+                }
+            }
+            Ok(Registry {
+                vocab,
+                dialects,
+                reach,
+            })
         } else {
             Err(LoadErrors(errors))
         }
@@ -142,6 +167,21 @@ impl Registry {
     /// A dialect by name.
     pub fn dialect(&self, name: &str) -> Option<&Dialect> {
         self.dialects.iter().find(|d| &*d.name == name)
+    }
+
+    /// The dialects whose connections an event reaches beyond the hub's audience, and
+    /// how (their rules' `reach`); empty for most events.
+    pub fn reach(&self, canonical: &str) -> &[(Arc<str>, plan::Reach)] {
+        self.reach.get(canonical).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether some rule of `dialect` reaches its connections beyond rooms (every
+    /// connection, or users' personal rooms): they then listen on the dialect's channel.
+    pub fn reaches_beyond_rooms(&self, dialect: &str) -> bool {
+        self.reach
+            .values()
+            .flatten()
+            .any(|(d, r)| **d == *dialect && (r.everyone || r.users.is_some()))
     }
 
     /// Every dialect, by name.

@@ -89,9 +89,28 @@ pub struct RawRule {
     /// `decode` or `encode`: the rule is used one way only (aliases).
     #[serde(default)]
     pub only: Option<Spanned<String>>,
+    /// Whom the hub delivers this (down) event to beyond its audience, for this
+    /// dialect's connections: `{ sender, everyone, users }`.
+    #[serde(default)]
+    pub reach: Option<Spanned<RawReach>>,
     /// A note for people.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// `reach = { … }` of a rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReach {
+    /// The sender's own connections too (an audience that leaves them out).
+    #[serde(default)]
+    pub sender: bool,
+    /// Every connection of the dialect, on every instance.
+    #[serde(default)]
+    pub everyone: bool,
+    /// The personal rooms of the users this canonical field lists.
+    #[serde(default)]
+    pub users: Option<String>,
 }
 
 /// The table form of a field rule.

@@ -241,7 +241,7 @@ impl Conn {
             .iter()
             .filter_map(|r| match r {
                 RoomKey::Conversation(id) => Some(id.to_string()),
-                RoomKey::User(_) => None,
+                RoomKey::User(_) | RoomKey::Dialect(_) => None,
             })
             .collect()
     }

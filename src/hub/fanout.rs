@@ -6,7 +6,7 @@ use super::{
     CLOSE_DISCONNECTED, CLOSE_SLOW_CONSUMER, Conn, ConnId, HubState, OutFrame, SendFailure,
     members, read, registry::conn_labels,
 };
-use crate::bus::{Audience, Deliver, Delivery, Offset, Then};
+use crate::bus::{Audience, Deliver, Delivery, Offset, RoomKey, Then};
 use crate::config::Transport;
 use crate::dialect::{Direction, TranslateError};
 use crate::event::Event;
@@ -96,6 +96,10 @@ impl HubState {
     fn recipients(&self, a: &Audience) -> SmallVec<[Arc<Conn>; 16]> {
         let mut out: SmallVec<[Arc<Conn>; 16]> = SmallVec::new();
         let keep = |c: &Arc<Conn>| {
+            // A dialect whose server tells the sender too (NexusChat's TYPING).
+            if a.wider.iter().any(|w| w.sender && *w.dialect == *c.dialect) {
+                return true;
+            }
             let excluded_conn = a
                 .except_connection
                 .as_ref()
@@ -112,7 +116,7 @@ impl HubState {
             return out;
         }
         let rooms = read(&self.rooms);
-        if let [one] = a.rooms.as_slice() {
+        if let ([one], true) = (a.rooms.as_slice(), a.wider.is_empty()) {
             if let Some(members) = rooms.get(one) {
                 out.extend(members.iter().filter(|c| keep(c)).cloned());
             }
@@ -128,6 +132,24 @@ impl HubState {
             HashSet::with_capacity_and_hasher(most, foldhash::fast::RandomState::default());
         for room in &a.rooms {
             for c in rooms.get(room).into_iter().flat_map(members::Members::iter) {
+                if seen.insert(c.id) && keep(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        for w in a.wider.iter().filter(|w| !w.everyone) {
+            for u in &w.users {
+                let members = rooms.get(&RoomKey::user(u));
+                for c in members.into_iter().flat_map(members::Members::iter) {
+                    if *c.dialect == *w.dialect && seen.insert(c.id) && keep(c) {
+                        out.push(c.clone());
+                    }
+                }
+            }
+        }
+        for w in a.wider.iter().filter(|w| w.everyone) {
+            let members = rooms.get(&RoomKey::Dialect(w.dialect.clone()));
+            for c in members.into_iter().flat_map(members::Members::iter) {
                 if seen.insert(c.id) && keep(c) {
                     out.push(c.clone());
                 }

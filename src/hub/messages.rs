@@ -66,6 +66,9 @@ pub(super) async fn send(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
     body.insert("deliveryStatus".into(), json!("DELIVERED"));
     let mut created = inner.fact("message.created", body, Some(ev), conn);
     created.meta.at = at;
+    inner
+        .name_recipients(&mut created, &room, &conn.user.id)
+        .await;
     let info = MessageInfo {
         conversation_id: room.clone(),
         sender_id: conn.user.id.clone(),
@@ -176,7 +179,10 @@ pub(super) async fn edit(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Resu
     );
     body.insert("edited".into(), json!(true));
     body.insert("updatedAt".into(), json!(format_iso_millis(now_millis())));
-    let updated = inner.fact("message.updated", body, Some(ev), conn);
+    let mut updated = inner.fact("message.updated", body, Some(ev), conn);
+    inner
+        .name_recipients(&mut updated, &info.conversation_id, &conn.user.id)
+        .await;
     inner
         .commit(
             updated,
@@ -192,7 +198,10 @@ pub(super) async fn delete(inner: &HubState, conn: &Arc<Conn>, ev: &Event) -> Re
     let mut body = about(&id, &info);
     body.insert("senderId".into(), json!(info.sender_id));
     body.insert("deletedAt".into(), json!(format_iso_millis(now_millis())));
-    let deleted = inner.fact("message.deleted", body, Some(ev), conn);
+    let mut deleted = inner.fact("message.deleted", body, Some(ev), conn);
+    inner
+        .name_recipients(&mut deleted, &info.conversation_id, &conn.user.id)
+        .await;
     inner.store.forget_message(&id).await?;
     inner
         .commit(

@@ -23,6 +23,7 @@ mod outlet;
 mod presence;
 mod publish;
 mod queries;
+mod reach;
 mod recovery;
 mod refusal;
 mod registration;
@@ -135,6 +136,12 @@ pub(crate) struct HubState {
     appender: OnceLock<tokio::sync::mpsc::Sender<append::Job>>,
     /// Set when the server begins to shut down: no connection registers after it.
     draining: AtomicBool,
+    /// The dialects this instance's listeners serve (`reach.rs`).
+    served: Vec<Arc<str>>,
+    /// Rooms' members on every instance, as last read (`reach.rs`).
+    remote_members: reach::RemoteMembers,
+    /// Dialects with a connection on another instance, as last counted (`reach.rs`).
+    fleet_dialects: reach::FleetDialects,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -150,6 +157,17 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The dialects of every route of every listener, each once.
+fn served_dialects(cfg: &Config) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for r in cfg.listeners.iter().flat_map(|l| &l.routes) {
+        if !out.iter().any(|d| **d == *r.dialect) {
+            out.push(Arc::from(r.dialect.as_str()));
+        }
+    }
+    out
 }
 
 /// An id field as text: ids are strings or numbers.
@@ -211,9 +229,17 @@ impl Hub {
             exports: OnceLock::new(),
             appender: OnceLock::new(),
             draining: AtomicBool::new(false),
+            served: served_dialects(cfg),
+            remote_members: reach::RemoteMembers::default(),
+            fleet_dialects: reach::FleetDialects::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&state), cfg.hub.presence_ttl));
+            if state.bus.kind() == "redis"
+                && let Some(conn) = state.store.redis_connection()
+            {
+                rt.spawn(reach::watch_fleet(Arc::downgrade(&state), conn));
+            }
             if state.history.is_shared() {
                 let _guard = rt.enter();
                 let _ = state
@@ -274,6 +300,12 @@ impl Hub {
     /// The bus.
     pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.state.bus
+    }
+
+    /// Whether the hub reaches `dialect`'s connections beyond rooms now: it has one here,
+    /// or another instance had one when last counted (`reach.rs`).
+    pub fn reaches_dialect(&self, dialect: &str) -> bool {
+        self.state.active(&Arc::from(dialect))
     }
 
     /// Rooms with local members now (personal rooms included).

@@ -62,7 +62,7 @@ pub(super) async fn disconnected(inner: &HubState, conn: &Arc<Conn>, rooms: &[Ro
         .iter()
         .filter_map(|r| match r {
             RoomKey::Conversation(id) => Some(id.to_string()),
-            RoomKey::User(_) => None,
+            RoomKey::User(_) | RoomKey::Dialect(_) => None,
         })
         .collect();
     record_rooms(inner, conn, &ids, false).await;
@@ -232,7 +232,8 @@ fn announce(
         // A transition: everyone who shares a room with the user, and the user's own
         // sessions.
         let mut a = Audience::default();
-        a.rooms.extend(rooms.iter().cloned());
+        let shared = |r: &&RoomKey| !matches!(r, RoomKey::Dialect(_));
+        a.rooms.extend(rooms.iter().filter(shared).cloned());
         let own = RoomKey::user(&conn.user.id);
         if !a.rooms.contains(&own) {
             a.rooms.push(own);

@@ -126,7 +126,12 @@ impl HubState {
         self.publish_delivery(d, export)
     }
 
-    pub(super) fn publish_delivery(&self, d: Delivery, export: bool) -> Result<Stored, Refusal> {
+    pub(super) fn publish_delivery(
+        &self,
+        mut d: Delivery,
+        export: bool,
+    ) -> Result<Stored, Refusal> {
+        self.widen(&mut d, export);
         let event = &d.event;
         tracing::debug!(trace_id = %event.meta.trace_id, event = %event.name, bus = self.bus.kind(), export, offset = d.offset.as_ref().map(|o| o.seq), "fact published");
         // Exported only once the bus took it: a fact refused to its sender (who may

@@ -148,7 +148,7 @@ impl HubState {
             .iter()
             .filter_map(|(k, m)| match k {
                 RoomKey::Conversation(id) => Some((&**id, m.len())),
-                RoomKey::User(_) => None,
+                RoomKey::User(_) | RoomKey::Dialect(_) => None,
             })
             .collect();
         let count = largest.len() as u64;

@@ -102,6 +102,11 @@ impl Hub {
             tracing::debug!(conn = id, user = %conn.user.id, dialect = %conn.dialect, "connected (relayed)");
             return Ok(conn);
         }
+        // The dialect's room before the personal room: a bus subscribes in that order,
+        // so a client's personal channel heard means its dialect's is too.
+        if inner.registry().reaches_beyond_rooms(&conn.dialect) {
+            inner.join(&conn, RoomKey::Dialect(conn.dialect.clone()));
+        }
         inner.join(&conn, RoomKey::user(&conn.user.id));
         for room in conn
             .claims

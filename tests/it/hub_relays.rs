@@ -497,8 +497,8 @@ async fn closed_connections_leave_nothing_behind() {
     assert_eq!(hub.connection_count(), 30);
     assert_eq!(
         hub.room_count(),
-        30 + 10 + 1,
-        "30 personal rooms, 10 rooms, one shared"
+        30 + 10 + 1 + 1,
+        "30 personal rooms, 10 rooms, one shared, Salala's (its status changes reach every client)"
     );
     for c in clients {
         c.close().await;

@@ -407,3 +407,21 @@ fn first_is_true_or_a_member_name() {
         );
     }
 }
+
+#[test]
+fn reach_is_for_down_rules_and_canonical_fields() {
+    one(
+        &load(&rule(
+            "wire = \"a\"\ndir = \"up\"\ncanonical = \"message.send\"\nfields = { r = \"conversationId\" }\nreach = { sender = true }",
+        )),
+        "reach",
+        11,
+    );
+    one(
+        &load(&rule(
+            "wire = \"a\"\ndir = \"down\"\ncanonical = \"message.created\"\nreach = { users = \"nobody\" }",
+        )),
+        "reach",
+        10,
+    );
+}

@@ -31,6 +31,7 @@ mod fidelity;
 mod fronted_exports;
 mod fuzz;
 mod golden;
+mod hub_audiences;
 mod hub_fleet;
 mod hub_in_memory;
 mod hub_limits;

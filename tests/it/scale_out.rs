@@ -249,3 +249,94 @@ async fn everyone_deliveries_and_injected_events_reach_every_instance() {
             .is_none()
     );
 }
+
+/// Each dialect's audience across instances: Salala's `userStatusChanged` reaches a
+/// client of another instance that shares no room; Phase 10's `messages:new` names the
+/// participants recorded by the other instance in `recipients` and reaches a
+/// participant's personal room there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_dialects_audience_spans_instances() {
+    let (a, b) = (instance(&unique("a")).await, instance(&unique("b")).await);
+    ready(&a).await;
+    ready(&b).await;
+    let driver = Driver::start().await;
+    let room = unique("room");
+    let (us, up, uw) = (unique("s"), unique("p"), unique("w"));
+    let mut watcher = Client::connect(&b, &driver, "salala", "websocket", &uw, None).await;
+    let mut p10 = Client::connect(&b, &driver, "phase10", "websocket", &up, None).await;
+    // Instance b listens to Phase 10's channel once it listens to the participant's
+    // personal channel (it subscribes in that order).
+    crate::support::listening(
+        "redis://127.0.0.1:6379",
+        &format!("switchboard:{{user:{up}}}"),
+        1,
+    )
+    .await;
+    let _p_cs = Client::connect(
+        &b,
+        &driver,
+        "chat-service",
+        "websocket",
+        &up,
+        Some(&[&room]),
+    )
+    .await;
+    // Instance a counted b's Salala and Phase 10 listeners (every second).
+    crate::support::until("a to count b's clients", crate::live::WAIT, || {
+        a.hub().reaches_dialect("phase10") && a.hub().reaches_dialect("salala")
+    })
+    .await;
+    let mut sender = Client::connect(
+        &a,
+        &driver,
+        "chat-service",
+        "websocket",
+        &us,
+        Some(&[&room]),
+    )
+    .await;
+
+    let s = watcher
+        .next(|r| r.name == "userStatusChanged" && r.payload["userId"] == json!(us))
+        .await
+        .expect("the sender's coming online, from the other instance")
+        .payload;
+    assert_eq!(s["status"], "online");
+
+    // The participant's membership, recorded by instance b.
+    let mut r = redis().await;
+    for _ in 0..250 {
+        let members: Vec<String> = r
+            .hvals(format!("room_members:{room}"))
+            .await
+            .expect("hvals");
+        if members.contains(&up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sender
+        .emit_wire(
+            "message:send",
+            json!({"conversationId": room, "content": "across"}),
+            true,
+        )
+        .await;
+    assert_eq!(
+        sender.ack("message:send").await.expect("ack")["success"],
+        true
+    );
+    let m = p10
+        .wire("messages:new")
+        .await
+        .expect("the participant's user room");
+    let mut want = vec![up.clone(), us.clone()];
+    want.sort();
+    assert_eq!(m["recipients"], json!(want), "{m}");
+    assert!(
+        p10.next_within(QUIET, |r| r.name == "messages:new")
+            .await
+            .is_none(),
+        "once"
+    );
+}

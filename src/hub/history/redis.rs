@@ -47,6 +47,7 @@ fn key(room: &RoomKey) -> String {
     match room {
         RoomKey::Conversation(id) => format!("switchboard:history:{{room:{id}}}"),
         RoomKey::User(id) => format!("switchboard:history:{{user:{id}}}"),
+        RoomKey::Dialect(name) => format!("switchboard:history:{{dialect:{name}}}"),
     }
 }
 

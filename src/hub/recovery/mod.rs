@@ -175,7 +175,13 @@ impl HubState {
             .values()
             .find(|c| c.recovery.as_deref().is_some_and(|r| &*r.pid == pid))
             .cloned()?;
-        let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+        // The dialect's room holds no history (it carries only what reaches beyond rooms).
+        let rooms: Vec<RoomKey> = conn
+            .rooms()
+            .iter()
+            .filter(|r| !matches!(r, RoomKey::Dialect(_)))
+            .cloned()
+            .collect();
         let head = self.history.head().await.ok();
         self.snapshot(&conn, &rooms, head).map(|s| (s, conn.id))
     }
@@ -250,7 +256,13 @@ impl HubState {
     /// meanwhile; told first in its dialect (`history_incomplete`) when the history no
     /// longer reaches back that far.
     pub(super) async fn replay_since(&self, conn: &Arc<Conn>, since: Offset) {
-        let rooms: Vec<RoomKey> = conn.rooms().iter().cloned().collect();
+        // The dialect's room holds no history (it carries only what reaches beyond rooms).
+        let rooms: Vec<RoomKey> = conn
+            .rooms()
+            .iter()
+            .filter(|r| !matches!(r, RoomKey::Dialect(_)))
+            .cloned()
+            .collect();
         let notice = Refusal::new(
             ErrorCode::HistoryIncomplete,
             format!(
