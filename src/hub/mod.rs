@@ -10,6 +10,7 @@
 //! `sync.rs` answers `messages.sync` from the history.
 
 mod append;
+pub mod attempts;
 mod calls;
 mod conn;
 mod control;
@@ -142,6 +143,8 @@ pub(crate) struct HubState {
     remote_members: reach::RemoteMembers,
     /// Dialects with a connection on another instance, as last counted (`reach.rs`).
     fleet_dialects: reach::FleetDialects,
+    /// Refused connection attempts per address (`attempts.rs`).
+    attempts: attempts::Attempts,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -232,6 +235,7 @@ impl Hub {
             served: served_dialects(cfg),
             remote_members: reach::RemoteMembers::default(),
             fleet_dialects: reach::FleetDialects::default(),
+            attempts: attempts::Attempts::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&state), cfg.hub.presence_ttl));

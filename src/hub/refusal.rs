@@ -127,8 +127,13 @@ impl From<&TranslateError> for Refusal {
 }
 
 impl HubState {
-    /// `session.error {code, error, reason}`.
+    /// `session.error {code, error, reason, reconnectAttempt: 0}`.
     pub(super) fn error_event(refusal: &Refusal, cause: Option<&Event>) -> Event {
+        Self::error_event_at(refusal, cause, 0)
+    }
+
+    /// `session.error {code, error, reason, reconnectAttempt}`.
+    pub(super) fn error_event_at(refusal: &Refusal, cause: Option<&Event>, attempt: u64) -> Event {
         let mut body = Map::new();
         body.insert("code".into(), json!(refusal.code.as_str()));
         body.insert("error".into(), json!(refusal.message));
@@ -137,7 +142,7 @@ impl HubState {
             _ => refusal.code.as_str(),
         };
         body.insert("reason".into(), json!(reason));
-        body.insert("reconnectAttempt".into(), json!(0));
+        body.insert("reconnectAttempt".into(), json!(attempt));
         let mut ev = Event::new("session.error", body);
         if let Some(c) = cause {
             ev.meta.trace_id = c.meta.trace_id.clone();
@@ -220,11 +225,14 @@ impl Hub {
 
     /// Counts a refused connection and returns the frame refusing it, in `dialect`'s
     /// words (`None`: the dialect has no error event; the transport's own refusal is used).
+    /// `client`: its address and the attempt it says it is on, for `reconnectAttempt`
+    /// (`attempts.rs`).
     pub fn refuse_connection(
         &self,
         dialect: &str,
         transport: Transport,
         refusal: &Refusal,
+        client: Option<(std::net::IpAddr, Option<u64>)>,
     ) -> Option<super::OutFrame> {
         self.state
             .metrics
@@ -234,7 +242,15 @@ impl Hub {
                 reason: refusal.code.as_str(),
             })
             .inc();
-        let ev = HubState::error_event(refusal, None);
+        let attempt = match client {
+            Some((_, Some(said))) => said,
+            Some((ip, None)) => self
+                .state
+                .attempts
+                .refused(ip, dialect, std::time::Instant::now()),
+            None => 1,
+        };
+        let ev = HubState::error_event_at(refusal, None, attempt);
         self.state.encode(dialect, transport, &ev).ok()
     }
 }

@@ -48,6 +48,9 @@ impl Hub {
     async fn register(&self, mut n: NewConn) -> Result<Arc<Conn>, Refusal> {
         let inner = &self.state;
         let s = &inner.settings;
+        if let Some(ip) = n.ip {
+            inner.attempts.succeeded(ip, &n.dialect);
+        }
         if !s.client_info {
             // Personal data the master service does not need is not kept at all.
             n.user_agent = None;

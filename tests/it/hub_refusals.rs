@@ -624,3 +624,35 @@ async fn the_http_api_answers() {
     let ws_plain = get("/ws").await;
     assert!(ws_plain.ends_with("426"), "{ws_plain}");
 }
+
+/// Clerk's `connection:error {error, reason, reconnectAttempt}`: the attempt a client
+/// says it is on (socket.io-client's `reconnect_attempt`, put in its `auth`), else its
+/// refused attempts from its address counted (the spec's example: 1 for the first); a
+/// connection that succeeds starts the count again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clerk_reconnect_attempts_are_counted() {
+    let live = Live::start().await;
+    let driver = Driver::start().await;
+    let attempt = |auth: Value, transport: &'static str| {
+        let (live, driver) = (&live, &driver);
+        async move {
+            let mut c =
+                Client::socketio(live, driver, "clerk", transport, "ra", auth, Value::Null).await;
+            let e = c.wire("connection:error").await.expect("connection:error");
+            assert_eq!(e["reason"], "auth_error", "{e}");
+            assert!(e["error"].is_string(), "{e}");
+            e["reconnectAttempt"].clone()
+        }
+    };
+    let bad = json!({"token": "Bearer not-a-jwt"});
+    assert_eq!(attempt(bad.clone(), "websocket").await, 1);
+    assert_eq!(attempt(bad.clone(), "polling").await, 2);
+    assert_eq!(attempt(bad.clone(), "websocket").await, 3);
+    // What the client says it is on wins.
+    let said = json!({"token": "Bearer not-a-jwt", "reconnectAttempt": 7});
+    assert_eq!(attempt(said, "websocket").await, 7);
+    // A good connection from the same address starts again.
+    let ok = Client::connect(&live, &driver, "clerk", "websocket", "ra", None).await;
+    ok.close().await;
+    assert_eq!(attempt(bad, "websocket").await, 1);
+}

@@ -238,6 +238,7 @@ async fn on_connect(
         .and_then(|v| v.to_str().ok())
         .map(Arc::from);
     let ip = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+    let said = crate::hub::attempts::said(auth.as_ref());
     let arrival = Arrival {
         dialect: dialect.clone(),
         transport: Transport::Socketio,
@@ -255,10 +256,12 @@ async fn on_connect(
     let inbound = match Inbound::open(&cx.hub, arrival).await {
         Ok(inbound) => inbound,
         Err(refusal) => {
-            if let Some(f) = cx
-                .hub
-                .refuse_connection(&dialect, Transport::Socketio, &refusal)
-            {
+            if let Some(f) = cx.hub.refuse_connection(
+                &dialect,
+                Transport::Socketio,
+                &refusal,
+                ip.map(|ip| (ip, said)),
+            ) {
                 let _ = match &f.payload {
                     Some(p) => socket.emit(&*f.name, &**p),
                     None => socket.emit(&*f.name, &()),

@@ -395,6 +395,7 @@ impl Connection {
         // The client hears it joined before anything the hub sends it there.
         let pid = recovery.as_ref().map(|r| r.pid.clone());
         self.queue(packet::connected_with(&ns, &sid, pid.as_deref()));
+        let said = crate::hub::attempts::said(auth.as_ref());
         let arrival = Arrival {
             dialect: route.dialect.clone(),
             transport: Transport::Socketio,
@@ -416,9 +417,12 @@ impl Connection {
         match Box::pin(Inbound::open(hub, arrival)).await {
             Ok(inbound) => self.joined.push(Joined { ns, inbound }),
             Err(refusal) => {
-                if let Some(f) =
-                    hub.refuse_connection(&route.dialect, Transport::Socketio, &refusal)
-                {
+                if let Some(f) = hub.refuse_connection(
+                    &route.dialect,
+                    Transport::Socketio,
+                    &refusal,
+                    Some((self.client.peer.ip(), said)),
+                ) {
                     let _ = self.out.try_send(Outgoing::Text(in_namespace(&f, &ns)));
                 }
                 self.queue(packet::disconnect(&ns));

@@ -113,7 +113,12 @@ async fn serve(mut up: Upgrade, who: Who, cx: Arc<Context>) {
         Ok(inbound) => inbound,
         Err(refusal) => {
             let said = hub
-                .refuse_connection(&who.dialect, Transport::Websocket, &refusal)
+                .refuse_connection(
+                    &who.dialect,
+                    Transport::Websocket,
+                    &refusal,
+                    Some((who.peer.ip(), None)),
+                )
                 .map(|f| Outgoing::Text(f.text));
             let code = match refusal.code {
                 ErrorCode::Unauthorized | ErrorCode::TokenExpired => CLOSE_UNAUTHORIZED,
