@@ -13,6 +13,30 @@ pub struct InternalApiConfig {
     pub secret: String,
 }
 
+/// The console: the operator's web page at `/console` on the API port.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ConsoleConfig {
+    /// Serve the console where the API is served. It needs a password: `password`, else
+    /// the internal API's secret; with neither it answers that it is off.
+    pub enabled: bool,
+    /// The console's login password; empty: the internal API's secret.
+    /// (SWITCHBOARD_CONSOLE_PASSWORD)
+    pub password: String,
+    /// Message content in the traffic view (off: content fields show as `…`).
+    pub show_content: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            password: String::new(),
+            show_content: false,
+        }
+    }
+}
+
 /// Browser origins allowed on the realtime paths.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]

@@ -30,6 +30,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_WEBHOOK_ALLOW", "webhooks.allow (appended)"),
     ("SWITCHBOARD_WEBHOOK_STORE", "webhooks.store"),
     ("INTERNAL_API_SECRET", "internal_api.secret"),
+    ("SWITCHBOARD_CONSOLE_PASSWORD", "console.password"),
     (
         "PORT, WS_PORT, …",
         "listener.port of the listener whose port_env names it",
@@ -113,6 +114,9 @@ pub fn apply_env(cfg: &mut Config, var: &dyn Fn(&str) -> Option<String>) -> Vec<
     }
     if let Some(v) = var("INTERNAL_API_SECRET") {
         cfg.internal_api.secret = v;
+    }
+    if let Some(v) = var("SWITCHBOARD_CONSOLE_PASSWORD") {
+        cfg.console.password = v;
     }
     if let Some(v) = var("SOCKET_MAX_PAYLOAD_BYTES") {
         match v.trim().parse::<usize>() {

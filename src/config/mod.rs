@@ -21,7 +21,7 @@ mod tls;
 mod upstream;
 mod webhooks;
 
-pub use access::{CorsConfig, IceServer, InternalApiConfig, WebRtcConfig};
+pub use access::{ConsoleConfig, CorsConfig, IceServer, InternalApiConfig, WebRtcConfig};
 pub use auth::{AuthConfig, ClaimMapping, DEFAULT_PROVIDER, ProviderConfig, ProviderKind};
 pub use bus::{AmqpConfig, BusConfig, BusKind, RedisConfig};
 pub use env::{VARIABLES, apply_env};
@@ -113,6 +113,8 @@ pub struct Config {
     /// Webhook endpoints.
     #[serde(rename = "webhook")]
     pub webhook: Vec<WebhookEndpoint>,
+    /// The console at `/console` on the API port.
+    pub console: ConsoleConfig,
     /// The internal API.
     pub internal_api: InternalApiConfig,
     /// Browser origins allowed.
@@ -141,6 +143,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             webhook: Vec::new(),
             internal_api: InternalApiConfig::default(),
+            console: ConsoleConfig::default(),
             auth: AuthConfig::default(),
             socketio: SocketIoConfig::default(),
             limits: LimitsConfig::default(),
@@ -302,6 +305,9 @@ impl Config {
         c.redis.cluster = c.redis.cluster.iter().map(|u| redact_url(u)).collect();
         if !c.internal_api.secret.is_empty() {
             c.internal_api.secret = "<redacted>".into();
+        }
+        if !c.console.password.is_empty() {
+            c.console.password = "<redacted>".into();
         }
         for u in &mut c.upstreams {
             if let Some(r) = &mut u.resign {

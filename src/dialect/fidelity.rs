@@ -336,3 +336,65 @@ fn contains_value(text: &str, v: &Value) -> bool {
         other => text.contains(&other.to_string()),
     }
 }
+
+/// One translation as `switchboard translate` prints it, with the fields lost on the
+/// way (the console's translate view).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Explained {
+    /// The frames written, one per line as the CLI prints them.
+    pub output: Vec<String>,
+    /// The error the CLI prints instead, if any.
+    pub error: Option<String>,
+    /// The fields of the decoded event that did not arrive (by path).
+    pub lost: Vec<String>,
+    /// The fields that arrived with another value.
+    pub changed: Vec<String>,
+    /// The direction read (given, or inferred).
+    pub direction: Option<&'static str>,
+}
+
+/// Translates `frame` from `from` to `to` (a dialect or `canonical`) as the CLI does,
+/// naming what is lost when both are dialects.
+pub fn explain(
+    reg: &Registry,
+    from: &str,
+    to: &str,
+    dir: Option<Direction>,
+    frame: &[u8],
+) -> Explained {
+    use super::translate::{Side, Translator};
+    let mut out = Explained::default();
+    let (src, dst) = match (Side::named(reg, from), Side::named(reg, to)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let tr = Translator::new(reg, src, dst, dir);
+    let mut buf = Vec::new();
+    match tr.translate(frame, &mut buf) {
+        Ok(_) => {
+            out.output = String::from_utf8_lossy(&buf)
+                .lines()
+                .map(str::to_string)
+                .collect();
+        }
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    }
+    if let (Side::Dialect(_), Side::Dialect(b)) = (src, dst)
+        && let Ok((events, d)) = tr.decode(frame)
+    {
+        out.direction = Some(d.as_str());
+        if let Some(ev) = events.first()
+            && let Outcome::Translated { lost, changed, .. } = cross(ev, b, d)
+        {
+            out.lost = lost;
+            out.changed = changed;
+        }
+    }
+    out
+}

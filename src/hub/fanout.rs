@@ -192,6 +192,16 @@ impl Deliver for HubState {
                 frames[i].4 += 1;
             }
         }
+        if self.tap.active() {
+            let mut to: Vec<(Arc<str>, u64)> = Vec::new();
+            for (dialect, _, _, _, n) in frames.iter().filter(|f| f.4 > 0) {
+                match to.iter_mut().find(|(d, _)| d == dialect) {
+                    Some((_, m)) => *m += n,
+                    None => to.push((dialect.clone(), *n)),
+                }
+            }
+            self.tap.offer(&d.event, to);
+        }
         for (dialect, _, _, _, n) in &frames {
             if *n > 0 {
                 self.count_out(dialect, &d.event.name, *n);

@@ -32,6 +32,7 @@ mod registry;
 mod rooms;
 mod store;
 mod sync;
+pub mod tap;
 
 pub use conn::{Conn, ConnId, NewConn, Rate};
 pub use control::Revoked;
@@ -145,6 +146,8 @@ pub(crate) struct HubState {
     fleet_dialects: reach::FleetDialects,
     /// Refused connection attempts per address (`attempts.rs`).
     attempts: attempts::Attempts,
+    /// A sample of the deliveries, while a console watches (`tap.rs`).
+    tap: tap::Tap,
 }
 
 /// What the sender of an event is answered: the Socket.IO ack payload, when it asked
@@ -236,6 +239,7 @@ impl Hub {
             remote_members: reach::RemoteMembers::default(),
             fleet_dialects: reach::FleetDialects::default(),
             attempts: attempts::Attempts::default(),
+            tap: tap::Tap::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(presence::keep(Arc::downgrade(&state), cfg.hub.presence_ttl));
@@ -310,6 +314,11 @@ impl Hub {
     /// or another instance had one when last counted (`reach.rs`).
     pub fn reaches_dialect(&self, dialect: &str) -> bool {
         self.state.active(&Arc::from(dialect))
+    }
+
+    /// The traffic tap (the console's traffic view).
+    pub fn tap(&self) -> &tap::Tap {
+        &self.state.tap
     }
 
     /// Rooms with local members now (personal rooms included).

@@ -259,6 +259,15 @@ impl Hub {
         })
     }
 
+    /// The conversations of a connection of this instance, by its socket id (`None`: no
+    /// such connection here).
+    pub fn rooms_of_socket(&self, socket_id: &str) -> Option<Vec<String>> {
+        super::read(&self.state.conns)
+            .values()
+            .find(|c| &*c.socket_id == socket_id)
+            .map(|c| c.conversation_ids())
+    }
+
     /// What the instances alive last announced (none in process).
     async fn announced(&self) -> Result<Vec<InstanceInfo>, StoreError> {
         Ok(self

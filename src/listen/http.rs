@@ -60,6 +60,8 @@ pub(crate) struct Routes {
     /// Backends whose REST prefixes this port passes through.
     passthrough: Vec<Arc<Upstream>>,
     api: bool,
+    /// Served over TLS (the console's cookie is then `Secure`).
+    tls: bool,
     cx: Arc<Context>,
 }
 
@@ -125,6 +127,7 @@ impl Routes {
             websocket,
             passthrough,
             api: l.api,
+            tls: l.tls.is_some(),
             cx: cx.clone(),
         })
     }
@@ -250,6 +253,16 @@ impl Routes {
             && let Some(resp) = api::answer(&req, &self.cx)
         {
             return resp;
+        }
+        if self.api && req.uri().path().starts_with("/console") {
+            let path = req.uri().path().to_string();
+            if let Some(resp) = super::console::handle(req, &self.cx, self.tls).await {
+                return resp;
+            }
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "not found", "path": path}),
+            );
         }
         if self.api && req.uri().path().starts_with("/api/") {
             let path = req.uri().path().to_string();

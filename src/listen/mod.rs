@@ -6,6 +6,7 @@
 //! (`internal.rs`) where configured.
 
 mod api;
+pub(crate) mod console;
 mod http;
 mod internal;
 mod openapi;
@@ -71,6 +72,8 @@ pub(crate) struct Context {
     pub passthrough: Passthrough,
     /// Pings our WebSocket clients (raw and Socket.IO) every `socketio.ping_interval`.
     pub heartbeat: Heartbeat,
+    /// The console's sessions and overview.
+    pub console: console::Console,
 }
 
 /// Running listeners.
@@ -125,7 +128,9 @@ impl Listeners {
             upstreams,
             passthrough: Passthrough::new(),
             heartbeat: Heartbeat::new(cfg.socketio.ping_interval),
+            console: console::Console::default(),
         });
+        console::start(&cx);
         let heartbeat = cx.clone();
         cx.tasks.spawn(async move {
             heartbeat.heartbeat.run(heartbeat.shutdown.clone()).await;

@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub mod recent;
+
 /// A label value shared without copying (dialect and event names are interned).
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct Name(pub Arc<str>);
@@ -165,6 +167,8 @@ pub struct Metrics {
     pub webhook_queue: Family<BusLabels, Gauge>,
     /// Dead letters held.
     pub webhook_dead: Gauge,
+    /// The last attempts of each endpoint (the console's webhooks view).
+    pub webhook_recent: recent::RecentAttempts,
     /// Upstream sessions open now.
     pub upstream_sessions: Family<UpstreamLabels, Gauge>,
     /// Upstream session openings and endings, by outcome.
@@ -413,7 +417,22 @@ impl Metrics {
             webhook_attempts,
             webhook_queue,
             webhook_dead,
+            webhook_recent: recent::RecentAttempts::default(),
         }
+    }
+
+    /// Counts one webhook attempt and keeps it among the endpoint's last.
+    pub fn webhook_attempt(
+        &self,
+        endpoint: &str,
+        event: &str,
+        outcome: &'static str,
+        status: Option<u16>,
+        took: std::time::Duration,
+    ) {
+        self.webhook(endpoint, outcome);
+        self.webhook_recent
+            .record(endpoint, event, outcome, status, took);
     }
 
     /// Counts one webhook outcome.

@@ -458,8 +458,15 @@ async fn handle(
 ) -> lapin::Result<bool> {
     let p = payload_of(&d);
     let attempts = number(header(&d, "attempts")) + 1;
+    let t0 = std::time::Instant::now();
     let outcome = send::attempt(http, guard, ep, &p, settings.max_response_bytes).await;
-    metrics.webhook(&ep.name, outcome.label());
+    metrics.webhook_attempt(
+        &ep.name,
+        &p.kind,
+        outcome.label(),
+        outcome.status(),
+        t0.elapsed(),
+    );
     let to_dead = |reason: String| {
         let mut h = FieldTable::default();
         for (k, v) in [

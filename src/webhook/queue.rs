@@ -427,6 +427,7 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
         };
         let mut job = job;
         job.attempts += 1;
+        let t0 = std::time::Instant::now();
         let outcome = send::attempt(
             &http,
             &guard,
@@ -439,6 +440,13 @@ async fn worker(e: Arc<Endpoint>, http: HttpClient, guard: Arc<Guard>) {
             .webhook_attempts
             .get_or_create(&e.labels(outcome.label()))
             .inc();
+        e.metrics.webhook_recent.record(
+            &e.cfg.name,
+            &job.payload.kind,
+            outcome.label(),
+            outcome.status(),
+            t0.elapsed(),
+        );
         match outcome {
             Outcome::Delivered(status) => {
                 e.journal.remove(&e.name, job.key);

@@ -108,6 +108,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Delivered(s) => Some(*s),
+            Outcome::Gone => Some(410),
+            Outcome::Failed { status, .. } => *status,
+            Outcome::Forbidden(_) => None,
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -24,6 +24,7 @@ mod bench_tool;
 mod brokers;
 mod cli;
 mod completeness;
+mod console;
 mod crashes;
 mod drain;
 mod faults;
