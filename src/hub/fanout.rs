@@ -192,7 +192,7 @@ impl Deliver for HubState {
                 frames[i].4 += 1;
             }
         }
-        if self.tap.active() {
+        if self.tap.active() && self.tap.wants() {
             let mut to: Vec<(Arc<str>, u64)> = Vec::new();
             for (dialect, _, _, _, n) in frames.iter().filter(|f| f.4 > 0) {
                 match to.iter_mut().find(|(d, _)| d == dialect) {

@@ -62,8 +62,10 @@ impl Tap {
         self.watchers.load(Ordering::Relaxed) > 0
     }
 
-    /// Offers a delivery: kept if this second's budget allows.
-    pub fn offer(&self, event: &Event, to: Vec<(Arc<str>, u64)>) {
+    /// Whether this second's budget takes one more delivery (counted as taken); when
+    /// not, the delivery is counted as skipped. Cheap: the caller builds a sample only
+    /// when it is wanted.
+    pub fn wants(&self) -> bool {
         let at = now_millis();
         let mut r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if at / 1000 != r.second {
@@ -72,10 +74,17 @@ impl Tap {
         }
         if r.taken >= PER_SECOND {
             r.skipped += 1;
-            return;
+            return false;
         }
         r.taken += 1;
+        true
+    }
+
+    /// Keeps a delivery [`Tap::wants`] took.
+    pub fn offer(&self, event: &Event, to: Vec<(Arc<str>, u64)>) {
+        let at = now_millis();
         let size = serde_json::to_vec(event).map(|v| v.len()).unwrap_or(0);
+        let mut r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let seq = r.next;
         r.next += 1;
         if r.samples.len() >= KEPT {
@@ -117,7 +126,9 @@ mod tests {
             assert!(tap.active());
             let ev = Event::new("message.created", serde_json::Map::new());
             for _ in 0..(PER_SECOND * 3) {
-                tap.offer(&ev, vec![(Arc::from("nexus"), 2)]);
+                if tap.wants() {
+                    tap.offer(&ev, vec![(Arc::from("nexus"), 2)]);
+                }
             }
             let (got, skipped) = tap.since(None);
             // Within one second (or across a second's edge: at most twice the budget).

@@ -66,6 +66,11 @@ async fn without_a_login_or_its_csrf_token_the_console_refuses() {
     assert_eq!(s, 401);
     let (s, _) = http(api, "GET", "/console/api/stream", "", "").await;
     assert_eq!(s, 401);
+    // An action without the session cookie.
+    let (s, _) = http(api, "POST", "/console/api/users/u1/disconnect", "", "").await;
+    assert_eq!(s, 401);
+    let (s, _) = http(api, "POST", "/console/api/webhooks/dead/replay", "", "").await;
+    assert_eq!(s, 401);
     let form = "application/x-www-form-urlencoded";
     let (s, _) = http(
         api,

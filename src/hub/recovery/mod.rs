@@ -175,13 +175,7 @@ impl HubState {
             .values()
             .find(|c| c.recovery.as_deref().is_some_and(|r| &*r.pid == pid))
             .cloned()?;
-        // The dialect's room holds no history (it carries only what reaches beyond rooms).
-        let rooms: Vec<RoomKey> = conn
-            .rooms()
-            .iter()
-            .filter(|r| !matches!(r, RoomKey::Dialect(_)))
-            .cloned()
-            .collect();
+        let rooms = kept_rooms(&conn);
         let head = self.history.head().await.ok();
         self.snapshot(&conn, &rooms, head).map(|s| (s, conn.id))
     }
@@ -256,13 +250,7 @@ impl HubState {
     /// meanwhile; told first in its dialect (`history_incomplete`) when the history no
     /// longer reaches back that far.
     pub(super) async fn replay_since(&self, conn: &Arc<Conn>, since: Offset) {
-        // The dialect's room holds no history (it carries only what reaches beyond rooms).
-        let rooms: Vec<RoomKey> = conn
-            .rooms()
-            .iter()
-            .filter(|r| !matches!(r, RoomKey::Dialect(_)))
-            .cloned()
-            .collect();
+        let rooms = kept_rooms(conn);
         let notice = Refusal::new(
             ErrorCode::HistoryIncomplete,
             format!(
@@ -342,6 +330,16 @@ fn replay_rooms(saved: &Saved) -> Vec<RoomKey> {
     let mut rooms = saved.rooms.clone();
     rooms.push(RoomKey::user(&saved.user));
     rooms
+}
+
+/// The rooms of `conn` a history keeps (a dialect's room carries only what reaches
+/// beyond rooms, and keeps nothing).
+fn kept_rooms(conn: &Conn) -> Vec<RoomKey> {
+    conn.rooms()
+        .iter()
+        .filter(|r| !matches!(r, RoomKey::Dialect(_)))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

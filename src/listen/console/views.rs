@@ -197,13 +197,23 @@ fn stream(cx: Arc<Context>) -> Response<Body> {
         if let Some(s) = samples.last() {
             st.last = Some(s.seq);
         }
-        let traffic: Vec<Value> = samples.iter().map(summary).collect();
-        let msg = json!({
-            "overview": &*cx.console.sampler.snapshot(),
-            "traffic": traffic,
-            "skipped": skipped,
-        });
-        let frame = Frame::data(Bytes::from(format!("data: {msg}\n\n")));
+        #[derive(serde::Serialize)]
+        struct Update<'a> {
+            overview: &'a Value,
+            traffic: Vec<Value>,
+            skipped: u64,
+        }
+        let overview = cx.console.sampler.snapshot();
+        let update = Update {
+            overview: &overview,
+            traffic: samples.iter().map(summary).collect(),
+            skipped,
+        };
+        // Written straight into the frame: no copy of the overview per console.
+        let mut text = b"data: ".to_vec();
+        let _ = serde_json::to_writer(&mut text, &update);
+        text.extend_from_slice(b"\n\n");
+        let frame = Frame::data(Bytes::from(text));
         Some((Ok::<_, std::convert::Infallible>(frame), st))
     });
     let body = StreamBody::new(s).map_err(|never| match never {}).boxed();
