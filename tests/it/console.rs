@@ -9,11 +9,10 @@
 
 use crate::hooks::{Receiver, endpoint};
 use crate::live::{Client, Driver, Live};
+use crate::support::request as http;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "console-pw";
 
@@ -28,30 +27,6 @@ async fn gateway(rx: &Receiver) -> Live {
         c.webhooks.retry = vec![Duration::from_millis(20); 1];
     })
     .await
-}
-
-/// A raw HTTP/1.1 request: `(status, headers and body as text)`.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -235,3 +235,19 @@ pub async fn poll_until(addr: std::net::SocketAddr, sid: &str, needle: &str) -> 
     }
     None
 }
+
+/// One HTTP/1.1 request built from its parts (`headers`: whole `Name: value\r\n`
+/// lines), the connection closed after it: (status, whole answer), as [`http`].
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(addr, req.as_bytes()).await
+}

@@ -28,23 +28,11 @@ async fn start(endpoints: Vec<WebhookEndpoint>, tweak: impl FnOnce(&mut Config))
 }
 
 async fn post(addr: SocketAddr, path: &str, secret: Option<&str>, body: &str) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = secret
         .map(|s| format!("X-Internal-Secret: {s}\r\n"))
         .unwrap_or_default();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let headers = format!("{auth}Content-Type: application/json\r\n");
+    let (status, out) = crate::support::request(addr, "POST", path, &headers, body).await;
     let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
