@@ -296,14 +296,7 @@ fn sent(ev: &Event) -> Vec<(String, Value)> {
 /// What arrived, by path: body and carried fields alike (a passthrough dialect takes
 /// carried fields into its body).
 fn arrived(ev: &Event) -> BTreeMap<String, Value> {
-    let mut out = Vec::new();
-    leaves("", &Value::Object(ev.body.clone()), &mut out);
-    if let Some(c) = &ev.meta.carried {
-        for (k, v) in &c.fields {
-            leaves(k, v, &mut out);
-        }
-    }
-    out.into_iter().collect()
+    sent(ev).into_iter().collect()
 }
 
 fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {

@@ -10,6 +10,8 @@
 
 use super::HubState;
 use crate::bus::{Delivery, RoomKey, Wider};
+use crate::dialect::Registry;
+use crate::dialect::plan::Reach;
 use crate::event::Event;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
@@ -25,19 +27,13 @@ impl HubState {
             return;
         }
         let reg = self.registry();
-        for (dialect, reach) in reg.reach(&d.event.name) {
-            if !self.served.iter().any(|s| s == dialect) {
-                continue;
-            }
-            let users = reach
-                .users
-                .as_deref()
-                .and_then(|f| d.event.body.get(f))
-                .map(user_ids)
-                .unwrap_or_default();
+        for (dialect, reach) in self.served_reach(&reg, &d.event.name) {
             let beyond = (reach.everyone || reach.users.is_some()) && self.active(dialect);
             let everyone = reach.everyone && news && beyond;
-            let users = if beyond { users } else { Default::default() };
+            let users = match reach.users.as_deref().filter(|_| beyond) {
+                Some(f) => d.event.body.get(f).map(user_ids).unwrap_or_default(),
+                None => Default::default(),
+            };
             if !reach.sender && !everyone && users.is_empty() {
                 continue;
             }
@@ -68,10 +64,20 @@ impl HubState {
     /// (Phase 10's `recipients`), when one does.
     fn reach_field(&self, event: &str) -> Option<Arc<str>> {
         let reg = self.registry();
+        self.served_reach(&reg, event)
+            .filter(|(d, _)| self.active(d))
+            .find_map(|(_, r)| r.users.clone())
+    }
+
+    /// The `reach` of `event`'s rules in the dialects this instance serves.
+    fn served_reach<'r>(
+        &'r self,
+        reg: &'r Registry,
+        event: &str,
+    ) -> impl Iterator<Item = &'r (Arc<str>, Reach)> {
         reg.reach(event)
             .iter()
-            .filter(|(d, _)| self.served.iter().any(|s| s == d) && self.active(d))
-            .find_map(|(_, r)| r.users.clone())
+            .filter(|(d, _)| self.served.iter().any(|s| s == d))
     }
 
     /// Whether `dialect` has a connection in the fleet: here, or (over Redis pub/sub)

@@ -71,7 +71,7 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn response(&self) -> Response<Body> {
+    pub(super) fn response(&self) -> Response<Body> {
         let body = ErrorBody {
             code: self.code.to_string(),
             message: self.message.clone(),
@@ -135,7 +135,7 @@ fn checked_id(id: String) -> Result<String, ApiError> {
 }
 
 /// The id between `prefix` and `suffix` of a path, percent-decoded and bounded.
-fn path_id(path: &str, prefix: &str, suffix: &str) -> Result<String, ApiError> {
+pub(super) fn path_id(path: &str, prefix: &str, suffix: &str) -> Result<String, ApiError> {
     let segment = path
         .strip_prefix(prefix)
         .and_then(|r| r.strip_suffix(suffix))

@@ -12,11 +12,11 @@ pub use write::Writer;
 
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
-use stream::Stream;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::UrlError;
+use tokio_util::either::Either;
 
 /// The read buffer a client connection keeps: a burst of chat frames in one read. Larger
 /// frames still arrive whole: the buffer grows for them, and shrinks back after.
@@ -67,14 +67,14 @@ where
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await?;
-        Stream::Tls(Box::new(tls))
+        Either::Right(Box::new(tls))
     } else {
-        Stream::Plain(tcp)
+        Either::Left(tcp)
     };
     // Only the handshake: its WebSocket is taken apart at once, so its settings are moot.
     let (ws, _) = tokio_tungstenite::client_async(req, handshake::HeadOnly::new(stream)).await?;
     let head = ws.into_inner();
-    let (r, w) = head.io.into_split();
+    let (r, w) = stream::into_split(head.io);
     Ok((
         Reader::new(r, &head.rest, READ_BUFFER, MAX_MESSAGE),
         Writer::new(w),

@@ -316,7 +316,7 @@ mod tests {
         // The writing half's drop shuts only our writing side.
         let (r, _) = client.expect("connect").into_split();
         (
-            Reader::new(ReadHalf::Plain(r), &[], base, max),
+            Reader::new(tokio_util::either::Either::Left(r), &[], base, max),
             server.expect("accept").0,
         )
     }

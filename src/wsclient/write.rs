@@ -110,7 +110,7 @@ mod tests {
         let addr = l.local_addr().expect("addr");
         let (client, server) = tokio::join!(TcpStream::connect(addr), l.accept());
         let (_, w) = client.expect("connect").into_split();
-        let mut w = Writer::new(WriteHalf::Plain(w));
+        let mut w = Writer::new(tokio_util::either::Either::Left(w));
         let mut more = vec![
             Message::Text("after the close".into()),
             Message::Close(None),

@@ -97,7 +97,7 @@ pub(super) async fn handle(
             .get("x-console-csrf")
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !Sessions::password_ok(&session.csrf, &String::from_utf8_lossy(given)) {
+        if !Sessions::same_secret(&session.csrf, &String::from_utf8_lossy(given)) {
             return Some(super::respond::json_response(
                 StatusCode::FORBIDDEN,
                 &json!({"error": "missing or wrong X-Console-Csrf: reload the console"}),
@@ -131,7 +131,7 @@ async fn login(req: Request<Incoming>, cx: &Context, tls: bool) -> Response<Body
         .find(|(k, _)| k == "password")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    if !Sessions::password_ok(password(cx), &given) {
+    if !Sessions::same_secret(password(cx), &given) {
         // A guess costs the guesser a moment, not the server.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         return html(

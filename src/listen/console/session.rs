@@ -34,10 +34,10 @@ fn token() -> String {
 }
 
 impl Sessions {
-    /// Whether `given` is the password (compared in constant time; an empty password
-    /// never matches).
-    pub fn password_ok(password: &str, given: &str) -> bool {
-        !password.is_empty() && bool::from(password.as_bytes().ct_eq(given.as_bytes()))
+    /// Whether `given` is the secret (a password, a CSRF token), compared in constant
+    /// time; an empty secret never matches.
+    pub fn same_secret(secret: &str, given: &str) -> bool {
+        !secret.is_empty() && bool::from(secret.as_bytes().ct_eq(given.as_bytes()))
     }
 
     /// A new session: its token (the cookie's value) and itself.
@@ -120,9 +120,9 @@ mod tests {
         assert_eq!(s.of(&h).map(|(_, x)| x.csrf), Some(sess.csrf));
         s.close(&t);
         assert!(s.of(&h).is_none());
-        assert!(!Sessions::password_ok("", ""));
-        assert!(Sessions::password_ok("pw", "pw"));
-        assert!(!Sessions::password_ok("pw", "px"));
+        assert!(!Sessions::same_secret("", ""));
+        assert!(Sessions::same_secret("pw", "pw"));
+        assert!(!Sessions::same_secret("pw", "px"));
     }
 
     #[test]

@@ -76,8 +76,11 @@ pub(super) async fn api(req: Request<Incoming>, cx: &Arc<Context>) -> Response<B
             Some(user) => sessions(cx, &user).await,
         },
         (Method::POST, p) if p.starts_with("users/") && p.ends_with("/disconnect") => {
-            let user = &p["users/".len()..p.len() - "/disconnect".len()];
-            let user = percent_decode(user);
+            // Decoded and bounded as the server API's own paths.
+            let user = match super::super::server_api::path_id(p, "users/", "/disconnect") {
+                Ok(u) => u,
+                Err(e) => return e.response(),
+            };
             match cx
                 .hub
                 .disconnect_user(&user, "disconnected from the console", true)
@@ -101,13 +104,6 @@ fn not_found() -> Response<Body> {
         StatusCode::NOT_FOUND,
         &json!({"error": "no such console API"}),
     )
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The event as the console may show it: content replaced by `…` and what the origin
