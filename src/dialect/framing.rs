@@ -36,48 +36,6 @@ impl WireEvent {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeOut<'a, P: Serialize + ?Sized> {
-    event: &'a str,
-    trace_id: &'a EventId,
-    data: Data<'a, P>,
-}
-
-#[derive(Serialize)]
-struct WebhookOut<'a, P: Serialize + ?Sized> {
-    id: WebhookId<'a>,
-    #[serde(rename = "type")]
-    ty: &'a str,
-    timestamp: &'a str,
-    data: Data<'a, P>,
-}
-
-/// A payload, or `{}` when there is none.
-struct Data<'a, P: ?Sized>(Option<&'a P>);
-
-impl<P: Serialize + ?Sized> Serialize for Data<'_, P> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(p) => p.serialize(s),
-            None => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
-        }
-    }
-}
-
-/// A webhook id: the event id, prefixed `evt_` unless it already is.
-struct WebhookId<'a>(&'a EventId);
-
-impl Serialize for WebhookId<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.starts_with("evt_") {
-            self.0.serialize(s)
-        } else {
-            s.collect_str(&format_args!("evt_{}", self.0))
-        }
-    }
-}
-
 fn framing_err(framing: Framing, reason: impl Into<String>) -> TranslateError {
     TranslateError::Framing {
         framing: framing.as_str(),
@@ -123,28 +81,87 @@ pub fn write_frame<P: Serialize + ?Sized>(
     meta: &crate::event::Meta,
     out: &mut Vec<u8>,
 ) {
-    // Serialising these shapes into a Vec cannot fail: every key is a string.
-    let _ = match framing {
-        Framing::Envelope => serde_json::to_writer(
-            &mut *out,
-            &EnvelopeOut {
-                event: name,
-                trace_id: &meta.trace_id,
-                data: Data(payload),
-            },
-        ),
-        Framing::SocketIo => match payload {
-            Some(p) => serde_json::to_writer(&mut *out, &(name, p)),
-            None => serde_json::to_writer(&mut *out, &[name]),
-        },
-        Framing::Webhook => serde_json::to_writer(
-            &mut *out,
-            &WebhookOut {
-                id: WebhookId(&meta.id),
-                ty: name,
-                timestamp: &format_iso_millis(meta.at),
-                data: Data(payload),
-            },
-        ),
+    write_frame_with(framing, name, meta, out, payload.is_some(), |out| {
+        if let Some(p) = payload {
+            // Serialising into a Vec cannot fail: every map key is a string.
+            let _ = serde_json::to_writer(&mut *out, p);
+        }
+    });
+}
+
+/// Writes one frame whose payload `write` writes (when `has_payload`; else `{}` or, in
+/// a Socket.IO array, nothing), compact, as serde_json writes it:
+/// `{"event":…,"traceId":…,"data":…}`, `["name",…]` or
+/// `{"id":"evt_…","type":…,"timestamp":…,"data":…}`.
+pub(crate) fn write_frame_with(
+    framing: Framing,
+    name: &str,
+    meta: &crate::event::Meta,
+    out: &mut Vec<u8>,
+    has_payload: bool,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    if framing == Framing::SocketIo {
+        out.push(b'[');
+        write_str(out, name);
+        if has_payload {
+            out.push(b',');
+            write(out);
+        }
+        out.push(b']');
+        return;
+    }
+    let data = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b",\"data\":");
+        if has_payload {
+            write(out);
+        } else {
+            out.extend_from_slice(b"{}");
+        }
+        out.push(b'}');
     };
+    match framing {
+        Framing::Envelope => {
+            out.extend_from_slice(b"{\"event\":");
+            write_str(out, name);
+            out.extend_from_slice(b",\"traceId\":");
+            write_id(out, &meta.trace_id);
+            data(out);
+        }
+        Framing::SocketIo => {}
+        Framing::Webhook => {
+            out.extend_from_slice(b"{\"id\":");
+            meta.id.with_str(|id| {
+                if id.starts_with("evt_") {
+                    write_str(out, id);
+                } else {
+                    write_str(out, &format!("evt_{id}"));
+                }
+            });
+            out.extend_from_slice(b",\"type\":");
+            write_str(out, name);
+            out.extend_from_slice(b",\"timestamp\":");
+            write_str(out, &format_iso_millis(meta.at));
+            data(out);
+        }
+    }
+}
+
+/// An id as a JSON string: a UUID's text needs no escaping.
+fn write_id(out: &mut Vec<u8>, id: &EventId) {
+    match id {
+        EventId::Uuid(u) => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            out.push(b'"');
+            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+            out.push(b'"');
+        }
+        EventId::Text(t) => write_str(out, t),
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }

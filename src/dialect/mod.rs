@@ -14,6 +14,7 @@ pub mod jsontype;
 pub mod path;
 pub mod plan;
 mod read;
+mod relay;
 pub mod report;
 mod source;
 mod spec;

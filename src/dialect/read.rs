@@ -60,7 +60,7 @@ impl Dialect {
     /// The one rule `name` selects without looking at the payload, if there is one
     /// (without a direction, a name both directions know is read by the payload's shape,
     /// on the general path).
-    fn fast_rule(&self, name: &str, dir: Option<Direction>) -> Option<&Rule> {
+    pub(super) fn fast_rule(&self, name: &str, dir: Option<Direction>) -> Option<&Rule> {
         let dirs: &[Direction] = match dir {
             Some(Direction::Up) => &[Direction::Up],
             Some(Direction::Down) => &[Direction::Down],
@@ -546,10 +546,10 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
 }
 
 /// An object key, borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 /// A Socket.IO event name (the array's first item), borrowed when it has no escapes.
-struct EventName<'de>(Cow<'de, str>);
+pub(super) struct EventName<'de>(pub(super) Cow<'de, str>);
 
 /// Reads a string, borrowed when possible; `expecting` words the error for anything else.
 struct StrVisitor(&'static str);

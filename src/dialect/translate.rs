@@ -5,6 +5,7 @@ use super::decode::DecodeContext;
 use super::error::TranslateError;
 use super::framing::write_frame;
 use super::plan::{Dialect, Direction};
+use super::relay::Relays;
 use super::{Decoded, Registry};
 use crate::event::Event;
 
@@ -41,11 +42,17 @@ pub struct Translator<'a> {
     dir: Option<Direction>,
     ctx: DecodeContext<'a>,
     max_bytes: usize,
+    /// Frame to frame without the canonical event, for the rule pairs it covers.
+    relays: Option<Relays<'a>>,
 }
 
 impl<'a> Translator<'a> {
     /// Translates from `from` to `to`; `dir` forces the direction (else: inferred).
     pub fn new(reg: &'a Registry, from: Side<'a>, to: Side<'a>, dir: Option<Direction>) -> Self {
+        let relays = match (from, to) {
+            (Side::Dialect(a), Side::Dialect(b)) => Some(Relays::new(reg, a, b, dir)),
+            _ => None,
+        };
         Translator {
             reg,
             from,
@@ -53,7 +60,15 @@ impl<'a> Translator<'a> {
             dir,
             ctx: DecodeContext::default(),
             max_bytes: 1 << 20,
+            relays,
         }
+    }
+
+    /// Always through the canonical event (`decode → Event → encode`): the definition
+    /// the relay is checked against.
+    pub fn general(mut self) -> Self {
+        self.relays = None;
+        self
     }
 
     /// Refuses frames over `bytes` (default 1 MiB).
@@ -152,6 +167,24 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// Translates one frame through the relay alone (frame to frame, no canonical event),
+    /// appending it to `out` (no newline); `false`, with `out` as it was, when no relay
+    /// covers the frame's rule pair or the relay declines the frame.
+    pub fn relay(&self, frame: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(relays) = &self.relays else {
+            return false;
+        };
+        if frame.len() > self.max_bytes {
+            return false;
+        }
+        let start = out.len();
+        if relays.translate(frame, &self.ctx, out).is_some() {
+            return true;
+        }
+        out.truncate(start);
+        false
+    }
+
     /// Translates one frame, appending each result and a newline to `out`. On error `out`
     /// is left as it was.
     ///
@@ -159,6 +192,10 @@ impl<'a> Translator<'a> {
     /// Any decoding or encoding error.
     pub fn translate(&self, frame: &[u8], out: &mut Vec<u8>) -> Result<usize, TranslateError> {
         let start = out.len();
+        if self.relay(frame, out) {
+            out.push(b'\n');
+            return Ok(1);
+        }
         let (events, dir) = self.decode(frame)?;
         let n = events.len();
         for mut ev in events {

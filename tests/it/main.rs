@@ -44,6 +44,7 @@ mod longpoll;
 mod outages;
 mod recovery;
 mod redis_cluster;
+mod relay_prop;
 mod roundtrip_prop;
 mod scale_out;
 mod serve;

@@ -1,0 +1,90 @@
+//! A value as the relay holds it: a string the frame wrote without escapes (borrowed,
+//! written back between quotes: serde_json escapes only quotes, backslashes and control
+//! characters, and such a string has none of them), an integer, a boolean or null
+//! (written as serde_json writes them), a value of the mapping plan, or an owned JSON
+//! value (an array or object parsed by serde_json, a value a rule made). Nearly every
+//! field of a chat event is one of the first kinds, neither copied nor allocated.
+
+use super::super::jsontype::JsonType;
+use serde_json::Value;
+
+/// One value on its way from the frame to the output.
+#[derive(Debug, Clone)]
+pub(in crate::dialect::relay) enum Val<'a> {
+    /// A string without escapes, as the frame has it.
+    Str(&'a str),
+    /// A negative integer.
+    Int(i64),
+    /// A non-negative integer.
+    UInt(u64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// A value of the plan (a constant, a value map's other side).
+    Ref(&'a Value),
+    /// Made or parsed here (boxed: rare, and the other cases are small).
+    Owned(Box<Value>),
+}
+
+impl<'a> Val<'a> {
+    /// An owned value.
+    pub(super) fn owned(v: Value) -> Val<'a> {
+        Val::Owned(Box::new(v))
+    }
+
+    /// Whether the value is `null`.
+    pub(super) fn is_null(&self) -> bool {
+        match self {
+            Val::Null => true,
+            Val::Ref(v) => v.is_null(),
+            Val::Owned(v) => v.is_null(),
+            _ => false,
+        }
+    }
+
+    /// Whether the value has type `ty`, without building it.
+    pub(super) fn typed(&self, ty: JsonType) -> bool {
+        match self {
+            Val::Str(_) => ty.accepts(&Value::String(String::new())),
+            Val::Int(n) => ty.accepts(&Value::from(*n)),
+            Val::UInt(n) => ty.accepts(&Value::from(*n)),
+            Val::Bool(b) => ty.accepts(&Value::Bool(*b)),
+            Val::Null => ty.accepts(&Value::Null),
+            Val::Ref(v) => ty.accepts(v),
+            Val::Owned(v) => ty.accepts(v),
+        }
+    }
+
+    /// The value as an owned JSON value.
+    pub(super) fn into_value(self) -> Value {
+        match self {
+            Val::Str(s) => Value::String(s.to_owned()),
+            Val::Int(n) => Value::from(n),
+            Val::UInt(n) => Value::from(n),
+            Val::Bool(b) => Value::Bool(b),
+            Val::Null => Value::Null,
+            Val::Ref(v) => v.clone(),
+            Val::Owned(v) => *v,
+        }
+    }
+
+    /// Writes the value as serde_json writes it (compact).
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
+        // Serialising into a Vec cannot fail: every map key is a string.
+        match self {
+            Val::Str(s) => {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            }
+            Val::Int(n) => drop(serde_json::to_writer(&mut *out, n)),
+            Val::UInt(n) => drop(serde_json::to_writer(&mut *out, n)),
+            Val::Bool(true) => out.extend_from_slice(b"true"),
+            Val::Bool(false) => out.extend_from_slice(b"false"),
+            Val::Null => out.extend_from_slice(b"null"),
+            Val::Ref(v) => drop(serde_json::to_writer(&mut *out, v)),
+            Val::Owned(v) => drop(serde_json::to_writer(&mut *out, &**v)),
+        }
+    }
+}
