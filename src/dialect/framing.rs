@@ -131,13 +131,11 @@ pub(crate) fn write_frame_with(
         Framing::SocketIo => {}
         Framing::Webhook => {
             out.extend_from_slice(b"{\"id\":");
-            meta.id.with_str(|id| {
-                if id.starts_with("evt_") {
-                    write_str(out, id);
-                } else {
-                    write_str(out, &format!("evt_{id}"));
-                }
-            });
+            match &meta.id {
+                EventId::Text(id) if id.starts_with("evt_") => write_str(out, id),
+                EventId::Text(id) => write_str(out, &format!("evt_{id}")),
+                EventId::Uuid(u) => write_uuid(out, "evt_", u),
+            }
             out.extend_from_slice(b",\"type\":");
             write_str(out, name);
             out.extend_from_slice(b",\"timestamp\":");
@@ -150,14 +148,18 @@ pub(crate) fn write_frame_with(
 /// An id as a JSON string: a UUID's text needs no escaping.
 fn write_id(out: &mut Vec<u8>, id: &EventId) {
     match id {
-        EventId::Uuid(u) => {
-            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            out.push(b'"');
-            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-            out.push(b'"');
-        }
+        EventId::Uuid(u) => write_uuid(out, "", u),
         EventId::Text(t) => write_str(out, t),
     }
+}
+
+/// `"<prefix><uuid>"`: a plain prefix and a UUID's text need no escaping.
+fn write_uuid(out: &mut Vec<u8>, prefix: &str, u: &uuid::Uuid) {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.push(b'"');
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.push(b'"');
 }
 
 /// A JSON string, escaped as serde_json escapes it.

@@ -16,7 +16,7 @@ mod write;
 
 use super::Registry;
 use super::decode::{DecodeContext, resolve_default};
-use super::framing::write_frame_with;
+use super::framing::{write_frame_with, write_str};
 use super::path::Path;
 use super::plan::{
     DefaultValue, Dialect, Direction, FastMap, FieldOp, Framing, MetaRef, Rule, WireName,
@@ -174,27 +174,39 @@ impl<'a> Relays<'a> {
                 return None;
             }
         }
-        let mut vals: SmallVec<[Option<Val<'_>>; 12]> = SmallVec::new();
-        for w in &relay.writes {
-            vals.push(match w {
-                Write::Const(v) => Some(Val::Ref(v)),
+        // Each value is made as its key is written; a value the general path would
+        // refuse declines the frame (the caller drops what was written).
+        let mut value = |n: usize| -> Option<Option<Val<'_>>> {
+            match relay.writes.get(n)? {
+                Write::Const(v) => Some(Some(Val::Ref(v))),
                 Write::Field { op, from, default } => {
-                    let v = at.get(from).or_else(|| default_val((*default)?, &meta));
-                    match v {
-                        Some(v) => encode_val(op, v)?,
-                        None => None,
+                    match at.get(from).or_else(|| default_val((*default)?, &meta)) {
+                        Some(v) => encode_val(op, v),
+                        None => Some(None),
                     }
                 }
-            });
-        }
-        let extra = if relay.dst.passthrough {
-            relay.passthrough(&at, &vals)
-        } else {
-            Vec::new()
+            }
         };
+        let mut ok = Some(());
         write_frame_with(self.to.framing, relay.name, &meta, out, true, |out| {
-            relay.layout.write(out, &vals, &extra);
+            out.push(b'{');
+            let mut first = true;
+            let mut top: SmallVec<[&str; 8]> = SmallVec::new();
+            let tops = relay.dst.passthrough.then_some(&mut top);
+            ok = relay.layout.write(out, &mut first, &mut value, tops);
+            if ok.is_some() && relay.dst.passthrough {
+                for (k, v) in relay.passthrough(&at, &top) {
+                    if !std::mem::take(&mut first) {
+                        out.push(b',');
+                    }
+                    write_str(out, &k);
+                    out.push(b':');
+                    v.write(out);
+                }
+            }
+            out.push(b'}');
         });
+        ok?;
         Some(())
     }
 }
@@ -288,11 +300,7 @@ impl<'a> Relay<'a> {
 
     /// A passthrough target's own keys: the body's keys its fields do not take (in the
     /// canonical body's order, sorted), then the source's unmapped keys (sorted).
-    fn passthrough(
-        &self,
-        at: &At<'_, 'a>,
-        vals: &[Option<Val<'a>>],
-    ) -> Vec<(Cow<'a, str>, Val<'a>)> {
+    fn passthrough(&self, at: &At<'_, 'a>, written: &[&str]) -> Vec<(Cow<'a, str>, Val<'a>)> {
         let mut body: Vec<(Cow<'a, str>, Val<'a>)> = self
             .body
             .iter()
@@ -310,7 +318,7 @@ impl<'a> Relay<'a> {
         };
         body.sort_by(|a, b| a.0.cmp(&b.0));
         let passes = |k: &str| {
-            !self.dst.canon_heads.iter().any(|h| **h == *k) && !self.layout.writes(k, vals)
+            !self.dst.canon_heads.iter().any(|h| **h == *k) && !written.contains(&k)
         };
         let mut extra: Vec<(Cow<'a, str>, Val<'a>)> =
             body.iter().filter(|(k, _)| passes(k)).cloned().collect();

@@ -7,7 +7,7 @@
 use super::super::framing::write_str;
 use super::val::Val;
 use crate::dialect::path::Path;
-use std::borrow::Cow;
+use smallvec::SmallVec;
 
 /// An object of the output: keys in insertion order.
 #[derive(Debug, Clone, Default)]
@@ -62,61 +62,52 @@ impl<'a> Layout<'a> {
         }
     }
 
-    /// Whether a top-level key is written, given the values.
-    pub(super) fn writes(&self, key: &str, vals: &[Option<Val<'_>>]) -> bool {
-        self.entries
-            .iter()
-            .any(|(k, _, s)| *k == key && s.present(vals))
-    }
-
-    /// Writes the object: the keys whose values are there, then `extra`.
-    pub(super) fn write(
+    /// Writes the keys whose values are there into an object already opened (`first`:
+    /// nothing written in it yet), each value made by `value` as its key comes; the
+    /// top-level keys written are noted in `top` when asked. `None` when `value`
+    /// declines.
+    pub(super) fn write<'v>(
         &self,
         out: &mut Vec<u8>,
-        vals: &[Option<Val<'_>>],
-        extra: &[(Cow<'_, str>, Val<'_>)],
-    ) {
-        out.push(b'{');
-        let mut first = true;
-        let mut comma = |out: &mut Vec<u8>| {
-            if !std::mem::take(&mut first) {
+        first: &mut bool,
+        value: &mut dyn FnMut(usize) -> Option<Option<Val<'v>>>,
+        mut top: Option<&mut SmallVec<[&'a str; 8]>>,
+    ) -> Option<()> {
+        for (name, key, slot) in &self.entries {
+            let start = out.len();
+            if !*first {
                 out.push(b',');
             }
-        };
-        for (_, key, slot) in &self.entries {
             match slot {
-                Slot::Leaf(n) => {
-                    if let Some(Some(v)) = vals.get(*n) {
-                        comma(out);
+                Slot::Leaf(n) => match value(*n)? {
+                    Some(v) => {
                         out.extend_from_slice(key);
                         v.write(out);
                     }
-                }
-                Slot::Obj(l) => {
-                    if slot.present(vals) {
-                        comma(out);
-                        out.extend_from_slice(key);
-                        l.write(out, vals, &[]);
+                    None => {
+                        out.truncate(start);
+                        continue;
                     }
+                },
+                Slot::Obj(l) => {
+                    out.extend_from_slice(key);
+                    out.push(b'{');
+                    let mut inner_first = true;
+                    l.write(out, &mut inner_first, value, None)?;
+                    if inner_first {
+                        // Nothing inside: the general encoder makes no such object.
+                        out.truncate(start);
+                        continue;
+                    }
+                    out.push(b'}');
                 }
             }
+            *first = false;
+            if let Some(top) = top.as_deref_mut() {
+                top.push(name);
+            }
         }
-        for (k, v) in extra {
-            comma(out);
-            write_str(out, k);
-            out.push(b':');
-            v.write(out);
-        }
-        out.push(b'}');
-    }
-}
-
-impl Slot<'_> {
-    fn present(&self, vals: &[Option<Val<'_>>]) -> bool {
-        match self {
-            Slot::Leaf(n) => vals.get(*n).is_some_and(Option::is_some),
-            Slot::Obj(l) => l.entries.iter().any(|(.., s)| s.present(vals)),
-        }
+        Some(())
     }
 }
 
@@ -139,13 +130,19 @@ mod tests {
             .expect("layout");
         let one = Value::from(1);
         let vals = [None, Some(Val::Ref(&one)), Some(Val::Ref(&one))];
-        let mut out = Vec::new();
-        l.write(&mut out, &vals, &[(Cow::Borrowed("z\""), Val::Ref(&one))]);
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            r#"{"message":{"text":1},"to":1,"z\"":1}"#
-        );
-        assert!(l.writes("message", &vals) && !l.writes("x", &vals));
+        let mut out = b"{".to_vec();
+        let (mut first, mut top) = (true, SmallVec::new());
+        let mut value = |n: usize| vals.get(n).cloned();
+        assert!(l.write(&mut out, &mut first, &mut value, Some(&mut top)).is_some());
+        out.push(b'}');
+        assert_eq!(String::from_utf8_lossy(&out), r#"{"message":{"text":1},"to":1}"#);
+        assert_eq!(top.as_slice(), ["message", "to"]);
+        let none = [None, None, None];
+        let mut out = b"{".to_vec();
+        let mut first = true;
+        let mut value = |n: usize| none.get(n).cloned();
+        assert!(l.write(&mut out, &mut first, &mut value, None).is_some());
+        assert_eq!(String::from_utf8_lossy(&out), "{");
         // `message.x` after `to`: `message` would come first or second by what is present.
         let (e, f) = (p("message.x"), p("message"));
         assert!(l.clone().add(&e, 3).is_none());
