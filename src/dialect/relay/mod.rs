@@ -317,9 +317,8 @@ impl<'a> Relay<'a> {
             at.rest
         };
         body.sort_by(|a, b| a.0.cmp(&b.0));
-        let passes = |k: &str| {
-            !self.dst.canon_heads.iter().any(|h| **h == *k) && !written.contains(&k)
-        };
+        let passes =
+            |k: &str| !self.dst.canon_heads.iter().any(|h| **h == *k) && !written.contains(&k);
         let mut extra: Vec<(Cow<'a, str>, Val<'a>)> =
             body.iter().filter(|(k, _)| passes(k)).cloned().collect();
         for (k, v) in carried {

@@ -133,9 +133,15 @@ mod tests {
         let mut out = b"{".to_vec();
         let (mut first, mut top) = (true, SmallVec::new());
         let mut value = |n: usize| vals.get(n).cloned();
-        assert!(l.write(&mut out, &mut first, &mut value, Some(&mut top)).is_some());
+        assert!(
+            l.write(&mut out, &mut first, &mut value, Some(&mut top))
+                .is_some()
+        );
         out.push(b'}');
-        assert_eq!(String::from_utf8_lossy(&out), r#"{"message":{"text":1},"to":1}"#);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"message":{"text":1},"to":1}"#
+        );
         assert_eq!(top.as_slice(), ["message", "to"]);
         let none = [None, None, None];
         let mut out = b"{".to_vec();
