@@ -348,3 +348,74 @@ proptest! {
         check(from, text.as_bytes(), &[None, Some(*dir)])?;
     }
 }
+
+/// One byte-level edit of a frame's text.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(Index, u8),
+    Insert(Index, u8),
+    Delete(Index),
+    Truncate(Index),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    // Bytes that matter to JSON most of the time, any byte some of the time.
+    let byte = prop_oneof![
+        3 => prop::sample::select(b"\"\\{}[],:0-9.eE tfn\x00\x1f\xc3\xa9\xff".to_vec()),
+        1 => any::<u8>(),
+    ];
+    prop_oneof![
+        (any::<Index>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
+        (any::<Index>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
+        any::<Index>().prop_map(Edit::Delete),
+        any::<Index>().prop_map(Edit::Truncate),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, e: &Edit) {
+    let at = |i: &Index, len: usize| i.index(len.max(1)).min(len);
+    match e {
+        Edit::Replace(i, b) if !bytes.is_empty() => {
+            let n = i.index(bytes.len());
+            bytes[n] = *b;
+        }
+        Edit::Insert(i, b) => {
+            let n = at(i, bytes.len() + 1);
+            bytes.insert(n, *b);
+        }
+        Edit::Delete(i) if !bytes.is_empty() => {
+            bytes.remove(i.index(bytes.len()));
+        }
+        Edit::Truncate(i) => bytes.truncate(at(i, bytes.len())),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Arbitrary bytes, and examples with arbitrary byte edits: the relay never panics,
+    /// and whatever it writes is what the general path writes (or its error).
+    #[test]
+    fn arbitrary_bytes_give_the_general_paths_bytes(
+        d in any::<Index>(),
+        pick in any::<Index>(),
+        raw in prop::option::weighted(0.2, prop::collection::vec(any::<u8>(), 0..64)),
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        let from = DIALECTS[d.index(DIALECTS.len())];
+        let all = examples(from);
+        let (dir, frame) = &all[pick.index(all.len())];
+        let bytes = match raw {
+            Some(raw) => raw,
+            None => {
+                let mut bytes = frame.to_string().into_bytes();
+                for e in &edits {
+                    apply(&mut bytes, e);
+                }
+                bytes
+            }
+        };
+        check(from, &bytes, &[None, Some(*dir)])?;
+    }
+}
