@@ -9,23 +9,27 @@
 //! translates it, or words its error), and `tests/it/relay_prop.rs` checks both give the
 //! same bytes on random frames of every dialect.
 
+mod at;
+mod keys;
+mod pass;
 mod read;
 mod scan;
 mod val;
 mod write;
 
 use super::Registry;
-use super::decode::{DecodeContext, resolve_default};
-use super::framing::{write_frame_with, write_str};
+use super::decode::DecodeContext;
+use super::framing::write_frame_with;
 use super::path::Path;
 use super::plan::{
     DefaultValue, Dialect, Direction, FastMap, FieldOp, Framing, MetaRef, Rule, WireName,
 };
 use crate::event::{EventId, Meta, now_millis};
-use serde_json::{Map, Value};
+use at::{At, default_val};
+use keys::Keys;
+use serde_json::Value;
 use smallvec::SmallVec;
-use std::borrow::Cow;
-use val::Val;
+use val::{Val, encode_val};
 use write::Layout;
 
 /// Every relay from one dialect to another, by the source's wire name.
@@ -43,17 +47,30 @@ pub(crate) struct Relay<'a> {
     dst: &'a Rule,
     /// The target's wire name.
     name: &'a str,
-    /// The keys no field rule takes are kept (a passthrough rule on either side).
+    /// The source's keys: field rules' slots, nested levels, named keys' slots.
+    keys: Keys<'a>,
+    /// Slots: one per source field rule, then one per named key.
+    slots: usize,
+    /// The keys no field rule takes are kept, in frame order (a passthrough target).
     keep_rest: bool,
     /// What is written, in the general encoder's order: fields, constants, selectors.
     writes: Vec<Write<'a>>,
     layout: Layout<'a>,
     /// The source rule's required canonical fields.
     required: Vec<Source<'a>>,
-    /// For a passthrough target: the body's keys the source rule makes.
-    body: Vec<(&'a str, Source<'a>)>,
+    /// For a passthrough target: the body's keys the source rule makes, sorted.
+    body: Vec<BodyKey<'a>>,
     /// The metadata the output reads.
     reads: Reads,
+}
+
+/// One key of the canonical body a passthrough target may write.
+#[derive(Debug, Clone)]
+struct BodyKey<'a> {
+    key: &'a str,
+    /// `"key":`, as JSON text.
+    text: Box<[u8]>,
+    from: Source<'a>,
 }
 
 /// The metadata a relay's output reads beyond the ids.
@@ -91,6 +108,8 @@ enum Write<'a> {
         op: &'a FieldOp,
         from: Source<'a>,
         default: Option<&'a DefaultValue>,
+        /// The value is written as it is: no value map, `first` or `split`.
+        plain: bool,
     },
     Const(&'a Value),
 }
@@ -101,8 +120,10 @@ enum Write<'a> {
 #[derive(Debug, Clone, Default)]
 struct Source<'a> {
     set: Option<&'a Value>,
+    /// The field rule's slot.
     op: Option<usize>,
-    rest: Option<&'a str>,
+    /// The named payload key's slot.
+    named: Option<usize>,
     default: Option<&'a DefaultValue>,
 }
 
@@ -143,12 +164,15 @@ impl<'a> Relays<'a> {
         read::read(self, frame, &mut input)?;
         let relay = input.relay?;
         let slots = &input.slots;
-        let absent = |(slot, op): (&Option<Val<'_>>, &FieldOp)| slot.is_none() && op.required;
-        if slots.iter().zip(&relay.src.fields).any(absent) {
+        let fields = slots.iter().zip(&relay.src.fields);
+        if fields.into_iter().any(|(v, op)| v.is_none() && op.required) {
             return None;
         }
-        let rest = relay.keep_rest.then(|| last_of_each(input.rest));
-        let rest = rest.as_deref().unwrap_or_default();
+        let rest = if relay.keep_rest {
+            last_of_each(input.rest)
+        } else {
+            Vec::new()
+        };
         // The general decoder's metadata (ids drawn in the same order), without what the
         // output never reads: the origin, and the clock or the user when nothing asks.
         let meta = Meta {
@@ -164,28 +188,39 @@ impl<'a> Relays<'a> {
             target: None,
             carried: None,
         };
-        let at = At {
-            slots,
-            rest,
-            meta: &meta,
-        };
-        for s in &relay.required {
-            if at.get(s).is_none_or(|v| v.is_null()) {
-                return None;
-            }
+        let at = At { slots, meta: &meta };
+        if !relay.required.iter().all(|s| at.present(s)) {
+            return None;
         }
-        // Each value is made as its key is written; a value the general path would
-        // refuse declines the frame (the caller drops what was written).
-        let mut value = |n: usize| -> Option<Option<Val<'_>>> {
+        // Each value is written as its key is; a value the general path would refuse
+        // declines the frame (the caller drops what was written).
+        let mut value = |n: usize, out: &mut Vec<u8>| -> Option<bool> {
             match relay.writes.get(n)? {
-                Write::Const(v) => Some(Some(Val::Ref(v))),
-                Write::Field { op, from, default } => {
-                    match at.get(from).or_else(|| default_val((*default)?, &meta)) {
-                        Some(v) => encode_val(op, v),
-                        None => Some(None),
+                Write::Const(v) => Val::Ref(v).write(out),
+                Write::Field {
+                    op,
+                    from,
+                    default,
+                    plain,
+                } => {
+                    let got = match at.get(from) {
+                        Some(got) => got,
+                        None => match default.and_then(|d| default_val(d, &meta)) {
+                            Some(v) => at::Got::Made(v),
+                            None => return Some(false),
+                        },
+                    };
+                    if *plain {
+                        got.val().write(out);
+                    } else {
+                        match encode_val(op, got.into_val())? {
+                            Some(v) => v.write(out),
+                            None => return Some(false),
+                        }
                     }
                 }
             }
+            Some(true)
         };
         let mut ok = Some(());
         write_frame_with(self.to.framing, relay.name, &meta, out, true, |out| {
@@ -195,19 +230,11 @@ impl<'a> Relays<'a> {
             let tops = relay.dst.passthrough.then_some(&mut top);
             ok = relay.layout.write(out, &mut first, &mut value, tops);
             if ok.is_some() && relay.dst.passthrough {
-                for (k, v) in relay.passthrough(&at, &top) {
-                    if !std::mem::take(&mut first) {
-                        out.push(b',');
-                    }
-                    write_str(out, &k);
-                    out.push(b':');
-                    v.write(out);
-                }
+                relay.passthrough(&at, &rest, &top, out, first);
             }
             out.push(b'}');
         });
-        ok?;
-        Some(())
+        ok
     }
 }
 
@@ -238,10 +265,21 @@ impl<'a> Relay<'a> {
         let WireName::Exact(name) = &dst.wire else {
             return None;
         };
-        let keep_rest = src.passthrough || dst.passthrough;
-        if keep_rest && !src.trie.children.is_empty() {
+        let keep_rest = dst.passthrough;
+        if (src.passthrough || dst.passthrough) && !src.trie.children.is_empty() {
             return None;
         }
+        // A passthrough source's payload keys the output reads get slots of their own,
+        // after the field rules' (a key a field rule takes never reaches the body).
+        let mut keys = Keys::of(&src.trie);
+        let mut slots = src.fields.len();
+        let mut slot_of = |key: &'a str| -> Option<usize> {
+            if keys.get(key).is_none() {
+                keys.name(key, slots);
+                slots += 1;
+            }
+            keys.slot_of(key)
+        };
         let mut writes = Vec::new();
         let mut layout = Layout::default();
         for op in &dst.fields {
@@ -253,8 +291,9 @@ impl<'a> Relay<'a> {
             layout = layout.add(&op.wire, writes.len())?;
             writes.push(Write::Field {
                 op,
-                from: source(src, &op.canon)?,
+                from: source(src, &op.canon, &mut slot_of)?,
                 default,
+                plain: op.values.is_none() && op.first.is_none() && !op.split,
             });
         }
         for (p, v) in dst.consts.iter().chain(&dst.when) {
@@ -264,9 +303,9 @@ impl<'a> Relay<'a> {
         let required = src
             .required
             .iter()
-            .map(|(p, _)| source(src, p))
+            .map(|(p, _)| source(src, p, &mut slot_of))
             .collect::<Option<Vec<_>>>()?;
-        let mut body: Vec<(&'a str, Source<'a>)> = Vec::new();
+        let mut body: Vec<BodyKey<'a>> = Vec::new();
         if dst.passthrough {
             let sets = src.sets.iter().map(|(p, _)| p);
             let defaults = src.defaults.iter().map(|(p, _)| p);
@@ -280,15 +319,23 @@ impl<'a> Relay<'a> {
                 if p.depth() != 1 {
                     return None;
                 }
-                if !body.iter().any(|(k, _)| *k == p.head()) {
-                    body.push((p.head(), source(src, p)?));
+                if !body.iter().any(|b| b.key == p.head()) {
+                    body.push(BodyKey {
+                        key: p.head(),
+                        text: write::key_text(p.head()),
+                        from: source(src, p, &mut slot_of)?,
+                    });
                 }
             }
+            // The canonical body is a JSON object: its keys come out sorted.
+            body.sort_by(|a, b| a.key.cmp(b.key));
         }
         Some(Relay {
             src,
             dst,
             name,
+            keys,
+            slots,
             keep_rest,
             writes,
             layout,
@@ -297,48 +344,16 @@ impl<'a> Relay<'a> {
             reads: Reads::of(src, dst, to),
         })
     }
-
-    /// A passthrough target's own keys: the body's keys its fields do not take (in the
-    /// canonical body's order, sorted), then the source's unmapped keys (sorted).
-    fn passthrough(&self, at: &At<'_, 'a>, written: &[&str]) -> Vec<(Cow<'a, str>, Val<'a>)> {
-        let mut body: Vec<(Cow<'a, str>, Val<'a>)> = self
-            .body
-            .iter()
-            .filter_map(|(k, s)| at.get(s).map(|v| (Cow::Borrowed(*k), v)))
-            .collect();
-        let carried: &[(Cow<'a, str>, Val<'a>)] = if self.src.passthrough {
-            for (k, v) in at.rest {
-                if !body.iter().any(|(b, _)| b == k) {
-                    body.push((k.clone(), v.clone()));
-                }
-            }
-            &[]
-        } else {
-            at.rest
-        };
-        body.sort_by(|a, b| a.0.cmp(&b.0));
-        let passes =
-            |k: &str| !self.dst.canon_heads.iter().any(|h| **h == *k) && !written.contains(&k);
-        let mut extra: Vec<(Cow<'a, str>, Val<'a>)> =
-            body.iter().filter(|(k, _)| passes(k)).cloned().collect();
-        for (k, v) in carried {
-            let in_body = body.binary_search_by(|(b, _)| b.cmp(k)).is_ok();
-            if !in_body && passes(k) {
-                extra.push((k.clone(), v.clone()));
-            }
-        }
-        extra
-    }
 }
 
 /// The target rule the general encoder picks for `src`'s events: the first encoder of
 /// the canonical event whose selectors the source's own selectors decide; `None` when
 /// the choice depends on the event's values.
-fn encoder<'a>(src: &Rule, to: &'a Dialect, dir: Direction) -> Option<&'a Rule> {
+fn encoder<'a>(src: &'a Rule, to: &'a Dialect, dir: Direction) -> Option<&'a Rule> {
     for r in to.encoders(&src.canonical, dir) {
         let mut matches = true;
         for (p, v) in &r.sets {
-            match source(src, p)? {
+            match source(src, p, &mut |_| None)? {
                 Source { set: Some(x), .. } => matches &= x == v,
                 _ => return None,
             }
@@ -352,7 +367,12 @@ fn encoder<'a>(src: &Rule, to: &'a Dialect, dir: Direction) -> Option<&'a Rule> 
 
 /// Where `src`'s decoding puts canonical path `c`; `None` when it is not one place (a
 /// field rule writes inside it or around it, or a default copies another field).
-fn source<'a>(src: &'a Rule, c: &'a Path) -> Option<Source<'a>> {
+/// `name` gives the slot of a passthrough payload key (`None`: a key no value reaches).
+fn source<'a>(
+    src: &'a Rule,
+    c: &'a Path,
+    name: &mut dyn FnMut(&'a str) -> Option<usize>,
+) -> Option<Source<'a>> {
     let mut s = Source::default();
     for (p, v) in &src.sets {
         if p == c {
@@ -379,95 +399,17 @@ fn source<'a>(src: &'a Rule, c: &'a Path) -> Option<Source<'a>> {
         if c.depth() != 1 {
             return None;
         }
-        s.rest = Some(c.head());
+        s.named = name(c.head());
     }
     Some(s)
 }
 
-/// The values a frame gave, for looking canonical fields up.
-struct At<'v, 'a> {
-    slots: &'v [Option<Val<'a>>],
-    /// Sorted by key, one per key.
-    rest: &'v [(Cow<'a, str>, Val<'a>)],
-    meta: &'v Meta,
-}
-
-impl<'a> At<'_, 'a> {
-    fn get(&self, s: &Source<'a>) -> Option<Val<'a>> {
-        if let Some(v) = s.set {
-            return Some(Val::Ref(v));
-        }
-        if let Some(Some(v)) = s.op.and_then(|i| self.slots.get(i)) {
-            return Some(v.clone());
-        }
-        if let Some(k) = s.rest
-            && let Ok(i) = self.rest.binary_search_by(|(x, _)| (**x).cmp(k))
-        {
-            return Some(self.rest[i].1.clone());
-        }
-        default_val(s.default?, self.meta)
-    }
-}
-
-fn default_val<'a>(dv: &'a DefaultValue, meta: &Meta) -> Option<Val<'a>> {
-    match dv {
-        DefaultValue::Const(v) => Some(Val::Ref(v)),
-        _ => resolve_default(dv, meta, &Map::new()).map(Val::owned),
-    }
-}
-
 /// The keys no field took, sorted, the last of each repeated key kept (as a JSON object
 /// keeps it).
-fn last_of_each<'a>(mut rest: Vec<(Cow<'a, str>, Val<'a>)>) -> Vec<(Cow<'a, str>, Val<'a>)> {
+fn last_of_each<'a>(mut rest: Vec<(&'a str, Val<'a>)>) -> Vec<(&'a str, Val<'a>)> {
     rest.reverse();
     // Stable: of equal keys the last in the frame comes first and is kept.
-    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    rest.sort_by(|a, b| a.0.cmp(b.0));
     rest.dedup_by(|later, earlier| later.0 == earlier.0);
     rest
-}
-
-/// A wire value decoded as the general decoder does (`map_value`); `None` declines.
-pub(in crate::dialect::relay) fn decode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Val<'a>> {
-    if let Some(map) = &op.values {
-        let x = v.into_value();
-        return match map.to_canon(&x) {
-            Some(c) => Some(Val::Ref(c)),
-            None if map.others_pass => Some(Val::owned(x)),
-            None => None,
-        };
-    }
-    if !v.typed(op.ty) {
-        return None;
-    }
-    match &op.first {
-        Some(first) => Some(Val::owned(first.wrap(v.into_value()))),
-        None => Some(v),
-    }
-}
-
-/// A canonical value encoded as the general encoder does; `Some(None)`: not written.
-fn encode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Option<Val<'a>>> {
-    let v = match &op.values {
-        Some(map) => {
-            let x = v.into_value();
-            match map.to_wire(&x) {
-                Some(w) => Val::Ref(w),
-                None if map.others_pass => Val::owned(x),
-                None => return None,
-            }
-        }
-        None => v,
-    };
-    let v = match &op.first {
-        Some(first) => match first.pick(Cow::Owned(v.into_value())) {
-            Some(x) => Val::owned(x.into_owned()),
-            None => return Some(None),
-        },
-        None => v,
-    };
-    Some(Some(if op.split {
-        Val::owned(Value::Array(vec![v.into_value()]))
-    } else {
-        v
-    }))
 }

@@ -1,18 +1,19 @@
 //! Reading a frame for the relay, with the scanner: the name first, then the payload
-//! walked by the source rule's key trie, each mapped field decoded into its slot as it
-//! is read, the keys no field takes kept (when the output needs them) or skipped after
-//! checking (a payload before the name is kept as text until the name is known).
+//! walked by the relay's keys, each mapped field decoded into its slot as it is read, a
+//! passthrough payload's keys the output reads kept in theirs, the keys no field takes
+//! kept (when the output writes them) or skipped after checking (a payload before the
+//! name is kept as text until the name is known).
 //! Anything the scanner declines, and anything unusual (a repeated name, a nested field
 //! that is not an object), ends the reading: the general path then reads the frame
 //! again and translates it, or says exactly what is wrong.
 
-use super::super::plan::{FieldOp, Framing, KeyTrie};
+use super::super::plan::{FieldOp, Framing};
+use super::keys::{Key, Keys};
 use super::scan::Scan;
-use super::val::Val;
-use super::{Relay, Relays, decode_val};
+use super::val::{Val, decode_val};
+use super::{Relay, Relays};
 use crate::event::parse_iso_millis;
 use smallvec::SmallVec;
-use std::borrow::Cow;
 
 /// What a frame gave the relay.
 #[derive(Default)]
@@ -25,10 +26,11 @@ pub(super) struct Input<'a> {
     pub id: Option<String>,
     /// The webhook body's `timestamp`, Unix milliseconds.
     pub at: Option<i64>,
-    /// Per source field rule: its decoded value, when the frame had it.
+    /// Per source field rule its decoded value, then per named key its value, when
+    /// the frame had it.
     pub slots: SmallVec<[Option<Val<'a>>; 8]>,
-    /// Top-level keys no field rule took, in frame order (kept only when needed).
-    pub rest: Vec<(Cow<'a, str>, Val<'a>)>,
+    /// Top-level keys no field rule took, in frame order (kept only when written).
+    pub rest: Vec<(&'a str, Val<'a>)>,
 }
 
 /// Reads one frame of `relays`' source framing into `input`; `None` when the relay
@@ -52,7 +54,7 @@ fn select<'a>(relays: &'a Relays<'a>, input: &mut Input<'a>, name: &str) -> Opti
     let relay = relays.by_name.get(name)?;
     input.relay = Some(relay);
     input.slots.clear();
-    input.slots.resize(relay.src.fields.len(), None);
+    input.slots.resize(relay.slots, None);
     Some(())
 }
 
@@ -127,42 +129,49 @@ fn optional_string(s: &mut Scan<'_>) -> Option<Option<String>> {
     s.string().map(|t| Some(t.to_owned()))
 }
 
-/// The payload: an object walked by the source rule's trie, or `null` (none).
+/// The payload: an object walked by the relay's keys, or `null` (none).
 fn payload<'a>(s: &mut Scan<'a>, input: &mut Input<'a>) -> Option<()> {
     if s.null() {
         return Some(());
     }
     let relay = input.relay?;
     let rest = relay.keep_rest.then_some(&mut input.rest);
-    walk(
-        s,
-        (&relay.src.trie, &relay.src.fields),
-        &mut input.slots,
-        rest,
-    )
+    walk(s, (&relay.keys, &relay.src.fields), &mut input.slots, rest)
 }
 
 /// One object level: mapped keys to their slots, each value decoded as it is read (as
 /// the general path does, so that a repeated key's bad value fails the same way),
-/// nested ones walked, the rest kept in `rest` (top level only, when kept) or skipped.
+/// nested ones walked, named ones kept in their slots (and in `rest` when kept), the
+/// rest kept in `rest` (top level only, when kept) or skipped. Of a repeated key, the
+/// last value is the one kept, as a JSON object keeps it.
 fn walk<'a>(
     s: &mut Scan<'a>,
-    (trie, fields): (&'a KeyTrie, &'a [FieldOp]),
+    (keys, fields): (&Keys<'_>, &'a [FieldOp]),
     slots: &mut [Option<Val<'a>>],
-    mut rest: Option<&mut Vec<(Cow<'a, str>, Val<'a>)>>,
+    mut rest: Option<&mut Vec<(&'a str, Val<'a>)>>,
 ) -> Option<()> {
     s.object(|s, key| {
-        if let Some(&i) = trie.fields.get(key) {
-            let v = s.value()?;
-            let op = fields.get(usize::from(i))?;
-            *slots.get_mut(usize::from(i))? = Some(decode_val(op, v)?);
-        } else if let Some(child) = trie.children.get(key) {
-            walk(s, (child, fields), slots, None)?;
-        } else if let Some(rest) = rest.as_deref_mut() {
-            let v = s.value()?;
-            rest.push((Cow::Borrowed(key), v));
-        } else {
-            s.skip()?;
+        match keys.get(key) {
+            Some(Key::Field(i)) => {
+                let v = s.value()?;
+                let op = fields.get(*i)?;
+                *slots.get_mut(*i)? = Some(decode_val(op, v)?);
+            }
+            Some(Key::Level(child)) => walk(s, (child, fields), slots, None)?,
+            Some(Key::Named(i)) => {
+                let v = s.value()?;
+                if let Some(rest) = rest.as_deref_mut() {
+                    rest.push((key, v.clone()));
+                }
+                *slots.get_mut(*i)? = Some(v);
+            }
+            None => match rest.as_deref_mut() {
+                Some(rest) => {
+                    let v = s.value()?;
+                    rest.push((key, v));
+                }
+                None => s.skip()?,
+            },
         }
         Some(())
     })

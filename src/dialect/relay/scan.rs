@@ -14,6 +14,8 @@ use serde_json::Value;
 /// own limit is 128).
 const MAX_DEPTH: u32 = 64;
 
+static EMPTY_ARRAY: Value = Value::Array(Vec::new());
+
 /// A position in one JSON text.
 pub(super) struct Scan<'a> {
     text: &'a str,
@@ -121,7 +123,11 @@ impl<'a> Scan<'a> {
                 let start = self.pos;
                 self.skip_container(0)?;
                 let text = self.text.get(start..self.pos)?;
-                serde_json::from_str::<Value>(text).ok().map(Val::owned)
+                match text {
+                    // Common (no attachments): nothing to parse or allocate.
+                    "[]" => Some(Val::Ref(&EMPTY_ARRAY)),
+                    _ => serde_json::from_str::<Value>(text).ok().map(Val::owned),
+                }
             }
             _ => self.integer(),
         }

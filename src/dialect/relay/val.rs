@@ -6,7 +6,9 @@
 //! field of a chat event is one of the first kinds, neither copied nor allocated.
 
 use super::super::jsontype::JsonType;
+use super::super::plan::FieldOp;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// One value on its way from the frame to the output.
 #[derive(Debug, Clone)]
@@ -87,4 +89,50 @@ impl<'a> Val<'a> {
             Val::Owned(v) => drop(serde_json::to_writer(&mut *out, &**v)),
         }
     }
+}
+
+/// A wire value decoded as the general decoder does (`map_value`); `None` declines.
+pub(super) fn decode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Val<'a>> {
+    if let Some(map) = &op.values {
+        let x = v.into_value();
+        return match map.to_canon(&x) {
+            Some(c) => Some(Val::Ref(c)),
+            None if map.others_pass => Some(Val::owned(x)),
+            None => None,
+        };
+    }
+    if !v.typed(op.ty) {
+        return None;
+    }
+    match &op.first {
+        Some(first) => Some(Val::owned(first.wrap(v.into_value()))),
+        None => Some(v),
+    }
+}
+
+/// A canonical value encoded as the general encoder does; `Some(None)`: not written.
+pub(super) fn encode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Option<Val<'a>>> {
+    let v = match &op.values {
+        Some(map) => {
+            let x = v.into_value();
+            match map.to_wire(&x) {
+                Some(w) => Val::Ref(w),
+                None if map.others_pass => Val::owned(x),
+                None => return None,
+            }
+        }
+        None => v,
+    };
+    let v = match &op.first {
+        Some(first) => match first.pick(Cow::Owned(v.into_value())) {
+            Some(x) => Val::owned(x.into_owned()),
+            None => return Some(None),
+        },
+        None => v,
+    };
+    Some(Some(if op.split {
+        Val::owned(Value::Array(vec![v.into_value()]))
+    } else {
+        v
+    }))
 }

@@ -1,11 +1,10 @@
 //! The output payload's layout, fixed when the relay is compiled: every key the target
 //! rule writes (its fields, constants and selectors) in the order the general encoder
 //! inserts them, nested objects included, each key kept as its JSON text; at run time
-//! each key is written when its value is there, followed by the passthrough keys, as
-//! serde_json writes an object (compact).
+//! each key is written with its value when the value is there, as serde_json writes an
+//! object (compact).
 
 use super::super::framing::write_str;
-use super::val::Val;
 use crate::dialect::path::Path;
 use smallvec::SmallVec;
 
@@ -44,10 +43,7 @@ impl<'a> Layout<'a> {
                 } else {
                     Slot::Obj(Layout::default())
                 };
-                let mut text = Vec::with_capacity(first.len() + 3);
-                write_str(&mut text, first);
-                text.push(b':');
-                self.entries.push((first, text.into_boxed_slice(), slot));
+                self.entries.push((first, key_text(first), slot));
                 self.entries.len() - 1
             }
         };
@@ -63,14 +59,14 @@ impl<'a> Layout<'a> {
     }
 
     /// Writes the keys whose values are there into an object already opened (`first`:
-    /// nothing written in it yet), each value made by `value` as its key comes; the
-    /// top-level keys written are noted in `top` when asked. `None` when `value`
-    /// declines.
-    pub(super) fn write<'v>(
+    /// nothing written in it yet), each value written by `value` after its key
+    /// (`Some(false)`: it has none, and the key is taken back); the top-level keys
+    /// written are noted in `top` when asked. `None` when `value` declines.
+    pub(super) fn write(
         &self,
         out: &mut Vec<u8>,
         first: &mut bool,
-        value: &mut dyn FnMut(usize) -> Option<Option<Val<'v>>>,
+        value: &mut dyn FnMut(usize, &mut Vec<u8>) -> Option<bool>,
         mut top: Option<&mut SmallVec<[&'a str; 8]>>,
     ) -> Option<()> {
         for (name, key, slot) in &self.entries {
@@ -78,19 +74,15 @@ impl<'a> Layout<'a> {
             if !*first {
                 out.push(b',');
             }
+            out.extend_from_slice(key);
             match slot {
-                Slot::Leaf(n) => match value(*n)? {
-                    Some(v) => {
-                        out.extend_from_slice(key);
-                        v.write(out);
-                    }
-                    None => {
+                Slot::Leaf(n) => {
+                    if !value(*n, out)? {
                         out.truncate(start);
                         continue;
                     }
-                },
+                }
                 Slot::Obj(l) => {
-                    out.extend_from_slice(key);
                     out.push(b'{');
                     let mut inner_first = true;
                     l.write(out, &mut inner_first, value, None)?;
@@ -111,9 +103,18 @@ impl<'a> Layout<'a> {
     }
 }
 
+/// `"key":` as JSON text.
+pub(super) fn key_text(key: &str) -> Box<[u8]> {
+    let mut text = Vec::with_capacity(key.len() + 3);
+    write_str(&mut text, key);
+    text.push(b':');
+    text.into_boxed_slice()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::relay::val::Val;
     use serde_json::Value;
 
     fn p(s: &str) -> Path {
@@ -132,7 +133,10 @@ mod tests {
         let vals = [None, Some(Val::Ref(&one)), Some(Val::Ref(&one))];
         let mut out = b"{".to_vec();
         let (mut first, mut top) = (true, SmallVec::new());
-        let mut value = |n: usize| vals.get(n).cloned();
+        let mut value = |n: usize, out: &mut Vec<u8>| {
+            let v: Option<Val<'_>> = vals.get(n)?.clone();
+            Some(v.map(|v| v.write(out)).is_some())
+        };
         assert!(
             l.write(&mut out, &mut first, &mut value, Some(&mut top))
                 .is_some()
@@ -143,10 +147,10 @@ mod tests {
             r#"{"message":{"text":1},"to":1}"#
         );
         assert_eq!(top.as_slice(), ["message", "to"]);
-        let none = [None, None, None];
+        let none: [Option<u8>; 3] = [None, None, None];
         let mut out = b"{".to_vec();
         let mut first = true;
-        let mut value = |n: usize| none.get(n).cloned();
+        let mut value = |n: usize, _: &mut Vec<u8>| none.get(n).map(Option::is_some);
         assert!(l.write(&mut out, &mut first, &mut value, None).is_some());
         assert_eq!(String::from_utf8_lossy(&out), "{");
         // `message.x` after `to`: `message` would come first or second by what is present.
