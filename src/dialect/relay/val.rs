@@ -19,8 +19,11 @@ pub(in crate::dialect::relay) enum Val<'a> {
     Int(i64),
     /// A non-negative integer.
     UInt(u64),
-    /// `true` or `false`.
-    Bool(bool),
+    /// `true` (two variants rather than a `bool` inside: no variant then has data in
+    /// the bytes after the tag, so a move copies whole words).
+    True,
+    /// `false`.
+    False,
     /// `null`.
     Null,
     /// A value of the plan (a constant, a value map's other side).
@@ -51,7 +54,8 @@ impl<'a> Val<'a> {
             Val::Str(_) => ty.accepts(&Value::String(String::new())),
             Val::Int(n) => ty.accepts(&Value::from(*n)),
             Val::UInt(n) => ty.accepts(&Value::from(*n)),
-            Val::Bool(b) => ty.accepts(&Value::Bool(*b)),
+            Val::True => ty.accepts(&Value::Bool(true)),
+            Val::False => ty.accepts(&Value::Bool(false)),
             Val::Null => ty.accepts(&Value::Null),
             Val::Ref(v) => ty.accepts(v),
             Val::Owned(v) => ty.accepts(v),
@@ -64,7 +68,8 @@ impl<'a> Val<'a> {
             Val::Str(s) => Value::String(s.to_owned()),
             Val::Int(n) => Value::from(n),
             Val::UInt(n) => Value::from(n),
-            Val::Bool(b) => Value::Bool(b),
+            Val::True => Value::Bool(true),
+            Val::False => Value::Bool(false),
             Val::Null => Value::Null,
             Val::Ref(v) => v.clone(),
             Val::Owned(v) => *v,
@@ -82,8 +87,8 @@ impl<'a> Val<'a> {
             }
             Val::Int(n) => drop(serde_json::to_writer(&mut *out, n)),
             Val::UInt(n) => drop(serde_json::to_writer(&mut *out, n)),
-            Val::Bool(true) => out.extend_from_slice(b"true"),
-            Val::Bool(false) => out.extend_from_slice(b"false"),
+            Val::True => out.extend_from_slice(b"true"),
+            Val::False => out.extend_from_slice(b"false"),
             Val::Null => out.extend_from_slice(b"null"),
             Val::Ref(v) => drop(serde_json::to_writer(&mut *out, v)),
             Val::Owned(v) => drop(serde_json::to_writer(&mut *out, &**v)),
