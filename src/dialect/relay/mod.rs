@@ -176,8 +176,14 @@ impl<'a> Relays<'a> {
         // The general decoder's metadata (ids drawn in the same order), without what the
         // output never reads: the origin, and the clock or the user when nothing asks.
         let meta = Meta {
-            id: input.id.map_or_else(EventId::random, EventId::from),
-            trace_id: input.trace_id.map_or_else(EventId::random, EventId::from),
+            id: match input.id {
+                Some(id) => EventId::from(id),
+                None => EventId::random(),
+            },
+            trace_id: match input.trace_id {
+                Some(id) => EventId::from(id),
+                None => EventId::random(),
+            },
             at: match input.at {
                 Some(at) => at,
                 None if relay.reads.clock => now_millis(),

@@ -9,6 +9,11 @@ use super::super::jsontype::JsonType;
 use super::super::plan::FieldOp;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+static A_STRING: Value = Value::String(String::new());
+static A_NEGATIVE: LazyLock<Value> = LazyLock::new(|| Value::from(-1));
+static A_NUMBER: LazyLock<Value> = LazyLock::new(|| Value::from(1));
 
 /// One value on its way from the frame to the output.
 #[derive(Debug, Clone)]
@@ -51,11 +56,11 @@ impl<'a> Val<'a> {
     /// Whether the value has type `ty`, without building it.
     pub(super) fn typed(&self, ty: JsonType) -> bool {
         match self {
-            Val::Str(_) => ty.accepts(&Value::String(String::new())),
-            Val::Int(n) => ty.accepts(&Value::from(*n)),
-            Val::UInt(n) => ty.accepts(&Value::from(*n)),
-            Val::True => ty.accepts(&Value::Bool(true)),
-            Val::False => ty.accepts(&Value::Bool(false)),
+            // Values of the kind, not made for the check (a made one is dropped after).
+            Val::Str(_) => ty.accepts(&A_STRING),
+            Val::Int(_) => ty.accepts(&A_NEGATIVE),
+            Val::UInt(_) => ty.accepts(&A_NUMBER),
+            Val::True | Val::False => ty.accepts(&Value::Bool(true)),
             Val::Null => ty.accepts(&Value::Null),
             Val::Ref(v) => ty.accepts(v),
             Val::Owned(v) => ty.accepts(v),

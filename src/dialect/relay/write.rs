@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 /// An object of the output: keys in insertion order.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Layout<'a> {
+    /// Each key as it is and as `,"key":`.
     entries: Vec<(&'a str, Box<[u8]>, Slot<'a>)>,
     /// The child index the last write inserted under: writes must not come back to an
     /// earlier child, or the order of keys would depend on which values are present.
@@ -43,7 +44,9 @@ impl<'a> Layout<'a> {
                 } else {
                     Slot::Obj(Layout::default())
                 };
-                self.entries.push((first, key_text(first), slot));
+                let mut text = b",".to_vec();
+                text.extend_from_slice(&key_text(first));
+                self.entries.push((first, text.into_boxed_slice(), slot));
                 self.entries.len() - 1
             }
         };
@@ -71,10 +74,8 @@ impl<'a> Layout<'a> {
     ) -> Option<()> {
         for (name, key, slot) in &self.entries {
             let start = out.len();
-            if !*first {
-                out.push(b',');
-            }
-            out.extend_from_slice(key);
+            // The key's text has its comma: one copy.
+            out.extend_from_slice(if *first { key.get(1..)? } else { key });
             match slot {
                 Slot::Leaf(n) => {
                     if !value(*n, out)? {
