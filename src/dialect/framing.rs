@@ -81,12 +81,19 @@ pub fn write_frame<P: Serialize + ?Sized>(
     meta: &crate::event::Meta,
     out: &mut Vec<u8>,
 ) {
-    write_frame_with(framing, name, meta, out, payload.is_some(), |out| {
-        if let Some(p) = payload {
-            // Serialising into a Vec cannot fail: every map key is a string.
-            let _ = serde_json::to_writer(&mut *out, p);
-        }
-    });
+    write_frame_with(
+        framing,
+        Name::Text(name),
+        meta,
+        out,
+        payload.is_some(),
+        |out| {
+            if let Some(p) = payload {
+                // Serialising into a Vec cannot fail: every map key is a string.
+                let _ = serde_json::to_writer(&mut *out, p);
+            }
+        },
+    );
 }
 
 /// Writes one frame whose payload `write` writes (when `has_payload`; else `{}` or, in
@@ -95,7 +102,7 @@ pub fn write_frame<P: Serialize + ?Sized>(
 /// `{"id":"evt_…","type":…,"timestamp":…,"data":…}`.
 pub(crate) fn write_frame_with(
     framing: Framing,
-    name: &str,
+    name: Name<'_>,
     meta: &crate::event::Meta,
     out: &mut Vec<u8>,
     has_payload: bool,
@@ -103,7 +110,7 @@ pub(crate) fn write_frame_with(
 ) {
     if framing == Framing::SocketIo {
         out.push(b'[');
-        write_str(out, name);
+        name.write(out);
         if has_payload {
             out.push(b',');
             write(out);
@@ -123,7 +130,7 @@ pub(crate) fn write_frame_with(
     match framing {
         Framing::Envelope => {
             out.extend_from_slice(b"{\"event\":");
-            write_str(out, name);
+            name.write(out);
             out.extend_from_slice(b",\"traceId\":");
             write_id(out, &meta.trace_id);
             data(out);
@@ -134,10 +141,10 @@ pub(crate) fn write_frame_with(
             match &meta.id {
                 EventId::Text(id) if id.starts_with("evt_") => write_str(out, id),
                 EventId::Text(id) => write_str(out, &format!("evt_{id}")),
-                EventId::Uuid(u) => write_uuid(out, "evt_", u),
+                EventId::Uuid(u) => write_uuid(out, "evt_", &u.0),
             }
             out.extend_from_slice(b",\"type\":");
-            write_str(out, name);
+            name.write(out);
             out.extend_from_slice(b",\"timestamp\":");
             write_str(out, &format_iso_millis(meta.at));
             data(out);
@@ -145,10 +152,28 @@ pub(crate) fn write_frame_with(
     }
 }
 
+/// A frame's event name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Name<'a> {
+    /// The name.
+    Text(&'a str),
+    /// The name as a JSON string, quoted and escaped.
+    Json(&'a [u8]),
+}
+
+impl Name<'_> {
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Name::Text(t) => write_str(out, t),
+            Name::Json(j) => out.extend_from_slice(j),
+        }
+    }
+}
+
 /// An id as a JSON string: a UUID's text needs no escaping.
 fn write_id(out: &mut Vec<u8>, id: &EventId) {
     match id {
-        EventId::Uuid(u) => write_uuid(out, "", u),
+        EventId::Uuid(u) => write_uuid(out, "", &u.0),
         EventId::Text(t) => write_str(out, t),
     }
 }

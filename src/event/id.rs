@@ -9,10 +9,16 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EventId {
     /// Generated: formatted as a lowercase hyphenated UUID when written.
-    Uuid(Uuid),
+    Uuid(Aligned),
     /// Received from a peer, kept exactly.
     Text(Box<str>),
 }
+
+/// A UUID on an 8-byte boundary: an id is then moved as whole words (a UUID's bytes
+/// right after the enum's tag were moved in pieces, each a stall when read back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(align(8))]
+pub struct Aligned(pub Uuid);
 
 impl EventId {
     /// A fresh random id: a version-4 UUID from a fast per-thread generator (wyrand,
@@ -20,13 +26,13 @@ impl EventId {
     /// by knowing one.
     pub fn random() -> Self {
         let bytes = fastrand::u128(..).to_le_bytes();
-        EventId::Uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+        EventId::Uuid(Aligned(uuid::Builder::from_random_bytes(bytes).into_uuid()))
     }
 
     /// Runs `f` on the id's text, formatting a UUID on the stack (no allocation).
     pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match self {
-            EventId::Uuid(u) => {
+            EventId::Uuid(Aligned(u)) => {
                 let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 f(u.hyphenated().encode_lower(&mut buf))
             }

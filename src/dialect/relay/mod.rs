@@ -19,11 +19,9 @@ mod write;
 
 use super::Registry;
 use super::decode::DecodeContext;
-use super::framing::write_frame_with;
+use super::framing::{Name, write_frame_with, write_str};
 use super::path::Path;
-use super::plan::{
-    DefaultValue, Dialect, Direction, FastMap, FieldOp, Framing, MetaRef, Rule, WireName,
-};
+use super::plan::{DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, WireName};
 use crate::event::{EventId, Meta, now_millis};
 use at::{At, default_val};
 use keys::Keys;
@@ -37,7 +35,9 @@ use write::Layout;
 pub(crate) struct Relays<'a> {
     from: &'a Dialect,
     to: &'a Dialect,
-    by_name: FastMap<Box<str>, Relay<'a>>,
+    /// By the length of the source's wire name, then `(name, relay)`: a name is found
+    /// by comparing it with the few of its length (cheaper than hashing it).
+    by_len: Vec<Vec<(&'a str, Relay<'a>)>>,
 }
 
 /// One compiled pair of rules.
@@ -45,8 +45,8 @@ pub(crate) struct Relays<'a> {
 pub(crate) struct Relay<'a> {
     src: &'a Rule,
     dst: &'a Rule,
-    /// The target's wire name.
-    name: &'a str,
+    /// The target's wire name, as a JSON string.
+    name: Box<[u8]>,
     /// The source's keys: field rules' slots, nested levels, named keys' slots.
     keys: Keys<'a>,
     /// Slots: one per source field rule, then one per named key.
@@ -111,7 +111,8 @@ enum Write<'a> {
         /// The value is written as it is: no value map, `first` or `split`.
         plain: bool,
     },
-    Const(&'a Value),
+    /// A constant, as JSON text.
+    Const(Box<[u8]>),
 }
 
 /// Where one canonical field's value comes from, in the general decoder's order: a
@@ -136,7 +137,7 @@ impl<'a> Relays<'a> {
         to: &'a Dialect,
         dir: Option<Direction>,
     ) -> Relays<'a> {
-        let mut by_name = FastMap::default();
+        let mut by_len: Vec<Vec<(&'a str, Relay<'a>)>> = Vec::new();
         if from.name != to.name {
             for table in &from.decode_exact {
                 for name in table.keys() {
@@ -144,12 +145,24 @@ impl<'a> Relays<'a> {
                         .fast_rule(name, dir)
                         .and_then(|src| Relay::compile(reg, src, to, dir));
                     if let Some(relay) = relay {
-                        by_name.insert(Box::from(&**name), relay);
+                        if by_len.len() <= name.len() {
+                            by_len.resize_with(name.len() + 1, Vec::new);
+                        }
+                        let same = &mut by_len[name.len()];
+                        if !same.iter().any(|(n, _)| *n == &**name) {
+                            same.push((&**name, relay));
+                        }
                     }
                 }
             }
         }
-        Relays { from, to, by_name }
+        Relays { from, to, by_len }
+    }
+
+    /// The relay for source wire name `name`.
+    fn get(&self, name: &str) -> Option<&Relay<'a>> {
+        let same = self.by_len.get(name.len())?;
+        same.iter().find(|(n, _)| *n == name).map(|(_, r)| r)
     }
 
     /// Writes the translation of `frame` to `out` (no newline); `None`, with `out` as it
@@ -202,7 +215,7 @@ impl<'a> Relays<'a> {
         // declines the frame (the caller drops what was written).
         let mut value = |n: usize, out: &mut Vec<u8>| -> Option<bool> {
             match relay.writes.get(n)? {
-                Write::Const(v) => Val::Ref(v).write(out),
+                Write::Const(text) => out.extend_from_slice(text),
                 Write::Field {
                     op,
                     from,
@@ -229,7 +242,8 @@ impl<'a> Relays<'a> {
             Some(true)
         };
         let mut ok = Some(());
-        write_frame_with(self.to.framing, relay.name, &meta, out, true, |out| {
+        let name = Name::Json(&relay.name);
+        write_frame_with(self.to.framing, name, &meta, out, true, |out| {
             out.push(b'{');
             let mut first = true;
             let mut top: SmallVec<[&str; 8]> = SmallVec::new();
@@ -304,7 +318,7 @@ impl<'a> Relay<'a> {
         }
         for (p, v) in dst.consts.iter().chain(&dst.when) {
             layout = layout.add(p, writes.len())?;
-            writes.push(Write::Const(v));
+            writes.push(Write::Const(serde_json::to_vec(v).ok()?.into_boxed_slice()));
         }
         let required = src
             .required
@@ -336,10 +350,12 @@ impl<'a> Relay<'a> {
             // The canonical body is a JSON object: its keys come out sorted.
             body.sort_by(|a, b| a.key.cmp(b.key));
         }
+        let mut name_text = Vec::with_capacity(name.len() + 2);
+        write_str(&mut name_text, name);
         Some(Relay {
             src,
             dst,
-            name,
+            name: name_text.into_boxed_slice(),
             keys,
             slots,
             keep_rest,

@@ -51,7 +51,7 @@ pub(super) fn read<'a>(
 
 /// Selects the relay for `name` (`None`: no relay covers it).
 fn select<'a>(relays: &'a Relays<'a>, input: &mut Input<'a>, name: &str) -> Option<()> {
-    let relay = relays.by_name.get(name)?;
+    let relay = relays.get(name)?;
     input.relay = Some(relay);
     input.slots.clear();
     input.slots.resize(relay.slots, None);
