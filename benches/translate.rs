@@ -1,6 +1,7 @@
 //! Translation throughput, one core: `translate/*` is what `switchboard translate` and
 //! the relay do with one wire frame (frame to frame where a relay covers the rule pair),
 //! `general/*` the same through the canonical event (decode → Event → encode),
+//! `encode/*` the encoding alone (what the hub does per delivery: an event to a frame),
 //! `serde_json_baseline/*` serde_json alone (parse the frame to a Value, write it back,
 //! no mapping) and `hand_written/clerk→nexus` a typed serde program written for that one
 //! mapping, the reference the engine is held to. After criterion, a summary measured in
@@ -157,6 +158,23 @@ fn translate(c: &mut Criterion) {
         });
     }
     general.finish();
+
+    // What the hub does per delivery: one canonical event encoded as a target frame.
+    let mut encode = c.benchmark_group("encode");
+    encode.throughput(Throughput::Elements(1));
+    for ((name, tr, frame), (_, to, _)) in cases.iter().zip(CASES) {
+        let (events, dir) = tr.decode(frame.as_bytes()).expect("decodes");
+        let ev = &events[0];
+        let target = reg.dialect(to).expect("dialect");
+        let mut out = Vec::with_capacity(512);
+        encode.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(target.encode_frame(black_box(ev), dir, &mut out)).ok();
+            })
+        });
+    }
+    encode.finish();
 
     let reference = CASES[1].2.as_bytes();
     let mut out = Vec::with_capacity(512);

@@ -6,8 +6,8 @@
 use super::jsontype::JsonType;
 use super::path::Path;
 use super::plan::{
-    DefaultValue, Dialect, Direction, FieldOp, First, Framing, MetaRef, Reach, Rule, Template,
-    ValueMap, WireName,
+    DefaultValue, Dialect, Direction, Emit, FieldOp, First, Framing, MetaRef, Reach, Rule,
+    Template, ValueMap, WireName,
 };
 use super::source::Source;
 use super::spec::{DialectFile, RawFieldFull, RawRule, SpannedTable};
@@ -333,7 +333,7 @@ fn compile_rule(
             trie.add(&f.wire, i as u8);
         }
     }
-    Some(Rule {
+    let mut rule = Rule {
         wire,
         dir,
         canonical,
@@ -353,7 +353,10 @@ fn compile_rule(
         line: src.line(&raw.wire.span()),
         reach,
         note: raw.note.clone(),
-    })
+        emit: None,
+    };
+    rule.emit = Emit::compile(&rule).map(Box::new);
+    Some(rule)
 }
 
 fn compile_reach(src: &mut Source<'_>, vocab: &Vocabulary, raw: &RawRule) -> Option<Reach> {

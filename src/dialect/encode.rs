@@ -73,6 +73,30 @@ impl Dialect {
         dir: Direction,
         out: &mut Vec<u8>,
     ) -> Result<(), TranslateError> {
+        let rule = self.select_encoder(ev, dir)?;
+        if let Some(emit) = &rule.emit
+            && self.carried_for(rule, ev.meta.carried.as_deref()).is_none()
+        {
+            let start = out.len();
+            if emit.write(rule, self.framing, ev, out).is_some() {
+                return Ok(());
+            }
+            out.truncate(start);
+        }
+        self.encode_frame_tree(ev, dir, out)
+    }
+
+    /// [`Dialect::encode_frame`] always through the payload tree: the definition the
+    /// compiled rules are checked against.
+    ///
+    /// # Errors
+    /// As [`Dialect::encode`]; `out` is then left as it was.
+    pub fn encode_frame_tree(
+        &self,
+        ev: &Event,
+        dir: Direction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
         let w = self.encode(ev, dir)?;
         super::framing::write_frame(self.framing, &w.name, w.payload.as_ref(), &ev.meta, out);
         Ok(())

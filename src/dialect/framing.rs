@@ -3,6 +3,7 @@
 //! frames is `read.rs`.
 
 use super::error::TranslateError;
+pub(crate) use super::escape::write_str;
 use super::plan::Framing;
 use crate::event::{EventId, format_iso_millis};
 use serde::Serialize;
@@ -185,10 +186,4 @@ fn write_uuid(out: &mut Vec<u8>, prefix: &str, u: &uuid::Uuid) {
     out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
     out.push(b'"');
-}
-
-/// A JSON string, escaped as serde_json escapes it.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Serialising a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }

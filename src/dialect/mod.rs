@@ -4,13 +4,16 @@
 
 mod compile;
 mod decode;
+mod emit;
 mod encode;
 pub mod error;
+mod escape;
 pub mod external;
 pub mod fidelity;
 mod first;
 mod framing;
 pub mod jsontype;
+mod layout;
 pub mod path;
 pub mod plan;
 mod read;

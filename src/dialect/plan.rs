@@ -3,6 +3,7 @@
 //! event parse nothing.
 
 use super::jsontype::JsonType;
+use super::layout::Layout;
 use super::path::Path;
 use super::vocabulary::Route;
 use serde_json::Value;
@@ -308,6 +309,28 @@ pub struct Rule {
     pub reach: Option<Reach>,
     /// The mapping file's note, for people.
     pub note: Option<String>,
+    /// The rule compiled for writing an event straight to a frame, when it can be.
+    pub(crate) emit: Option<Box<Emit>>,
+}
+
+/// One encoding rule, compiled for writing.
+#[derive(Debug, Clone)]
+pub(crate) struct Emit {
+    // Compiled and written by `emit.rs`.
+    /// The wire name, as a JSON string.
+    pub(crate) name: Box<[u8]>,
+    pub(crate) layout: Layout,
+    /// What is written, in the general encoder's order: fields, constants, selectors.
+    pub(crate) steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// The rule's field rule `op`; absent from the body, its default (by index in the
+    /// rule's defaults) when it has one.
+    Field { op: usize, default: Option<usize> },
+    /// A constant or selector, as JSON text.
+    Const(Box<[u8]>),
 }
 
 /// Whom the hub delivers an event to, for one dialect's connections, beyond the

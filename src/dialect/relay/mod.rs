@@ -15,11 +15,11 @@ mod pass;
 mod read;
 mod scan;
 mod val;
-mod write;
 
 use super::Registry;
 use super::decode::DecodeContext;
 use super::framing::{Name, write_frame_with, write_str};
+use super::layout::{Layout, key_text};
 use super::path::Path;
 use super::plan::{DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, WireName};
 use crate::event::{EventId, Meta, now_millis};
@@ -28,7 +28,6 @@ use keys::Keys;
 use serde_json::Value;
 use smallvec::SmallVec;
 use val::{Val, encode_val};
-use write::Layout;
 
 /// Every relay from one dialect to another, by the source's wire name.
 #[derive(Debug, Clone)]
@@ -55,7 +54,7 @@ pub(crate) struct Relay<'a> {
     keep_rest: bool,
     /// What is written, in the general encoder's order: fields, constants, selectors.
     writes: Vec<Write<'a>>,
-    layout: Layout<'a>,
+    layout: Layout,
     /// The source rule's required canonical fields.
     required: Vec<Source<'a>>,
     /// For a passthrough target: the body's keys the source rule makes, sorted.
@@ -342,7 +341,7 @@ impl<'a> Relay<'a> {
                 if !body.iter().any(|b| b.key == p.head()) {
                     body.push(BodyKey {
                         key: p.head(),
-                        text: write::key_text(p.head()),
+                        text: key_text(p.head()),
                         from: source(src, p, &mut slot_of)?,
                     });
                 }

@@ -7,6 +7,7 @@
 //! general path, which parses it with serde_json. The text has been checked as UTF-8
 //! before, and every cut is at an ASCII byte, so every slice is a `str`.
 
+use super::super::escape::first_special;
 use super::val::Val;
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let start = self.pos;
         let rest = self.bytes().get(start..)?;
-        let len = string_end(rest)?;
+        let len = first_special(rest)?;
         if rest.get(len) != Some(&b'"') {
             return None;
         }
@@ -191,34 +192,6 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The first quote, backslash or control character of `b`: eight bytes at a time, as
-/// words (most strings of a chat event are a few words long, where a vector search's
-/// set-up costs more than it saves).
-fn string_end(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let special = |c: &u8| matches!(c, b'"' | b'\\' | 0..0x20);
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // A byte is flagged when it is zero after the xor (a quote, a backslash) or
-        // below 0x20; the lowest flagged byte is exact (borrows only run upwards).
-        let zero = |y: u64| y.wrapping_sub(ONES) & !y;
-        let flags = (zero(x ^ (ONES * u64::from(b'"')))
-            | zero(x ^ (ONES * u64::from(b'\\')))
-            | (x.wrapping_sub(ONES * 0x20) & !x))
-            & HIGH;
-        if flags != 0 {
-            return Some(at + (flags.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(special).map(|n| at + n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,12 +258,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn string_end_is_the_first_special_byte(b in prop::collection::vec(any::<u8>(), 0..40)) {
-            let slow = b.iter().position(|c| matches!(c, b'"' | b'\\' | 0..0x20));
-            prop_assert_eq!(string_end(&b), slow);
-        }
-
         /// What the relay rests on: what the scanner accepts, serde_json accepts, and
         /// the value written back is what serde_json writes.
         #[test]

@@ -1,42 +1,42 @@
-//! The output payload's layout, fixed when the relay is compiled: every key the target
-//! rule writes (its fields, constants and selectors) in the order the general encoder
-//! inserts them, nested objects included, each key kept as its JSON text; at run time
-//! each key is written with its value when the value is there, as serde_json writes an
-//! object (compact).
+//! A payload's layout, fixed when a rule is compiled (for the relay and for writing an
+//! event straight to a frame): every key an encoding rule writes (its fields, constants
+//! and selectors) in the order the general encoder inserts them, nested objects
+//! included, each key kept as its JSON text; at run time each key is written with its
+//! value when the value is there, as serde_json writes an object (compact).
 
-use super::super::framing::write_str;
-use crate::dialect::path::Path;
+use super::escape::write_str;
+use super::path::Path;
 use smallvec::SmallVec;
 
 /// An object of the output: keys in insertion order.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Layout<'a> {
+pub(crate) struct Layout {
     /// Each key as it is and as `,"key":`.
-    entries: Vec<(&'a str, Box<[u8]>, Slot<'a>)>,
+    entries: Vec<(Box<str>, Box<[u8]>, Slot)>,
     /// The child index the last write inserted under: writes must not come back to an
     /// earlier child, or the order of keys would depend on which values are present.
     last: usize,
 }
 
 #[derive(Debug, Clone)]
-enum Slot<'a> {
+enum Slot {
     /// The value of write `n`.
     Leaf(usize),
-    Obj(Layout<'a>),
+    Obj(Layout),
 }
 
-impl<'a> Layout<'a> {
+impl Layout {
     /// Adds write `n` at `path`; `None` when the path collides with an earlier one or
     /// would make the key order depend on which values are present.
-    pub(super) fn add(mut self, path: &'a Path, n: usize) -> Option<Self> {
-        let segs: Vec<&'a str> = path.segments().collect();
+    pub(crate) fn add(mut self, path: &Path, n: usize) -> Option<Self> {
+        let segs: Vec<&str> = path.segments().collect();
         self.add_in(&segs, n)?;
         Some(self)
     }
 
-    fn add_in(&mut self, segs: &[&'a str], n: usize) -> Option<()> {
+    fn add_in(&mut self, segs: &[&str], n: usize) -> Option<()> {
         let (first, rest) = segs.split_first()?;
-        let i = match self.entries.iter().position(|(k, ..)| k == first) {
+        let i = match self.entries.iter().position(|(k, ..)| **k == **first) {
             Some(i) => i,
             None => {
                 let slot = if rest.is_empty() {
@@ -46,7 +46,8 @@ impl<'a> Layout<'a> {
                 };
                 let mut text = b",".to_vec();
                 text.extend_from_slice(&key_text(first));
-                self.entries.push((first, text.into_boxed_slice(), slot));
+                self.entries
+                    .push((Box::from(*first), text.into_boxed_slice(), slot));
                 self.entries.len() - 1
             }
         };
@@ -65,12 +66,12 @@ impl<'a> Layout<'a> {
     /// nothing written in it yet), each value written by `value` after its key
     /// (`Some(false)`: it has none, and the key is taken back); the top-level keys
     /// written are noted in `top` when asked. `None` when `value` declines.
-    pub(super) fn write(
-        &self,
+    pub(crate) fn write<'l>(
+        &'l self,
         out: &mut Vec<u8>,
         first: &mut bool,
         value: &mut dyn FnMut(usize, &mut Vec<u8>) -> Option<bool>,
-        mut top: Option<&mut SmallVec<[&'a str; 8]>>,
+        mut top: Option<&mut SmallVec<[&'l str; 8]>>,
     ) -> Option<()> {
         for (name, key, slot) in &self.entries {
             let start = out.len();
@@ -105,7 +106,7 @@ impl<'a> Layout<'a> {
 }
 
 /// `"key":` as JSON text.
-pub(super) fn key_text(key: &str) -> Box<[u8]> {
+pub(crate) fn key_text(key: &str) -> Box<[u8]> {
     let mut text = Vec::with_capacity(key.len() + 3);
     write_str(&mut text, key);
     text.push(b':');
@@ -115,7 +116,6 @@ pub(super) fn key_text(key: &str) -> Box<[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::relay::val::Val;
     use serde_json::Value;
 
     fn p(s: &str) -> Path {
@@ -131,12 +131,12 @@ mod tests {
             .and_then(|l| l.add(&c, 2))
             .expect("layout");
         let one = Value::from(1);
-        let vals = [None, Some(Val::Ref(&one)), Some(Val::Ref(&one))];
+        let vals = [None, Some(one.clone()), Some(one)];
         let mut out = b"{".to_vec();
         let (mut first, mut top) = (true, SmallVec::new());
         let mut value = |n: usize, out: &mut Vec<u8>| {
-            let v: Option<Val<'_>> = vals.get(n)?.clone();
-            Some(v.map(|v| v.write(out)).is_some())
+            let v: Option<&Value> = vals.get(n)?.as_ref();
+            Some(v.map(|v| serde_json::to_writer(&mut *out, v)).is_some())
         };
         assert!(
             l.write(&mut out, &mut first, &mut value, Some(&mut top))
@@ -148,6 +148,7 @@ mod tests {
             r#"{"message":{"text":1},"to":1}"#
         );
         assert_eq!(top.as_slice(), ["message", "to"]);
+        drop(top);
         let none: [Option<u8>; 3] = [None, None, None];
         let mut out = b"{".to_vec();
         let mut first = true;
