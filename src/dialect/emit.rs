@@ -1,10 +1,9 @@
 //! An encoding rule compiled for writing: the rule's payload layout fixed once (keys as
 //! JSON text, in the general encoder's order, see `layout.rs`), so that the hub writes
 //! an event straight from its body to a frame's bytes, without assembling a payload
-//! tree. Rules whose output depends on more than the rule and the body (passthrough,
-//! name templates) and events carrying fields to restore keep the tree of `encode.rs`,
-//! which stays the definition; so does any value the general encoder refuses, which it
-//! then words. `tests/it/relay_prop.rs` checks both write the same bytes.
+//! tree. Rules with name templates and events carrying fields to restore keep the tree
+//! of `encode.rs`, which stays the definition; so does any value the general encoder
+//! refuses, which it then words. `tests/it/relay_prop.rs` checks both write the same bytes.
 
 use super::decode::resolve_default;
 use super::escape::write_str;
@@ -13,6 +12,7 @@ use super::layout::Layout;
 use super::plan::{Emit, Framing, Rule, Step, WireName};
 use crate::event::Event;
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 impl Emit {
@@ -22,7 +22,7 @@ impl Emit {
         let WireName::Exact(name) = &rule.wire else {
             return None;
         };
-        if rule.passthrough || !rule.encodes {
+        if !rule.encodes {
             return None;
         }
         let mut layout = Layout::default();
@@ -104,10 +104,40 @@ impl Emit {
         write_frame_with(framing, name, &ev.meta, out, true, |out| {
             out.push(b'{');
             let mut first = true;
-            ok = self.layout.write(out, &mut first, &mut value, None);
+            let mut top: SmallVec<[&str; 8]> = SmallVec::new();
+            let tops = rule.passthrough.then_some(&mut top);
+            ok = self.layout.write(out, &mut first, &mut value, tops);
+            if ok.is_some() && rule.passthrough {
+                passthrough(rule, ev, &mut top, out, first);
+            }
             out.push(b'}');
         });
         ok
+    }
+}
+
+/// A passthrough rule's own keys, after its fields: the body's keys no field of the
+/// rule maps (in the body's order), then the fields another dialect's rule carried
+/// (Chat Service's `participants`), each unless a key of that name was written.
+fn passthrough<'e>(
+    rule: &Rule,
+    ev: &'e Event,
+    written: &mut SmallVec<[&'e str; 8]>,
+    out: &mut Vec<u8>,
+    mut first: bool,
+) {
+    let passes = |k: &str| !rule.canon_heads.iter().any(|h| **h == *k);
+    let carried = ev.meta.carried.as_deref().map(|c| &c.fields);
+    for (k, v) in ev.body.iter().chain(carried.into_iter().flatten()) {
+        if passes(k) && !written.contains(&k.as_str()) {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            write_value(out, v);
+            written.push(k);
+        }
     }
 }
 
