@@ -73,17 +73,33 @@ impl Dialect {
         dir: Direction,
         out: &mut Vec<u8>,
     ) -> Result<(), TranslateError> {
+        self.encode_frame_named(ev, dir, out).map(drop)
+    }
+
+    /// [`Dialect::encode_frame`], giving the wire name written: through the rule
+    /// compiled for writing when it has one (see `emit.rs`), else the payload tree.
+    ///
+    /// # Errors
+    /// As [`Dialect::encode`]; `out` is then left as it was.
+    pub fn encode_frame_named<'a>(
+        &'a self,
+        ev: &'a Event,
+        dir: Direction,
+        out: &mut Vec<u8>,
+    ) -> Result<Cow<'a, str>, TranslateError> {
         let rule = self.select_encoder(ev, dir)?;
         if let Some(emit) = &rule.emit
             && self.carried_for(rule, ev.meta.carried.as_deref()).is_none()
         {
             let start = out.len();
             if emit.write(rule, self.framing, ev, out).is_some() {
-                return Ok(());
+                return Ok(Cow::Borrowed(rule.wire.pattern()));
             }
             out.truncate(start);
         }
-        self.encode_frame_tree(ev, dir, out)
+        let w = self.encode(ev, dir)?;
+        super::framing::write_frame(self.framing, &w.name, w.payload.as_ref(), &ev.meta, out);
+        Ok(w.name)
     }
 
     /// [`Dialect::encode_frame`] always through the payload tree: the definition the

@@ -41,8 +41,9 @@ impl HubState {
             .ok_or_else(|| TranslateError::UnknownDialect(dialect.to_string()))?;
         Ok(match transport {
             Transport::Socketio => {
-                let enc = d.encode(ev, Direction::Down)?;
-                OutFrame::socketio_at(&enc.name, enc.payload.map(|t| t.into_value()), offset)
+                let mut frame = Vec::with_capacity(256);
+                let name = d.encode_frame_named(ev, Direction::Down, &mut frame)?;
+                OutFrame::socketio_at(&name, frame, offset)
             }
             Transport::Websocket => {
                 let mut buf = Vec::with_capacity(256);

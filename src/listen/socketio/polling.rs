@@ -177,7 +177,7 @@ struct SocketOutlet(SocketRef);
 
 impl Outlet for SocketOutlet {
     fn send(&self, frame: &OutFrame) -> Result<(), SendFailure> {
-        let r = match &frame.payload {
+        let r = match &frame.payload() {
             Some(p) => self.0.emit(&*frame.name, &**p),
             None => self.0.emit(&*frame.name, &()),
         };
@@ -262,7 +262,7 @@ async fn on_connect(
                 &refusal,
                 ip.map(|ip| (ip, said)),
             ) {
-                let _ = match &f.payload {
+                let _ = match &f.payload() {
                     Some(p) => socket.emit(&*f.name, &**p),
                     None => socket.emit(&*f.name, &()),
                 };
