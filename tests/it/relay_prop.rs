@@ -16,6 +16,8 @@ use switchboard::dialect::{Direction, Framing};
 
 use crate::common::{DIALECTS, examples, registry};
 
+include!("../../benches/shared/cases.rs");
+
 /// Both paths on one frame, with the same random ids.
 fn both(from: &str, to: &str, dir: Option<Direction>, frame: &[u8]) -> (String, String, bool) {
     let reg = registry();
@@ -134,39 +136,7 @@ fn every_example_into_every_dialect_is_the_general_paths_bytes() {
 #[test]
 fn the_benchmarked_events_take_the_relay() {
     let reg = registry();
-    let cases = [
-        (
-            "nexus",
-            "clerk",
-            r#"{"event":"SEND_MSG","traceId":"7b0c1f7e-4a55-4a0e-9d8a-0b1b5b1f1a01","data":{"roomId":"r","type":"TEXT","contentText":"Hello","clientRef":"c"}}"#,
-        ),
-        (
-            "clerk",
-            "nexus",
-            r#"["message:send",{"content":"Hello","channelId":"channel-123","tempId":"temp-123"}]"#,
-        ),
-        (
-            "phase10",
-            "salala",
-            r#"["messages:new",{"conversationId":"conv-42","message":{"id":"m_1","content":"Ship it","createdAt":"2025-03-01T09:00:00.000Z","status":"sent"},"senderId":"usr_1","recipients":["usr_1","usr_2"]}]"#,
-        ),
-        (
-            "salala",
-            "chat-service",
-            r#"["sendMessage",{"conversationId":"c-1","content":"hey","replyToId":"m-0"}]"#,
-        ),
-        (
-            "chat-service",
-            "webhook",
-            r#"["message:new",{"id":"msg_1","conversationId":"conv_1","senderId":"ext_42","content":"Hi all","attachments":[],"replyTo":null,"createdAt":"2024-01-15T10:30:00.000Z"}]"#,
-        ),
-        (
-            "webhook",
-            "nexus",
-            r#"{"id":"evt_abc123","type":"message.created","timestamp":"2024-01-15T10:30:00.000Z","data":{"messageId":"msg_1","conversationId":"conv_1","senderId":"ext_42","content":"Hi all","createdAt":"2024-01-15T10:30:00.000Z"}}"#,
-        ),
-    ];
-    for (from, to, frame) in cases {
+    for (from, to, frame) in CASES {
         let tr = Translator::new(
             reg,
             Side::named(reg, from).expect("dialect"),
