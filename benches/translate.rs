@@ -3,7 +3,7 @@
 //! `general/*` the same through the canonical event (decode → Event → encode),
 //! `encode/*` the encoding alone (what the hub does per delivery: an event to a frame),
 //! `serde_json_baseline/*` serde_json alone (parse the frame to a Value, write it back,
-//! no mapping) and `hand_written/clerk→nexus` a typed serde program written for that one
+//! no mapping), `sonic_rs_baseline/*` the same with sonic-rs's DOM and `hand_written/clerk→nexus` a typed serde program written for that one
 //! mapping, the reference the engine is held to. After criterion, a summary measured in
 //! alternating rounds prints each case's median and events/s against the goal (2 M/s)
 //! and the engine's ratio to the hand-written program (goal 1.5×).
@@ -173,6 +173,24 @@ fn translate(c: &mut Criterion) {
         });
     }
     base.finish();
+
+    // The DOM of a crate built for speed (issue 26 asked to measure one): sonic-rs
+    // parsing the same frames into its `Value` and writing them back.
+    let mut sonic = c.benchmark_group("sonic_rs_baseline");
+    sonic.throughput(Throughput::Elements(1));
+    for (from, _, frame) in CASES {
+        let mut out = Vec::with_capacity(512);
+        sonic.bench_function(from, |b| {
+            b.iter(|| {
+                out.clear();
+                let v: sonic_rs::Value =
+                    sonic_rs::from_slice(black_box(frame.as_bytes())).expect("json");
+                sonic_rs::to_writer(&mut out, &v).ok();
+                black_box(&out);
+            })
+        });
+    }
+    sonic.finish();
 }
 
 /// Median nanoseconds per call of each function, measured in alternating rounds so that
