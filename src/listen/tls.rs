@@ -18,8 +18,8 @@ const PLAINTEXT_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text
 enum Failed {
     /// Closed before its first byte (a port probe): not counted.
     Closed,
-    /// Not TLS.
-    Plaintext,
+    /// Not TLS: the connection, to be answered.
+    Plaintext(TcpStream),
     /// TLS refused (no common version or cipher, an untrusted client certificate, …).
     Tls(std::io::Error),
 }
@@ -27,7 +27,7 @@ enum Failed {
 /// The TLS session of `stream`, or `None` (the connection is then closed, and the
 /// failure counted and logged at debug).
 pub(crate) async fn accept(
-    mut stream: TcpStream,
+    stream: TcpStream,
     tls: &ServerTls,
     metrics: &Metrics,
     port: u16,
@@ -40,9 +40,7 @@ pub(crate) async fn accept(
             Ok(_) => {}
         }
         if first[0] != HANDSHAKE_RECORD {
-            let _ = stream.write_all(PLAINTEXT_ANSWER).await;
-            let _ = stream.shutdown().await;
-            return Err(Failed::Plaintext);
+            return Err(Failed::Plaintext(stream));
         }
         ServerSession::accept(stream, tls.config())
             .await
@@ -54,7 +52,18 @@ pub(crate) async fn accept(
             return Some(s);
         }
         Ok(Err(Failed::Closed)) => return None,
-        Ok(Err(Failed::Plaintext)) => "plaintext",
+        Ok(Err(Failed::Plaintext(mut stream))) => {
+            // Counted before the answer, so that whoever reads the answer sees the count;
+            // the answer has the handshake's time again, at most.
+            metrics.tls_handshake(port, "plaintext");
+            tracing::debug!(%peer, port, "plain text on a TLS port: answered and closed");
+            let answer = async {
+                let _ = stream.write_all(PLAINTEXT_ANSWER).await;
+                let _ = stream.shutdown().await;
+            };
+            let _ = tokio::time::timeout(tls.handshake_timeout(), answer).await;
+            return None;
+        }
         Ok(Err(Failed::Tls(e))) => {
             tracing::debug!(%peer, port, error = %e, "TLS handshake failed");
             "failed"
