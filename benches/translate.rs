@@ -158,39 +158,33 @@ fn translate(c: &mut Criterion) {
         });
 
     // Reference: serde_json alone (parse to a Value, write it back), no mapping.
-    let mut base = c.benchmark_group("serde_json_baseline");
-    base.throughput(Throughput::Elements(1));
-    for (from, _, frame) in CASES {
-        let mut out = Vec::with_capacity(512);
-        base.bench_function(from, |b| {
-            b.iter(|| {
-                out.clear();
-                let v: serde_json::Value =
-                    serde_json::from_slice(black_box(frame.as_bytes())).expect("json");
-                serde_json::to_writer(&mut out, &v).ok();
-                black_box(&out);
-            })
-        });
-    }
-    base.finish();
-
+    baseline(c, "serde_json_baseline", |frame, out| {
+        let v: serde_json::Value = serde_json::from_slice(frame).expect("json");
+        serde_json::to_writer(out, &v).ok();
+    });
     // The DOM of a crate built for speed (issue 26 asked to measure one): sonic-rs
     // parsing the same frames into its `Value` and writing them back.
-    let mut sonic = c.benchmark_group("sonic_rs_baseline");
-    sonic.throughput(Throughput::Elements(1));
+    baseline(c, "sonic_rs_baseline", |frame, out| {
+        let v: sonic_rs::Value = sonic_rs::from_slice(frame).expect("json");
+        sonic_rs::to_writer(out, &v).ok();
+    });
+}
+
+/// A JSON library alone on the six frames: `parse_write` parses one and writes it back.
+fn baseline(c: &mut Criterion, group: &str, parse_write: impl Fn(&[u8], &mut Vec<u8>)) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
     for (from, _, frame) in CASES {
         let mut out = Vec::with_capacity(512);
-        sonic.bench_function(from, |b| {
+        g.bench_function(from, |b| {
             b.iter(|| {
                 out.clear();
-                let v: sonic_rs::Value =
-                    sonic_rs::from_slice(black_box(frame.as_bytes())).expect("json");
-                sonic_rs::to_writer(&mut out, &v).ok();
+                parse_write(black_box(frame.as_bytes()), &mut out);
                 black_box(&out);
             })
         });
     }
-    sonic.finish();
+    g.finish();
 }
 
 /// Median nanoseconds per call of each function, measured in alternating rounds so that

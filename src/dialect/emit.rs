@@ -6,6 +6,7 @@
 //! refuses, which it then words. `tests/it/relay_prop.rs` checks both write the same bytes.
 
 use super::decode::resolve_default;
+use super::encode::wire_value;
 use super::escape::write_str;
 use super::framing::{Name, write_frame_with};
 use super::layout::Layout;
@@ -75,27 +76,10 @@ impl Emit {
                     }
                 }
             };
-            let v = match &op.values {
-                Some(map) => match map.to_wire(&v) {
-                    Some(w) => Cow::Borrowed(w),
-                    None if map.others_pass => v,
-                    None => return None,
-                },
-                None => v,
-            };
-            let v = match &op.first {
-                Some(first) => match first.pick(v) {
-                    Some(v) => v,
-                    None => return Some(false),
-                },
-                None => v,
-            };
-            if op.split {
-                out.push(b'[');
-                write_value(out, &v);
-                out.push(b']');
-            } else {
-                write_value(out, &v);
+            match wire_value(op, v) {
+                Ok(Some(v)) => write_value(out, &v),
+                Ok(None) => return Some(false),
+                Err(_) => return None,
             }
             Some(true)
         };

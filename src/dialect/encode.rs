@@ -6,7 +6,7 @@
 
 use super::decode::{resolve_default, short};
 use super::error::TranslateError;
-use super::plan::{Dialect, Direction, Rule, WireName};
+use super::plan::{Dialect, Direction, FieldOp, Rule, WireName};
 use super::tree::Tree;
 use crate::event::{Event, Meta, UnmappedFields};
 use serde_json::{Map, Value};
@@ -178,32 +178,21 @@ impl Dialect {
                     }
                 }
             };
-            let v = match &op.values {
-                Some(map) => match map.to_wire(&v) {
-                    Some(w) => Cow::Borrowed(w),
-                    None if map.others_pass => v,
-                    None => {
-                        return Err(TranslateError::BadValue {
-                            event: canonical.to_string(),
-                            field: op.canon.to_string(),
-                            value: short(&v),
-                            expected: map.canon_values(),
-                        });
-                    }
-                },
-                None => v,
-            };
-            let v = match &op.first {
-                Some(first) => match first.pick(v) {
-                    Some(v) => v,
-                    None => continue,
-                },
-                None => v,
-            };
-            let v = if op.split {
-                Cow::Owned(Value::Array(vec![v.into_owned()]))
-            } else {
-                v
+            let v = match wire_value(op, v) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(v) => {
+                    return Err(TranslateError::BadValue {
+                        event: canonical.to_string(),
+                        field: op.canon.to_string(),
+                        value: short(&v),
+                        expected: op
+                            .values
+                            .as_ref()
+                            .map(|m| m.canon_values())
+                            .unwrap_or_default(),
+                    });
+                }
             };
             payload.insert(&op.wire, v);
         }
@@ -301,4 +290,33 @@ impl Dialect {
             because,
         })
     }
+}
+
+/// A canonical value as field rule `op` writes it on the wire: through its value map,
+/// its `first` (`Ok(None)`: an empty list, nothing written) and its `split`; `Err` with
+/// the value when the map neither lists it nor lets others pass.
+pub(crate) fn wire_value<'a>(
+    op: &'a FieldOp,
+    v: Cow<'a, Value>,
+) -> Result<Option<Cow<'a, Value>>, Cow<'a, Value>> {
+    let v = match &op.values {
+        Some(map) => match map.to_wire(&v) {
+            Some(w) => Cow::Borrowed(w),
+            None if map.others_pass => v,
+            None => return Err(v),
+        },
+        None => v,
+    };
+    let v = match &op.first {
+        Some(first) => match first.pick(v) {
+            Some(v) => v,
+            None => return Ok(None),
+        },
+        None => v,
+    };
+    Ok(Some(if op.split {
+        Cow::Owned(Value::Array(vec![v.into_owned()]))
+    } else {
+        v
+    }))
 }

@@ -43,6 +43,16 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// The length of `s` written as a JSON string, quotes included.
+pub(crate) fn json_len(s: &str) -> usize {
+    if first_special(s.as_bytes()).is_none() {
+        return s.len() + 2;
+    }
+    let mut text = Vec::with_capacity(s.len() + 8);
+    write_str(&mut text, s);
+    text.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +70,7 @@ mod tests {
         fn strings_are_written_as_serde_json_writes_them(s in any::<String>()) {
             let mut out = Vec::new();
             write_str(&mut out, &s);
+            prop_assert_eq!(json_len(&s), out.len());
             prop_assert_eq!(out, serde_json::to_vec(&s).unwrap_or_default());
         }
     }

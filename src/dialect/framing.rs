@@ -3,7 +3,7 @@
 //! frames is `read.rs`.
 
 use super::error::TranslateError;
-pub(crate) use super::escape::write_str;
+use super::escape::write_str;
 use super::plan::Framing;
 use crate::event::{EventId, format_iso_millis};
 use serde::Serialize;

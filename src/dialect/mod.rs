@@ -28,7 +28,7 @@ pub mod vocabulary;
 pub use decode::{DecodeContext, Decoded};
 pub use encode::WireEventRef;
 pub use error::{LoadError, LoadErrors, TranslateError};
-pub(crate) use escape::write_str;
+pub(crate) use escape::{json_len, write_str};
 pub use framing::{WireEvent, write_frame};
 pub use plan::{Dialect, Direction, Framing};
 pub use read::parse_frame;

@@ -546,10 +546,10 @@ impl<'de, 'd> Visitor<'de> for ObjectFrame<'d, '_> {
 }
 
 /// An object key, borrowed from the input when it has no escapes.
-pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
+struct Key<'de>(Cow<'de, str>);
 
 /// A Socket.IO event name (the array's first item), borrowed when it has no escapes.
-pub(super) struct EventName<'de>(pub(super) Cow<'de, str>);
+struct EventName<'de>(Cow<'de, str>);
 
 /// Reads a string, borrowed when possible; `expecting` words the error for anything else.
 struct StrVisitor(&'static str);

@@ -4,7 +4,7 @@
 //! connection, a long-polling socket; an in-memory one in tests).
 
 use crate::bus::Offset;
-use crate::dialect::write_str;
+use crate::dialect::{json_len, write_str};
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
@@ -35,10 +35,8 @@ impl OutFrame {
         let mut text = Vec::with_capacity(frame.len() + 40);
         text.extend_from_slice(b"42");
         text.extend_from_slice(&frame);
-        let mut alone = vec![b'['];
-        write_str(&mut alone, name);
-        alone.push(b']');
-        let no_payload = frame == alone;
+        // `["name"]` alone: a frame with a payload is longer than the name's text.
+        let no_payload = frame.len() == json_len(name) + 2;
         if let Some(o) = offset
             && text.last() == Some(&b']')
         {

@@ -18,7 +18,8 @@ mod val;
 
 use super::Registry;
 use super::decode::DecodeContext;
-use super::framing::{Name, write_frame_with, write_str};
+use super::escape::write_str;
+use super::framing::{Name, write_frame_with};
 use super::layout::{Layout, key_text};
 use super::path::Path;
 use super::plan::{DefaultValue, Dialect, Direction, FieldOp, Framing, MetaRef, Rule, WireName};

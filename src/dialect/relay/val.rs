@@ -5,6 +5,7 @@
 //! value (an array or object parsed by serde_json, a value a rule made). Nearly every
 //! field of a chat event is one of the first kinds, neither copied nor allocated.
 
+use super::super::encode::wire_value;
 use super::super::jsontype::JsonType;
 use super::super::plan::FieldOp;
 use serde_json::Value;
@@ -122,27 +123,10 @@ pub(super) fn decode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Val<'a>> {
 
 /// A canonical value encoded as the general encoder does; `Some(None)`: not written.
 pub(super) fn encode_val<'a>(op: &'a FieldOp, v: Val<'a>) -> Option<Option<Val<'a>>> {
-    let v = match &op.values {
-        Some(map) => {
-            let x = v.into_value();
-            match map.to_wire(&x) {
-                Some(w) => Val::Ref(w),
-                None if map.others_pass => Val::owned(x),
-                None => return None,
-            }
-        }
-        None => v,
-    };
-    let v = match &op.first {
-        Some(first) => match first.pick(Cow::Owned(v.into_value())) {
-            Some(x) => Val::owned(x.into_owned()),
-            None => return Some(None),
-        },
-        None => v,
-    };
-    Some(Some(if op.split {
-        Val::owned(Value::Array(vec![v.into_value()]))
-    } else {
-        v
-    }))
+    match wire_value(op, Cow::Owned(v.into_value())) {
+        Ok(Some(Cow::Borrowed(w))) => Some(Some(Val::Ref(w))),
+        Ok(Some(Cow::Owned(x))) => Some(Some(Val::owned(x))),
+        Ok(None) => Some(None),
+        Err(_) => None,
+    }
 }
