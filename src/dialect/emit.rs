@@ -76,6 +76,11 @@ impl Emit {
                     }
                 }
             };
+            if op.values.is_none() && op.first.is_none() && !op.split {
+                // Most fields: written as they are, nothing to map.
+                write_value(out, &v);
+                return Some(true);
+            }
             match wire_value(op, v) {
                 Ok(Some(v)) => write_value(out, &v),
                 Ok(None) => return Some(false),

@@ -295,6 +295,7 @@ impl Dialect {
 /// A canonical value as field rule `op` writes it on the wire: through its value map,
 /// its `first` (`Ok(None)`: an empty list, nothing written) and its `split`; `Err` with
 /// the value when the map neither lists it nor lets others pass.
+#[inline]
 pub(crate) fn wire_value<'a>(
     op: &'a FieldOp,
     v: Cow<'a, Value>,
