@@ -6,6 +6,7 @@
 //! field of a chat event is one of the first kinds, neither copied nor allocated.
 
 use super::super::encode::wire_value;
+use super::super::escape::write_str;
 use super::super::jsontype::JsonType;
 use super::super::plan::FieldOp;
 use serde_json::Value;
@@ -96,6 +97,7 @@ impl<'a> Val<'a> {
             Val::True => out.extend_from_slice(b"true"),
             Val::False => out.extend_from_slice(b"false"),
             Val::Null => out.extend_from_slice(b"null"),
+            Val::Ref(Value::String(s)) => write_str(out, s),
             Val::Ref(v) => drop(serde_json::to_writer(&mut *out, v)),
             Val::Owned(v) => drop(serde_json::to_writer(&mut *out, &**v)),
         }
